@@ -1,0 +1,19 @@
+"""minibert: BERT's forward pass in NumPy, on real checkpoints, matching transformers."""
+
+from .config import BertConfig
+from .errors import CheckpointError, ConfigError, InputError, MinibertError
+from .model import BertModel, BertModelOutput
+from .tokenizer import Tokenizer
+from .trace import Trace
+
+__all__ = [
+    "BertConfig",
+    "BertModel",
+    "BertModelOutput",
+    "CheckpointError",
+    "ConfigError",
+    "InputError",
+    "MinibertError",
+    "Tokenizer",
+    "Trace",
+]

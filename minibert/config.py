@@ -1,0 +1,113 @@
+"""BertConfig: the hyper-parameters in a checkpoint's config.json, with transformers' defaults and names."""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .functional import ACT2FN
+
+
+@dataclass
+class BertConfig:
+    """The fields of transformers' BertConfig that shape the forward pass; the defaults are bert-base-uncased's."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    is_decoder: bool = False
+    add_cross_attention: bool = False
+    # Everything else config.json holds (dropout rates, id2label, architectures, ...), kept for the heads.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def attention_head_size(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "BertConfig":
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a JSON object, found {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        model_type = values.get("model_type", "bert")
+        if model_type != "bert":
+            raise ConfigError(
+                f"{source}: model_type is {model_type!r}; minibert implements BERT only ('bert'). "
+                "Other architectures (RoBERTa's position offsets, DistilBERT's layout, ...) would give wrong numbers."
+            )
+        kwargs = {k: v for k, v in values.items() if k in known}
+        extra = {k: v for k, v in values.items() if k not in known}
+        try:
+            return cls(**kwargs, extra=extra)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> "BertConfig":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{path}: no such file; a model directory needs the config.json its weights were saved with"
+            ) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot be read ({error})") from None
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+            ) from None
+        return cls.from_dict(values, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        return {**self.extra, "model_type": "bert", **values}
+
+    def validate(self) -> None:
+        """Refuse any config this implementation would compute wrongly, naming the field and the fix."""
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"field {name!r} must be an integer, found {value!r} ({type(value).__name__})")
+            if value < 1:
+                raise ConfigError(f"field {name!r} must be at least 1, found {value}")
+        if isinstance(self.layer_norm_eps, bool) or not isinstance(self.layer_norm_eps, int | float):
+            raise ConfigError(f"field 'layer_norm_eps' must be a number, found {self.layer_norm_eps!r}")
+        if not self.layer_norm_eps > 0:
+            raise ConfigError(f"field 'layer_norm_eps' must be positive, found {self.layer_norm_eps}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
+                f"({self.num_attention_heads}); each head gets hidden_size / num_attention_heads dimensions"
+            )
+        if self.hidden_act not in ACT2FN:
+            raise ConfigError(
+                f"hidden_act {self.hidden_act!r} is not supported; supported: {', '.join(sorted(ACT2FN))}"
+            )
+        if self.position_embedding_type != "absolute":
+            raise ConfigError(
+                f"position_embedding_type {self.position_embedding_type!r} is not supported; minibert implements "
+                "BERT's learned absolute position embeddings ('absolute') only"
+            )
+        for name in ("is_decoder", "add_cross_attention"):
+            if getattr(self, name) is not False:
+                raise ConfigError(
+                    f"{name} is {getattr(self, name)!r}; minibert runs BERT as a bidirectional encoder only. "
+                    f"Set {name} to false if the checkpoint was trained as an encoder"
+                )

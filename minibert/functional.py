@@ -1,0 +1,178 @@
+"""The math of BERT as pure NumPy functions: no state, no files, one dtype in and the same dtype out.
+
+Every function computes in the dtype of its input. Python float constants are "weak" under NumPy 2's
+promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothing here upcasts.
+"""
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------------------------------
+# erf. NumPy has none and SciPy is not a dependency, so this is the classic rational-approximation scheme of
+# Sun's fdlibm `s_erf.c` (the one glibc, musl and FreeBSD ship), evaluated on whole arrays. The coefficients
+# below are fdlibm's, which carries this notice:
+#   Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved. Developed at SunPro, a Sun Microsystems,
+#   Inc. business. Permission to use, copy, modify, and distribute this software is freely granted, provided
+#   that this notice is preserved.
+# fdlibm bounds each approximation's error below 2**-57; tests/test_functional.py checks the result against
+# math.erf on a dense grid over the whole real line (float64) and against float64 rounded to float32.
+
+# |x| < 0.84375: erf(x) = x + x * P(x^2) / Q(x^2)
+_P_SMALL = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+            -5.77027029648944159157e-03, -2.37630166566501626084e-05)  # fmt: skip
+_Q_SMALL = (1.0, 3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
+            1.32494738004321644526e-04, -3.96022827877536812320e-06)  # fmt: skip
+# 0.84375 <= |x| < 1.25: erf(|x|) = c + P(s) / Q(s) with s = |x| - 1, c = erf(1) rounded to 24 bits
+_ERF_1 = 8.45062911510467529297e-01
+_P_MID = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+          3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+          -2.16637559486879084300e-03)  # fmt: skip
+_Q_MID = (1.0, 1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
+          1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02)  # fmt: skip
+# 1.25 <= |x| < 1/0.35: erfc(|x|) = exp(-x^2 - 0.5625 + R(z) / S(z)) / |x| with z = 1 / x^2
+_R_TAIL1 = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e01,
+            -6.23753324503260060396e01, -1.62396669462573470355e02, -1.84605092906711035994e02,
+            -8.12874355063065934246e01, -9.81432934416914548592e00)  # fmt: skip
+_S_TAIL1 = (1.0, 1.96512716674392571292e01, 1.37657754143519042600e02, 4.34565877475229228821e02,
+            6.45387271733267880336e02, 4.29008140027567833386e02, 1.08635005541779435134e02,
+            6.57024977031928170135e00, -6.04244152148580987438e-02)  # fmt: skip
+# 1/0.35 <= |x| < 6: the same form with other coefficients. From 6 on, erf(x) rounds to +-1 in float64.
+_R_TAIL2 = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e01,
+            -1.60636384855821916062e02, -6.37566443368389627722e02, -1.02509513161107724954e03,
+            -4.83519191608651397019e02)  # fmt: skip
+_S_TAIL2 = (1.0, 3.03380607434824582924e01, 3.25792512996573918826e02, 1.53672958608443695994e03,
+            3.19985821950859553908e03, 2.55305040643316442583e03, 4.74528541206955367215e02,
+            -2.24409524465858183362e01)  # fmt: skip
+
+
+def _polyval(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
+    """c0 + c1 x + c2 x^2 + ... by Horner's rule, in the dtype of x."""
+    result = np.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result *= x
+        result += c
+    return result
+
+
+def _high_part(x: np.ndarray) -> np.ndarray:
+    """x with the low half of its significand cleared, so that hi * hi is exact (fdlibm's SET_LOW_WORD)."""
+    if x.dtype == np.float64:
+        return (x.view(np.uint64) & np.uint64(0xFFFFFFFF00000000)).view(np.float64)
+    return (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+def _erfc_tail(ax: np.ndarray, r: tuple[float, ...], s: tuple[float, ...]) -> np.ndarray:
+    """erfc(|x|) for |x| >= 1.25: exp(-x^2 - 0.5625 + R/S) / |x|, with x^2 split so its rounding error stays out."""
+    z = 1.0 / (ax * ax)
+    hi = _high_part(ax)
+    # -x^2 = -hi^2 + (hi - x)(hi + x), and hi^2 is exact, so exp sees no rounding error of x^2.
+    return np.exp(-hi * hi - 0.5625) * np.exp((hi - ax) * (hi + ax) + _polyval(r, z) / _polyval(s, z)) / ax
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, elementwise, in the dtype of x."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"erf: expected a float32 or float64 array, got {x.dtype}")
+    ax = np.abs(x)
+    out = np.array(x, copy=True)  # NaN stays NaN; every other element is overwritten below
+    small = ax < 0.84375
+    mid = (ax >= 0.84375) & (ax < 1.25)
+    tail1 = (ax >= 1.25) & (ax < 1 / 0.35)
+    tail2 = (ax >= 1 / 0.35) & (ax < 6.0)
+    huge = ax >= 6.0  # +-inf included
+
+    xs = x[small]
+    zs = xs * xs
+    out[small] = xs + xs * (_polyval(_P_SMALL, zs) / _polyval(_Q_SMALL, zs))
+    xm, sm = x[mid], ax[mid] - 1.0
+    out[mid] = np.copysign(_ERF_1 + _polyval(_P_MID, sm) / _polyval(_Q_MID, sm), xm)
+    for where, r, s in ((tail1, _R_TAIL1, _S_TAIL1), (tail2, _R_TAIL2, _S_TAIL2)):
+        out[where] = np.copysign(1.0 - _erfc_tail(ax[where], r, s), x[where])
+    out[huge] = np.copysign(1.0, x[huge])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Activations, chosen by config.hidden_act. Each mirrors the transformers function of the same name
+# (transformers/activations.py) in the order of its floating-point operations.
+_SQRT_1_2 = 0.7071067811865476  # 1 / sqrt(2)
+_SQRT_2_PI = 0.7978845608028654  # sqrt(2 / pi)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): what BERT's checkpoints were trained with."""
+    return x * 0.5 * (1.0 + erf(x * _SQRT_1_2))
+
+
+def gelu_new(x: np.ndarray) -> np.ndarray:
+    """GELU's tanh approximation, x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) (Google BERT's, GPT-2's)."""
+    return 0.5 * x * (1.0 + np.tanh(_SQRT_2_PI * (x + 0.044715 * x**3)))
+
+
+def gelu_fast(x: np.ndarray) -> np.ndarray:
+    """The tanh approximation written as transformers' FastGELUActivation writes it."""
+    return 0.5 * x * (1.0 + np.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def quick_gelu(x: np.ndarray) -> np.ndarray:
+    """x * sigmoid(1.702 x)."""
+    return x * sigmoid(1.702 * x)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), written so that large |x| neither overflows nor loses precision."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """x * sigmoid(x), also called swish."""
+    return x * sigmoid(x)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """max(x, 0)."""
+    return np.maximum(x, 0.0)
+
+
+ACT2FN = {
+    "gelu": gelu,
+    "gelu_python": gelu,
+    "gelu_new": gelu_new,
+    "gelu_pytorch_tanh": gelu_new,
+    "gelu_python_tanh": gelu_new,
+    "gelu_fast": gelu_fast,
+    "quick_gelu": quick_gelu,
+    "relu": relu,
+    "silu": silu,
+    "swish": silu,
+    "tanh": np.tanh,
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The building blocks of every layer.
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x Wᵀ + b, with W in the checkpoint's [out, in] layout. [..., in] -> [..., out]"""
+    # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
+    # `weight.T` is a view that BLAS reads transposed, not a copy.
+    out = x.reshape(-1, x.shape[-1]) @ weight.T  # [n, in] @ [in, out] -> [n, out]
+    out += bias
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance, as torch)."""
+    mean = x.mean(axis=-1, keepdims=True)  # [..., 1]
+    centered = x - mean
+    variance = np.mean(centered * centered, axis=-1, keepdims=True)  # [..., 1]
+    return centered / np.sqrt(variance + eps) * weight + bias
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)) along `axis`; subtracting the max keeps exp from overflowing."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e

@@ -1,0 +1,94 @@
+"""Checking the arguments of a forward pass at the public boundary, so the model code can trust its arrays.
+
+Every refusal is an InputError that names the argument, what was expected, what was found, and the fix.
+"""
+
+import numpy as np
+
+from .config import BertConfig
+from .errors import InputError
+
+
+def _as_integer_array(name: str, value, fix: str) -> np.ndarray:
+    """`value` as a NumPy integer array, or an InputError that says why it cannot be one."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise InputError(f"{name} is ragged (rows of different lengths); pad the rows to one length, {fix}") from None
+    if array.dtype == bool or array.dtype.kind not in "iu":
+        raise InputError(f"{name} must hold integers, found dtype {array.dtype}; {fix}")
+    return array
+
+
+def _check_range(name: str, array: np.ndarray, upper: int, field: str) -> None:
+    if array.size and (array.min() < 0 or array.max() >= upper):
+        bad = array[(array < 0) | (array >= upper)]
+        raise InputError(
+            f"{name} holds {bad.size} value(s) outside [0, {upper}) (e.g. {bad.flat[0]}); "
+            f"the config's {field} is {upper}. Were these ids made by another model's tokenizer?"
+        )
+
+
+def _check_same_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
+    if array.shape != shape:
+        raise InputError(f"{name} has shape {array.shape} but input_ids has shape {shape}; they must match")
+
+
+def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_ids=None, position_ids=None):
+    """Validate and complete the inputs of a forward pass. Returns int64/bool arrays (ids, mask, types, positions)."""
+    input_ids = _as_integer_array("input_ids", input_ids, "e.g. from minibert.Tokenizer(texts)['input_ids']")
+    if input_ids.ndim != 2:
+        hint = "; for one sequence use input_ids[None, :]" if input_ids.ndim == 1 else ""
+        raise InputError(f"input_ids must be 2-D [batch, sequence], found shape {input_ids.shape}{hint}")
+    batch_size, seq_length = input_ids.shape
+    if batch_size == 0 or seq_length == 0:
+        raise InputError(f"input_ids is empty (shape {input_ids.shape}); give at least one sequence of one token")
+    _check_range("input_ids", input_ids, config.vocab_size, "vocab_size")
+
+    if attention_mask is None:
+        attention_mask = np.ones_like(input_ids, dtype=bool)
+    else:
+        try:
+            attention_mask = np.asarray(attention_mask)
+        except ValueError:
+            raise InputError("attention_mask is ragged; it must have the shape of input_ids") from None
+        _check_same_shape("attention_mask", attention_mask, input_ids.shape)
+        if attention_mask.dtype.kind not in "biuf" or not np.isin(attention_mask, (0, 1)).all():
+            raise InputError(
+                "attention_mask must hold only 0 (padding) and 1 (token), found "
+                f"{np.unique(attention_mask)[:5]} of dtype {attention_mask.dtype}"
+            )
+        attention_mask = attention_mask.astype(bool)
+
+    if token_type_ids is None:
+        token_type_ids = np.zeros_like(input_ids, dtype=np.int64)
+    else:
+        token_type_ids = _as_integer_array(
+            "token_type_ids", token_type_ids, "0 for the first segment, 1 for the second"
+        )
+        _check_same_shape("token_type_ids", token_type_ids, input_ids.shape)
+        _check_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+
+    if position_ids is None:
+        if seq_length > config.max_position_embeddings:
+            raise InputError(
+                f"sequence length {seq_length} exceeds max_position_embeddings ({config.max_position_embeddings}): "
+                "the model has no position embedding beyond it. Truncate the input, e.g. "
+                "Tokenizer(texts, truncation=True)"
+            )
+        position_ids = np.arange(seq_length)[None, :]  # [1, S], broadcast over the batch
+    else:
+        position_ids = _as_integer_array("position_ids", position_ids, "position_ids are indices 0, 1, 2, ...")
+        if position_ids.ndim == 1:
+            position_ids = position_ids[None, :]
+        if (
+            position_ids.ndim != 2
+            or position_ids.shape[1] != seq_length
+            or position_ids.shape[0] not in (1, batch_size)
+        ):
+            raise InputError(
+                f"position_ids has shape {position_ids.shape}; "
+                f"expected ({batch_size}, {seq_length}) or (1, {seq_length})"
+            )
+        _check_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+    return input_ids, attention_mask, token_type_ids, position_ids

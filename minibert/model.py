@@ -1,0 +1,218 @@
+"""BERT's forward pass in NumPy, one function per module of transformers' modeling_bert.py, read top to bottom.
+
+    input_ids -> bert_embeddings -> bert_encoder (num_hidden_layers x bert_layer) -> last_hidden_state
+                                                                                  -> bert_pooler -> pooler_output
+
+Shape legend, used in every comment:
+    B batch, S sequence length, H hidden size, N attention heads, D head size (H / N), I intermediate size.
+
+Parameters arrive as a nested dict that mirrors the checkpoint's tensor names: the tensor
+`encoder.layer.3.attention.self.query.weight` is `params["encoder"]["layer"][3]["attention"]["self"]["query"]
+["weight"]`, and a function receives the sub-dict of its own prefix, unpacked into keyword arguments. Weights keep
+the checkpoint's [out, in] layout, so a tensor printed here and in transformers look the same.
+
+The upstream lines matched are those of transformers v5.24.0:
+https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import BertConfig
+from .functional import ACT2FN, layer_norm, linear, softmax
+from .inputs import check_inputs
+from .trace import NO_TRACE, Trace
+
+Params = dict  # a nested dict of np.ndarray, laid out like the checkpoint's tensor names
+
+
+def bert_embeddings(input_ids, token_type_ids, position_ids, *, word_embeddings, position_embeddings,
+                    token_type_embeddings, LayerNorm, eps: float, trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+    """LayerNorm(word[input_ids] + token_type[token_type_ids] + position[position_ids]). [B, S] -> [B, S, H]"""
+    words = word_embeddings["weight"][input_ids]  # [B, S] -> [B, S, H]
+    token_types = token_type_embeddings["weight"][token_type_ids]  # [B, S] -> [B, S, H]
+    positions = position_embeddings["weight"][position_ids]  # [B or 1, S] -> [B or 1, S, H]
+    trace("word_embeddings", words)
+    trace("token_type_embeddings", token_types)
+    trace("position_embeddings", positions)
+    # Summed in transformers' order (words + token types, then positions): float addition is not associative.
+    embeddings = words + token_types
+    embeddings += positions
+    return trace("LayerNorm", layer_norm(embeddings, **LayerNorm, eps=eps))  # [B, S, H]
+
+
+def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """0 where a token may be attended to, the dtype's most negative number where not. [B, S] -> [B, 1, 1, S]"""
+    # transformers adds finfo(dtype).min rather than -inf, so that a row whose keys are all padding gets equal
+    # scores (a uniform softmax) instead of NaN. Padded positions then match transformers too.
+    # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/masking_utils.py#L615-L617
+    mask = np.where(attention_mask[:, None, None, :] != 0, 0.0, np.finfo(dtype).min)
+    return mask.astype(dtype, copy=False)  # [B, 1, 1, S]
+
+
+def bert_self_attention(hidden_states, mask, *, query, key, value, num_heads: int,
+                        trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """softmax(Q Kᵀ / sqrt(D) + mask) V for every head. Returns the context [B, S, H] and probabilities [B, N, S, S]."""
+    B, S, H = hidden_states.shape
+    D = H // num_heads
+
+    def split_heads(x):  # [B, S, H] -> [B, N, S, D]
+        return x.reshape(B, S, num_heads, D).transpose(0, 2, 1, 3)
+
+    q = split_heads(trace("query", linear(hidden_states, **query)))  # [B, N, S, D]
+    k = split_heads(trace("key", linear(hidden_states, **key)))  # [B, N, S, D]
+    v = split_heads(trace("value", linear(hidden_states, **value)))  # [B, N, S, D]
+
+    scores = q @ k.transpose(0, 1, 3, 2)  # [B, N, S, D] @ [B, N, D, S] -> [B, N, S, S]
+    scores *= D**-0.5  # transformers scales after the product; scaling q first would round differently
+    scores += mask  # [B, 1, 1, S] broadcasts over heads and query positions
+    trace("scores", scores)
+    probs = trace("probs", softmax(scores, axis=-1))  # [B, N, S, S]
+    context = probs @ v  # [B, N, S, S] @ [B, N, S, D] -> [B, N, S, D]
+    context = context.transpose(0, 2, 1, 3).reshape(B, S, H)  # [B, N, S, D] -> [B, S, N, D] -> [B, S, H]
+    return trace("context", context), probs
+
+
+def bert_self_output(context, input_tensor, *, dense, LayerNorm, eps: float, trace: Trace = NO_TRACE) -> np.ndarray:
+    """LayerNorm(context Wᵀ + b + input): project the heads back and add the residual. [B, S, H] -> [B, S, H]"""
+    hidden_states = trace("dense", linear(context, **dense))
+    hidden_states += input_tensor
+    return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
+
+
+def bert_attention(hidden_states, mask, *, self, output, config: BertConfig,
+                   trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Self-attention, then its output projection with residual and LayerNorm. [B, S, H] -> [B, S, H]"""
+    context, probs = bert_self_attention(
+        hidden_states, mask, **self, num_heads=config.num_attention_heads, trace=trace.at("self")
+    )
+    attention_output = bert_self_output(
+        context, hidden_states, **output, eps=config.layer_norm_eps, trace=trace.at("output")
+    )
+    return attention_output, probs
+
+
+def bert_intermediate(hidden_states, *, dense, hidden_act: str, trace: Trace = NO_TRACE) -> np.ndarray:
+    """act(x Wᵀ + b), the feed-forward network's widening half. [B, S, H] -> [B, S, I]"""
+    hidden_states = trace("dense", linear(hidden_states, **dense))  # [B, S, H] -> [B, S, I]
+    return trace("intermediate_act_fn", ACT2FN[hidden_act](hidden_states))
+
+
+def bert_output(intermediate_output, input_tensor, *, dense, LayerNorm, eps: float,
+                trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+    """LayerNorm(x Wᵀ + b + input): the narrowing half of the feed-forward network. [B, S, I] -> [B, S, H]"""
+    hidden_states = trace("dense", linear(intermediate_output, **dense))  # [B, S, I] -> [B, S, H]
+    hidden_states += input_tensor
+    return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
+
+
+def bert_layer(hidden_states, mask, *, attention, intermediate, output, config: BertConfig,
+               trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One transformer block: attention, then the feed-forward network. [B, S, H] -> [B, S, H]"""
+    attention_output, probs = bert_attention(
+        hidden_states, mask, **attention, config=config, trace=trace.at("attention")
+    )
+    intermediate_output = bert_intermediate(
+        attention_output, **intermediate, hidden_act=config.hidden_act, trace=trace.at("intermediate")
+    )
+    layer_output = bert_output(
+        intermediate_output, attention_output, **output, eps=config.layer_norm_eps, trace=trace.at("output")
+    )
+    return layer_output, probs
+
+
+def bert_encoder(hidden_states, mask, *, layer, config: BertConfig, output_hidden_states: bool = False,
+                 output_attentions: bool = False, trace: Trace = NO_TRACE):  # fmt: skip
+    """The stack of layers. [B, S, H] -> [B, S, H], plus every hidden state (input first, num_layers + 1 of them)
+    and every layer's attention probabilities when asked for (kept only then: they are [B, N, S, S] each)."""
+    all_hidden_states = [hidden_states] if output_hidden_states else None
+    all_attentions = [] if output_attentions else None
+    for i, layer_params in enumerate(layer):
+        hidden_states, probs = bert_layer(
+            hidden_states, mask, **layer_params, config=config, trace=trace.at(f"layer.{i}")
+        )
+        if output_hidden_states:
+            all_hidden_states.append(hidden_states)
+        if output_attentions:
+            all_attentions.append(probs)
+    return hidden_states, all_hidden_states, all_attentions
+
+
+def bert_pooler(hidden_states, *, dense, trace: Trace = NO_TRACE) -> np.ndarray:
+    """tanh(W · h[:, 0] + b): the pooled output is token 0's last hidden state sent through one more dense layer and
+    a tanh, which is why it is not `last_hidden_state[:, 0]` itself. [B, S, H] -> [B, H]"""
+    first_token_tensor = trace("first_token", hidden_states[:, 0])  # [B, S, H] -> [B, H]
+    pooled = trace("dense", linear(first_token_tensor, **dense))  # [B, H] -> [B, H]
+    return trace("activation", np.tanh(pooled))
+
+
+@dataclass
+class BertModelOutput:
+    """What BertModel returns, with transformers' names. hidden_states and attentions are filled when asked for."""
+
+    last_hidden_state: np.ndarray  # [B, S, H]
+    pooler_output: np.ndarray | None  # [B, H]; None when the checkpoint has no pooler weights
+    hidden_states: tuple[np.ndarray, ...] | None = None  # num_layers + 1 arrays [B, S, H], embeddings first
+    attentions: tuple[np.ndarray, ...] | None = None  # num_layers arrays [B, N, S, S]
+
+
+def bert_model(params: Params, config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, *,
+               output_hidden_states: bool = False, output_attentions: bool = False,
+               trace: Trace = NO_TRACE) -> BertModelOutput:  # fmt: skip
+    """The whole forward pass over validated arrays, in the parameters' dtype. [B, S] ids -> BertModelOutput"""
+    dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
+    embedding_output = bert_embeddings(
+        input_ids, token_type_ids, position_ids, **params["embeddings"], eps=config.layer_norm_eps,
+        trace=trace.at("embeddings"),
+    )  # fmt: skip
+    mask = extended_attention_mask(attention_mask, dtype)  # [B, S] -> [B, 1, 1, S]
+    sequence_output, hidden_states, attentions = bert_encoder(
+        embedding_output, mask, **params["encoder"], config=config, output_hidden_states=output_hidden_states,
+        output_attentions=output_attentions, trace=trace.at("encoder"),
+    )  # fmt: skip
+    pooled_output = None
+    if "pooler" in params:
+        pooled_output = bert_pooler(sequence_output, **params["pooler"], trace=trace.at("pooler"))
+    return BertModelOutput(
+        last_hidden_state=sequence_output,
+        pooler_output=pooled_output,
+        hidden_states=tuple(hidden_states) if output_hidden_states else None,
+        attentions=tuple(attentions) if output_attentions else None,
+    )
+
+
+class BertModel:
+    """A loaded checkpoint: `BertModel.from_pretrained(path)(input_ids, attention_mask, ...)`, as in transformers."""
+
+    def __init__(self, config: BertConfig, params: Params):
+        self.config = config
+        self.params = params
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["embeddings"]["word_embeddings"]["weight"].dtype
+
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32) -> "BertModel":
+        """Load config.json and the weights of a model directory, checking every tensor against the config."""
+        from .checkpoint import load_pretrained
+
+        config, params = load_pretrained(path, dtype=dtype)
+        return cls(config, params)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states: bool = False, output_attentions: bool = False,
+                 trace: Trace = NO_TRACE) -> BertModelOutput:  # fmt: skip
+        """Run the forward pass. Inputs are [B, S] integer arrays (or nested lists), as the Tokenizer returns them."""
+        inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        return bert_model(
+            self.params, self.config, *inputs, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, trace=trace,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        pooler = "with pooler" if "pooler" in self.params else "no pooler"
+        c = self.config
+        return (f"BertModel(layers={c.num_hidden_layers}, hidden={c.hidden_size}, heads={c.num_attention_heads}, "
+                f"vocab={c.vocab_size}, {pooler}, dtype={self.dtype})")  # fmt: skip

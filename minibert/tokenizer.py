@@ -1,0 +1,165 @@
+"""Tokenizer: text -> the [B, S] int64 arrays BertModel takes, through Hugging Face's `tokenizers` library.
+
+A model directory's tokenizer.json is used as it is. Without one, BERT's WordPiece pipeline is assembled from
+vocab.txt and tokenizer_config.json out of the library's own parts, the same parts transformers' converter uses:
+https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/convert_slow_tokenizer.py
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, InputError
+
+# transformers writes this "no limit" sentinel as model_max_length when a tokenizer sets none.
+_NO_MAX_LENGTH = int(1e20)
+_DEFAULT_MAX_LENGTH = 512
+
+
+class Tokenizer:
+    """`Tokenizer.from_pretrained(dir)(texts, text_pairs=None)` -> {"input_ids", "token_type_ids", "attention_mask"}."""
+
+    def __init__(self, backend, model_max_length: int = _DEFAULT_MAX_LENGTH):
+        self.backend = backend  # a tokenizers.Tokenizer
+        self.model_max_length = model_max_length
+        self.pad_token = "[PAD]"
+
+    @classmethod
+    def from_pretrained(cls, path) -> "Tokenizer":
+        from tokenizers import Tokenizer as Backend
+
+        from .hub import resolve_model_dir
+
+        directory = resolve_model_dir(path)
+        settings = (
+            _read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
+        )
+        if (directory / "tokenizer.json").is_file():
+            try:
+                backend = Backend.from_file(str(directory / "tokenizer.json"))
+            except Exception as error:  # the library raises a bare Exception for malformed files
+                raise CheckpointError(f"{directory / 'tokenizer.json'}: cannot be read ({error})") from None
+        elif (directory / "vocab.txt").is_file():
+            backend = _wordpiece_from_vocab(directory / "vocab.txt", settings)
+        else:
+            raise CheckpointError(f"{directory}: no tokenizer.json or vocab.txt; a BERT tokenizer needs one of them")
+        max_length = settings.get("model_max_length", _DEFAULT_MAX_LENGTH)
+        if not isinstance(max_length, int) or max_length >= _NO_MAX_LENGTH:
+            max_length = _DEFAULT_MAX_LENGTH
+        tokenizer = cls(backend, model_max_length=max_length)
+        tokenizer.pad_token = settings.get("pad_token", "[PAD]")
+        if isinstance(tokenizer.pad_token, dict):  # AddedToken serialised as a dict
+            tokenizer.pad_token = tokenizer.pad_token.get("content", "[PAD]")
+        return tokenizer
+
+    def __call__(self, texts, text_pairs=None, padding: bool | str = True, truncation: bool = True,
+                 max_length: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+        """Encode one text or a list of texts (and, for sentence pairs, their second texts) as [B, S] int64 arrays.
+
+        padding=True pads to the longest row, "max_length" to max_length, False not at all (rows must then have one
+        length). truncation=True cuts each row (longest text of a pair first) to max_length, by default the model's
+        maximum length, as transformers does.
+        """
+        texts = _as_text_list("texts", texts)
+        if text_pairs is not None:
+            text_pairs = _as_text_list("text_pairs", text_pairs)
+            if len(text_pairs) != len(texts):
+                raise InputError(
+                    f"text_pairs has {len(text_pairs)} texts but texts has {len(texts)}; pair them one to one"
+                )
+        if padding not in (True, False, "longest", "max_length", "do_not_pad"):
+            raise InputError(f"padding must be True, False, 'longest' or 'max_length', found {padding!r}")
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
+        ):
+            raise InputError(f"max_length must be an integer of at least 2 ([CLS] and [SEP]), found {max_length!r}")
+        limit = self.model_max_length if max_length is None else max_length
+
+        backend = self.backend
+        backend.no_truncation()
+        backend.no_padding()
+        if truncation:
+            backend.enable_truncation(max_length=limit, strategy="longest_first")
+        if padding in (True, "longest", "max_length"):
+            pad_id = backend.token_to_id(self.pad_token)
+            if pad_id is None:
+                raise CheckpointError(f"the tokenizer's vocabulary has no pad token {self.pad_token!r}")
+            length = limit if padding == "max_length" else None
+            backend.enable_padding(pad_id=pad_id, pad_token=self.pad_token, length=length)
+        inputs = texts if text_pairs is None else list(zip(texts, text_pairs, strict=True))
+        encodings = backend.encode_batch(inputs)
+        lengths = {len(e.ids) for e in encodings}
+        if len(lengths) > 1:
+            raise InputError("the texts encode to different lengths and padding is off; pass padding=True")
+
+        def stack(field):
+            return np.array([getattr(e, field) for e in encodings], dtype=np.int64)  # [B, S]
+
+        return {
+            "input_ids": stack("ids"),
+            "token_type_ids": stack("type_ids"),
+            "attention_mask": stack("attention_mask"),
+        }
+
+    def convert_ids_to_tokens(self, ids) -> list[str]:
+        return [self.backend.id_to_token(int(i)) for i in np.asarray(ids).ravel()]
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return self.backend.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)
+
+
+def _as_text_list(name: str, texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list | tuple) or not texts:
+        raise InputError(f"{name} must be a string or a non-empty list of strings, found {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"{name}[{i}] is a {type(text).__name__}, not a string")
+    return list(texts)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot be read as JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return values
+
+
+def _wordpiece_from_vocab(vocab_file: Path, settings: dict):
+    """BERT's tokenizer from vocab.txt: clean, lower-case (strip accents), split, WordPiece, [CLS] A [SEP] B [SEP]."""
+    from tokenizers import Tokenizer as Backend
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
+
+    def token(key, default):
+        value = settings.get(key, default)
+        return value.get("content", default) if isinstance(value, dict) else value
+
+    unk, cls, sep = token("unk_token", "[UNK]"), token("cls_token", "[CLS]"), token("sep_token", "[SEP]")
+    try:
+        vocab = models.WordPiece.read_file(str(vocab_file))
+    except Exception as error:
+        raise CheckpointError(f"{vocab_file}: cannot be read as a WordPiece vocabulary ({error})") from None
+    for special in (unk, cls, sep):
+        if special not in vocab:
+            raise CheckpointError(f"{vocab_file}: the vocabulary has no {special!r} token")
+    backend = Backend(models.WordPiece(vocab, unk_token=unk, max_input_chars_per_word=100))
+    lowercase = settings.get("do_lower_case", True)
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=settings.get("tokenize_chinese_chars", True),
+        strip_accents=settings.get("strip_accents"),  # None: strip when lower-casing, as BERT's basic tokenizer does
+        lowercase=lowercase,
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
+    )
+    backend.decoder = decoders.WordPiece(prefix="##")
+    return backend
