@@ -172,17 +172,21 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
     return unflatten(params)
 
 
+def read_tensors(directory: Path) -> tuple[dict[str, np.ndarray], str]:
+    """Every tensor of a model directory's weights, by the file's own names, and the name of the file read."""
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        found = sorted(p.name for p in directory.iterdir())
+        raise CheckpointError(f"{directory}: no model.safetensors to load; the directory holds {found}")
+    return read_safetensors(weights), str(weights)
+
+
 def load_pretrained(path, dtype=np.float32, check_finite: bool = True) -> tuple[BertConfig, dict]:
-    """A model directory (config.json + model.safetensors) -> (config, nested params in `dtype`)."""
+    """A model directory (config.json + weights) -> (config, nested params in `dtype`)."""
     from .hub import resolve_model_dir
 
     dtype = check_dtype(dtype)
     directory = resolve_model_dir(path)
     config = BertConfig.from_json_file(directory / "config.json")
-    weights = directory / "model.safetensors"
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{directory}: no model.safetensors; the directory holds {sorted(p.name for p in directory.iterdir())}"
-        )
-    tensors = read_safetensors(weights)
-    return config, to_params(tensors, config, dtype, source=str(weights), check_finite=check_finite)
+    tensors, source = read_tensors(directory)
+    return config, to_params(tensors, config, dtype, source=source, check_finite=check_finite)
