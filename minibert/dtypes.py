@@ -17,5 +17,6 @@ def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
     bits = np.asarray(bits)
     if bits.dtype != np.uint16:
         raise TypeError(f"bfloat16_bits_to_float32 expects the raw bits as uint16, got {bits.dtype}")
-    # [...] uint16 -> [...] uint32 -> [...] float32 (same bytes, reinterpreted)
-    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    wide = bits.astype(np.uint32)  # [...] uint16 -> [...] uint32
+    wide <<= 16  # in place, so a 0-d array stays an array rather than becoming a NumPy scalar
+    return wide.view(np.float32)  # [...] same bytes read as float32

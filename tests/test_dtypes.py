@@ -32,6 +32,7 @@ def test_bfloat16_widening_of_known_values():
 
 def test_bfloat16_widening_keeps_shape_and_refuses_other_dtypes():
     assert bfloat16_bits_to_float32(np.zeros((2, 3, 0), np.uint16)).shape == (2, 3, 0)
-    assert bfloat16_bits_to_float32(np.uint16(0x3F80)).shape == ()
+    scalar = bfloat16_bits_to_float32(np.array(0x3F80, np.uint16))
+    assert isinstance(scalar, np.ndarray) and scalar.shape == () and scalar == 1.0
     with pytest.raises(TypeError, match="uint16"):
         bfloat16_bits_to_float32(np.zeros(3, np.int16))
