@@ -11,8 +11,9 @@ It writes
       (google-research/bert modeling.py), the AdamWeightDecayOptimizer slots `<name>/adam_m`, `<name>/adam_v`
       and `global_step`, saved by tf.compat.v1.train.Saver as run_pretraining.py did;
   bert_config.json  the matching config in Google's format;
-  dtypes.ckpt.{index,data-0000k-of-0000n}  a TF2 object checkpoint split over several shards, holding one
-      variable per dtype (and the DT_STRING object graph TF2 adds), to test dtypes and shards;
+  dtypes.ckpt.{index,data-0000k-of-00003}  one variable per dtype the reader maps and a DT_STRING one it
+      skips, saved by Saver(sharded=True) over three devices, hence three data shards;
+  sliced.ckpt.*  a TF2 object checkpoint whose one variable is cut into slices, which the reader refuses;
   *_values.npz  every tensor as TensorFlow's own reader returns it (tf.train.load_checkpoint), bfloat16
       widened to float32 and strings left out, so the tests compare against TF without TF.
 
@@ -111,29 +112,43 @@ def save_with_v1_saver(values: dict[str, np.ndarray], prefix: Path) -> None:
 
 
 def dtype_values(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One variable per dtype the reader maps, plus a scalar. (An empty variable would be left out of the
-    sharded checkpoint by TF 2.21's MaxShardSizePolicy, so there is none.)"""
+    """One variable per dtype the reader maps, a scalar, and a string the reader skips."""
     return {
-        "float16": rng.standard_normal((3, 5)).astype(np.float16),
-        "bfloat16": tf.constant(rng.standard_normal((4, 3)), dtype=tf.bfloat16),
-        "float64": rng.standard_normal((2, 3)),
-        "int32": rng.integers(-(2**31), 2**31, (7,), dtype=np.int32),
-        "int64": rng.integers(-(2**62), 2**62, (2, 2), dtype=np.int64),
-        "int16": rng.integers(-(2**15), 2**15, (3,), dtype=np.int16),
-        "int8": rng.integers(-128, 128, (5,), dtype=np.int8),
-        "uint8": rng.integers(0, 256, (5,), dtype=np.uint8),
-        "bool": rng.integers(0, 2, (6,)).astype(bool),
-        "scalar": np.float32(-1.25),
-        "big": rng.standard_normal((40, 30)).astype(np.float32),
+        "dtypes/float16": rng.standard_normal((3, 5)).astype(np.float16),
+        "dtypes/bfloat16": rng.standard_normal((4, 3)).astype(tf.bfloat16.as_numpy_dtype),
+        "dtypes/float64": rng.standard_normal((2, 3)),
+        "dtypes/int32": rng.integers(-(2**31), 2**31, (7,), dtype=np.int32),
+        "dtypes/int64": rng.integers(-(2**62), 2**62, (2, 2), dtype=np.int64),
+        "dtypes/int16": rng.integers(-(2**15), 2**15, (3,), dtype=np.int16),
+        "dtypes/int8": rng.integers(-128, 128, (5,), dtype=np.int8),
+        "dtypes/uint8": rng.integers(0, 256, (5,), dtype=np.uint8),
+        "dtypes/bool": rng.integers(0, 2, (6,)).astype(bool),
+        "dtypes/scalar": np.float32(-1.25),
+        "dtypes/matrix": rng.standard_normal((10, 12)).astype(np.float32),
+        "dtypes/string": np.array([b"not", b"a number"]),
     }
 
 
-def save_sharded_object_checkpoint(values: dict, prefix: Path) -> None:
-    """A TF2 tf.train.Checkpoint, split into shards of at most 1 KiB so the reader must follow shard_id."""
-    variables = {name: tf.Variable(value) for name, value in values.items()}
-    policy = tf.train.experimental.MaxShardSizePolicy(max_shard_size=1024)
+def save_sharded_with_v1_saver(values: dict[str, np.ndarray], prefix: Path, num_devices: int) -> None:
+    """Saver(sharded=True) writes one shard per device; variables go round-robin over logical CPUs."""
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = []
+        for i, (name, value) in enumerate(values.items()):
+            with tf.device(f"/cpu:{i % num_devices}"):
+                variables.append(tf.compat.v1.get_variable(name, initializer=value))
+        saver = tf.compat.v1.train.Saver(variables, sharded=True)
+        with tf.compat.v1.Session(graph=graph) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            saver.save(session, str(prefix), write_meta_graph=False, write_state=False)
+
+
+def save_sliced_object_checkpoint(value: np.ndarray, prefix: Path) -> None:
+    """A TF2 tf.train.Checkpoint whose one variable is larger than the shard size, so TF cuts it into
+    slices (as a partitioned variable is saved)."""
+    policy = tf.train.experimental.MaxShardSizePolicy(max_shard_size=value.nbytes // 4)
     options = tf.train.CheckpointOptions(experimental_sharding_callback=policy)
-    tf.train.Checkpoint(**variables).write(str(prefix), options=options)
+    tf.train.Checkpoint(big=tf.Variable(value)).write(str(prefix), options=options)
 
 
 def read_with_tensorflow(prefix: Path) -> dict[str, np.ndarray]:
@@ -149,6 +164,10 @@ def read_with_tensorflow(prefix: Path) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
+    # Three logical CPUs give Saver(sharded=True) three devices, hence three data shards. This must run
+    # before TensorFlow initializes its devices.
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 3)
     OUT.mkdir(exist_ok=True)
     for old in OUT.glob("*.ckpt.*"):
         old.unlink()  # a rerun with fewer shards must not leave stale ones behind
@@ -157,8 +176,9 @@ def main() -> None:
     (OUT / "bert_config.json").write_text(json.dumps(BERT_CONFIG, indent=2, sort_keys=True) + "\n")
     np.savez_compressed(OUT / "bert_model_values.npz", **read_with_tensorflow(OUT / "bert_model.ckpt"))
 
-    save_sharded_object_checkpoint(dtype_values(rng), OUT / "dtypes.ckpt")
+    save_sharded_with_v1_saver(dtype_values(rng), OUT / "dtypes.ckpt", num_devices=3)
     np.savez_compressed(OUT / "dtypes_values.npz", **read_with_tensorflow(OUT / "dtypes.ckpt"))
+    save_sliced_object_checkpoint(rng.standard_normal((40, 30)).astype(np.float32), OUT / "sliced.ckpt")
     for path in sorted(OUT.iterdir()):
         print(f"{path.stat().st_size:>8}  {path.relative_to(OUT.parent.parent)}")
 
