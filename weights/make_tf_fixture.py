@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402  (after the log level, which TF reads at import)
+import tensorflow as tf  # after setting the log level, which TF reads at import
 
 OUT = Path(__file__).resolve().parent / "tf_tiny"
 
