@@ -103,9 +103,7 @@ def load_tf_checkpoint(prefix: str | Path, *, verify_crc32c: bool = False) -> di
             shard_path = shard_paths[entry.shard_id]
             if shard_path not in shard_files:
                 shard_files[shard_path] = _open_shard(shard_path, index_path)
-            tensors[entry.name] = _read_tensor(
-                shard_files[shard_path], shard_path, entry, byteorder, verify_crc32c
-            )
+            tensors[entry.name] = _read_tensor(shard_files[shard_path], shard_path, entry, byteorder, verify_crc32c)
     finally:
         for f in shard_files.values():
             f.close()
@@ -310,13 +308,10 @@ def _parse_entry(key: bytes, value: bytes, path: Path) -> _Entry:
         )
     shape_fields = _parse_proto(_single(fields, 2, b""), path, f"shape of '{name}'")
     shape = tuple(
-        _as_int64(_single(_parse_proto(dim, path, f"shape of '{name}'"), 1, 0))
-        for dim in shape_fields.get(2, [])
+        _as_int64(_single(_parse_proto(dim, path, f"shape of '{name}'"), 1, 0)) for dim in shape_fields.get(2, [])
     )
     if _single(shape_fields, 3, 0) or any(n < 0 for n in shape):
-        raise CheckpointError(
-            f"{path}: tensor '{name}' has unknown shape {shape}; a checkpoint's must be known"
-        )
+        raise CheckpointError(f"{path}: tensor '{name}' has unknown shape {shape}; a checkpoint's must be known")
     return _Entry(
         name=name,
         dtype=_single(fields, 1, 0),
@@ -395,9 +390,7 @@ TF_TO_HF_NAMES: list[tuple[str, str, bool]] = [
 # tf.train.AdamOptimizer's slots and powers, and the step counter.
 _OPTIMIZER_STATE = re.compile(r".*/(adam_m|adam_v|Adam|Adam_1)|global_step|beta[12]_power")
 
-_COMPILED_NAMES = [
-    (re.compile(pattern), replacement, transpose) for pattern, replacement, transpose in TF_TO_HF_NAMES
-]
+_COMPILED_NAMES = [(re.compile(pattern), replacement, transpose) for pattern, replacement, transpose in TF_TO_HF_NAMES]
 
 
 def tf_to_hf_names(tf_tensors: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:

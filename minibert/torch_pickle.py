@@ -120,8 +120,7 @@ def _why_not_a_zip(path: Path) -> str:
     if head[257:262] == b"ustar":  # torch's oldest format was a tar archive
         return _LEGACY_HINT
     return (
-        "not a zip archive, so not a pytorch_model.bin written by torch >= 1.6 "
-        "(it may be truncated: download it again)"
+        "not a zip archive, so not a pytorch_model.bin written by torch >= 1.6 (it may be truncated: download it again)"
     )
 
 
@@ -243,7 +242,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             array = np.empty(size, flat.dtype)
         else:
             # Check bounds ourselves: as_strided would happily read memory outside the storage.
-            last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
+            last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
             if last >= flat.size:
                 raise CheckpointError(
                     f"{self.path}: a tensor of size {size}, stride {stride}, offset {storage_offset} reads "
@@ -271,7 +270,7 @@ def _are_naturals(*groups: tuple) -> bool:
 def _is_c_contiguous(size: tuple[int, ...], stride: tuple[int, ...]) -> bool:
     """True if (size, stride) is the row-major layout; strides of length-1 dimensions do not matter."""
     expected = 1
-    for n, s in reversed(list(zip(size, stride))):
+    for n, s in reversed(list(zip(size, stride, strict=True))):
         if n != 1 and s != expected:
             return False
         expected *= n
@@ -281,9 +280,7 @@ def _is_c_contiguous(size: tuple[int, ...], stride: tuple[int, ...]) -> bool:
 def _check_state_dict(path: Path, state_dict) -> dict[str, np.ndarray]:
     """The file must hold a flat {str: tensor} mapping, as `model.state_dict()` is."""
     if not isinstance(state_dict, dict):
-        raise CheckpointError(
-            f"{path}: holds a {type(state_dict).__name__}; expected a state dict {{name: tensor}}"
-        )
+        raise CheckpointError(f"{path}: holds a {type(state_dict).__name__}; expected a state dict {{name: tensor}}")
     for name, value in state_dict.items():
         if not isinstance(name, str) or not isinstance(value, np.ndarray):
             raise CheckpointError(

@@ -49,9 +49,7 @@ def test_string_tensors_are_skipped_and_logged(caplog):
 
 
 def test_crc32c_of_every_tensor_matches_when_asked():
-    _assert_equal_to_tensorflow(
-        load_tf_checkpoint(BERT_PREFIX, verify_crc32c=True), TF_TINY / "bert_model_values.npz"
-    )
+    _assert_equal_to_tensorflow(load_tf_checkpoint(BERT_PREFIX, verify_crc32c=True), TF_TINY / "bert_model_values.npz")
 
 
 def test_partitioned_variable_is_refused():
@@ -157,9 +155,7 @@ def test_truncated_index_names_the_file(tmp_path, keep):
 def test_bad_magic_number_is_named(tmp_path):
     prefix = _copy(tmp_path)
     _edit_index(prefix, lambda data: data[:-8] + struct.pack("<Q", TABLE_MAGIC ^ 1))
-    with pytest.raises(
-        CheckpointError, match=f"footer magic number is {TABLE_MAGIC ^ 1:#018x}, expected 0xdb47"
-    ):
+    with pytest.raises(CheckpointError, match=f"footer magic number is {TABLE_MAGIC ^ 1:#018x}, expected 0xdb47"):
         load_tf_checkpoint(prefix)
 
 

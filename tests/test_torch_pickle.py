@@ -149,9 +149,7 @@ def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path, command, so
     hostile = {"embeddings.word_embeddings.weight": _RunsCommand(command, source.format(marker=str(marker)))}
     # Protocol 4 spells globals as Python 3 does; protocol 2 (torch's) would say '__builtin__.eval'.
     _zip_with_pickle(path, pickle.dumps(collections.OrderedDict(hostile), protocol=4))
-    refused = (
-        f"{command.__module__}.{command.__name__}"  # 'posix.system' (os.system on Linux), 'builtins.eval'
-    )
+    refused = f"{command.__module__}.{command.__name__}"  # 'posix.system' (os.system on Linux), 'builtins.eval'
     with pytest.raises(CheckpointError, match=f"refuses to load global '{refused}'") as error:
         load_torch_bin(path)
     assert str(path) in str(error.value)
@@ -192,18 +190,14 @@ def _rewrite_zip(source: bytes, path, edit) -> None:
 def test_missing_data_record_names_the_file_and_record(tmp_path):
     path = tmp_path / "pytorch_model.bin"
     _rewrite_zip(_saved(tmp_path), path, lambda name, data: None if name.endswith("/data/0") else data)
-    with pytest.raises(
-        CheckpointError, match=r"pytorch_model.bin: .*storage '0'.*record 'good/data/0' is missing"
-    ):
+    with pytest.raises(CheckpointError, match=r"pytorch_model.bin: .*storage '0'.*record 'good/data/0' is missing"):
         load_torch_bin(path)
 
 
 def test_data_record_of_the_wrong_size_is_refused(tmp_path):
     path = tmp_path / "pytorch_model.bin"
     _rewrite_zip(_saved(tmp_path), path, lambda name, data: data[:-4] if name.endswith("/data/0") else data)
-    with pytest.raises(
-        CheckpointError, match=r"record 'good/data/0' has 44 bytes; .*12 FloatStorage elements"
-    ):
+    with pytest.raises(CheckpointError, match=r"record 'good/data/0' has 44 bytes; .*12 FloatStorage elements"):
         load_torch_bin(path)
 
 
@@ -213,12 +207,7 @@ def test_flipped_byte_in_tensor_data_fails_the_zip_crc(tmp_path):
         info = archive.getinfo("good/data/0")
     # The record's bytes follow its 30-byte local header, file name and extra field.
     header = data[info.header_offset : info.header_offset + 30]
-    start = (
-        info.header_offset
-        + 30
-        + int.from_bytes(header[26:28], "little")
-        + int.from_bytes(header[28:30], "little")
-    )
+    start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
     data[start + 5] ^= 0xFF
     path = tmp_path / "pytorch_model.bin"
     path.write_bytes(bytes(data))
@@ -240,9 +229,7 @@ def test_legacy_non_zip_format_asks_to_resave(tmp_path):
         load_torch_bin(path)
 
 
-@pytest.mark.filterwarnings(
-    "ignore::DeprecationWarning"
-)  # torch.jit is deprecated, its files are still around
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated, its files are still around
 def test_torchscript_archive_is_refused_with_a_hint(tmp_path):
     path = tmp_path / "model.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
