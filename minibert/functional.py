@@ -4,6 +4,9 @@ Every function computes in the dtype of its input. Python float constants are "w
 promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothing here upcasts.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 # ----------------------------------------------------------------------------------------------------------
@@ -46,8 +49,9 @@ _S_TAIL2 = (1.0, 3.03380607434824582924e01, 3.25792512996573918826e02, 1.5367295
 
 def _polyval(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
     """c0 + c1 x + c2 x^2 + ... by Horner's rule, in the dtype of x."""
-    result = np.full_like(x, coefficients[-1])
-    for c in reversed(coefficients[:-1]):
+    result = x * coefficients[-1]  # the first Horner step, c_n * x, without a pass filling an array with c_n
+    result += coefficients[-2]
+    for c in reversed(coefficients[:-2]):
         result *= x
         result += c
     return result
@@ -73,23 +77,27 @@ def erf(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"erf: expected a float32 or float64 array, got {x.dtype}")
+    # Each element takes the branch of its interval. The intervals are found as flat index arrays and read with
+    # `take` / written with `put`: boolean-mask indexing (x[mask]) does the same at ~10x the cost (measured: 15 ns
+    # against 1.5 ns per element on float32), and erf is the most expensive elementwise step of a BERT layer.
+    shape, x = x.shape, x.ravel()
     ax = np.abs(x)
-    out = np.array(x, copy=True)  # NaN stays NaN; every other element is overwritten below
-    small = ax < 0.84375
-    mid = (ax >= 0.84375) & (ax < 1.25)
-    tail1 = (ax >= 1.25) & (ax < 1 / 0.35)
-    tail2 = (ax >= 1 / 0.35) & (ax < 6.0)
-    huge = ax >= 6.0  # +-inf included
+    out = x.copy()  # NaN stays NaN; every other element is overwritten below
+    small = np.flatnonzero(ax < 0.84375)
+    mid = np.flatnonzero((ax >= 0.84375) & (ax < 1.25))
+    tail1 = np.flatnonzero((ax >= 1.25) & (ax < 1 / 0.35))
+    tail2 = np.flatnonzero((ax >= 1 / 0.35) & (ax < 6.0))
+    huge = np.flatnonzero(ax >= 6.0)  # +-inf included
 
-    xs = x[small]
+    xs = x.take(small)
     zs = xs * xs
-    out[small] = xs + xs * (_polyval(_P_SMALL, zs) / _polyval(_Q_SMALL, zs))
-    xm, sm = x[mid], ax[mid] - 1.0
-    out[mid] = np.copysign(_ERF_1 + _polyval(_P_MID, sm) / _polyval(_Q_MID, sm), xm)
+    out.put(small, xs + xs * (_polyval(_P_SMALL, zs) / _polyval(_Q_SMALL, zs)))
+    xm, sm = x.take(mid), ax.take(mid) - 1.0
+    out.put(mid, np.copysign(_ERF_1 + _polyval(_P_MID, sm) / _polyval(_Q_MID, sm), xm))
     for where, r, s in ((tail1, _R_TAIL1, _S_TAIL1), (tail2, _R_TAIL2, _S_TAIL2)):
-        out[where] = np.copysign(1.0 - _erfc_tail(ax[where], r, s), x[where])
-    out[huge] = np.copysign(1.0, x[huge])
-    return out
+        out.put(where, np.copysign(1.0 - _erfc_tail(ax.take(where), r, s), x.take(where)))
+    out.put(huge, np.copysign(1.0, x.take(huge)))
+    return out.reshape(shape)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -101,7 +109,11 @@ _SQRT_2_PI = 0.7978845608028654  # sqrt(2 / pi)
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): what BERT's checkpoints were trained with."""
-    return x * 0.5 * (1.0 + erf(x * _SQRT_1_2))
+    # torch's order, (x * 0.5) * (1 + erf(x / sqrt(2))), computed in place in erf's result to spare temporaries.
+    out = erf(x * _SQRT_1_2)
+    out += 1.0
+    out *= x * 0.5
+    return out
 
 
 def gelu_new(x: np.ndarray) -> np.ndarray:
@@ -176,3 +188,34 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Elementwise work on big arrays. One erf costs dozens of passes over its array; on [B*S, I] (25 MB at 32x128 for
+# MiniLM) each pass goes to memory. Cut into pieces that fit in the L2 cache, the passes stay in cache, and NumPy
+# releases the GIL inside its loops, so the pieces can run on every core (BLAS, too, uses every core).
+CHUNK_ELEMENTS = 1 << 16  # 256 KiB of float32: a piece and erf's temporaries fit in a 1-2 MiB L2
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minibert"))
+    return _pool[1]
+
+
+def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
+    """fn(x) for an elementwise fn, computed in cache-sized pieces on a thread pool; equal to fn(x) bit for bit."""
+    if x.size <= chunk_elements:
+        return fn(x)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+
+    def piece(start: int) -> None:
+        out[start : start + chunk_elements] = fn(flat[start : start + chunk_elements])
+
+    for _ in _thread_pool().map(piece, range(0, flat.size, chunk_elements)):
+        pass  # map yields None per piece; iterating re-raises any worker's exception here
+    return out.reshape(x.shape)
