@@ -166,12 +166,21 @@ ACT2FN = {
 # The building blocks of every layer.
 
 
+FEW_ROWS = 64  # below this many rows (tokens), linear computes W xᵀ; from here on x Wᵀ is as fast or faster
+
+
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x Wᵀ + b, with W in the checkpoint's [out, in] layout. [..., in] -> [..., out]"""
     # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
     # `weight.T` is a view that BLAS reads transposed, not a copy.
-    out = x.reshape(-1, x.shape[-1]) @ weight.T  # [n, in] @ [in, out] -> [n, out]
-    out += bias
+    rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [n, in]
+    if rows.shape[0] < FEW_ROWS:
+        # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against
+        # 302 us): the same dot products, the big matrix read untransposed. Adding the bias makes the result C-ordered.
+        out = np.add((weight @ rows.T).T, bias, order="C")  # [out, in] @ [in, n] -> [out, n] -> [n, out]
+    else:
+        out = rows @ weight.T  # [n, in] @ [in, out] -> [n, out]
+        out += bias
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
