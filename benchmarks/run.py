@@ -25,6 +25,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -190,23 +191,64 @@ def sgemm_peak(repetitions: int) -> dict:
     return {"size": n, "median_gflops": statistics.median(rates), "max_gflops": max(rates), "samples": rates}
 
 
-def time_interleaved(functions: dict, inputs, repetitions: int, sample_seconds: float) -> dict[str, list[float]]:
-    """Seconds per call of each function: calls in turn, the order rotating each repetition, `inner` calls a sample."""
-    for fn in functions.values():
-        fn(*inputs)  # warm-up: first-call allocations, lazy initialisation
-    start = time.perf_counter()
-    for fn in functions.values():
-        fn(*inputs)
-    inner = max(1, round(sample_seconds * len(functions) / (time.perf_counter() - start)))
-    samples = {name: [] for name in functions}
-    names = list(functions)
+class Worker:
+    """One engine with one model loaded in its own process (`run.py --worker ...`), driven over a pipe.
+
+    Separate processes keep the engines from disturbing each other: onnxruntime's and torch's OpenMP threads spin
+    after a call, and in one process on 2 cores that spinning slowed the next engine's call tenfold."""
+
+    def __init__(self, engine: str, name: str, directory: Path, threads: int):
+        script = str(Path(__file__).resolve())
+        command = [sys.executable, script, "--worker", engine, name, str(directory), str(threads)]
+        self.engine = engine
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.ask(None)  # wait until loaded
+
+    def ask(self, request):
+        if request is not None:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.engine} worker died (exit {self.process.wait()}); see its stderr above")
+        return json.loads(line)
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def run_worker(engine: str, name: str, directory: str, threads: int) -> None:
+    """Serve requests on stdin: save the output for a shape to a .npy file, or time `inner` calls at a shape."""
+    import numpy as np
+
+    forward = load_engine(engine, name, Path(directory), threads)
+    vocab_size = json.loads((Path(directory) / "config.json").read_text())["vocab_size"]
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        inputs = make_inputs(*request["shape"], vocab_size)
+        if "save" in request:
+            np.save(request["save"], forward(*inputs))
+            print(json.dumps({"saved": request["save"]}), flush=True)
+            continue
+        forward(*inputs)  # one untimed call: back into cache and threads awake after another engine ran
+        start = time.perf_counter()
+        for _ in range(request["inner"]):
+            forward(*inputs)
+        print(json.dumps({"seconds": (time.perf_counter() - start) / request["inner"]}), flush=True)
+
+
+def time_interleaved(workers: dict, shape, repetitions: int, sample_seconds: float) -> dict[str, list[float]]:
+    """Seconds per call of each engine: engines in turn, the order rotating each repetition, `inner` calls a sample."""
+    first = {name: w.ask({"shape": shape, "inner": 1})["seconds"] for name, w in workers.items()}
+    inner = max(1, round(sample_seconds / statistics.median(first.values())))
+    samples = {name: [] for name in workers}
+    names = list(workers)
     for rep in range(repetitions):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            fn = functions[name]
-            start = time.perf_counter()
-            for _ in range(inner):
-                fn(*inputs)
-            samples[name].append((time.perf_counter() - start) / inner)
+            time.sleep(0.02)  # let the previous engine's threads stop spinning
+            samples[name].append(workers[name].ask({"shape": shape, "inner": inner})["seconds"])
     return samples
 
 
@@ -288,7 +330,7 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "transformers": transformers.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS") if k in os.environ},
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "OMP_"))},
     }
 
 
@@ -304,8 +346,13 @@ def main(argv=None) -> int:
     parser.add_argument("--repetitions", type=int, help="timed samples per engine and shape (default 7, quick 3)")
     parser.add_argument("--cold-repetitions", type=int, help="cold-start subprocesses per engine (default 3, quick 1)")
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/<date>[-quick].json)")
+    parser.add_argument("--worker", nargs=4, metavar=("ENGINE", "NAME", "DIR", "THREADS"), help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=4, metavar=("ENGINE", "NAME", "DIR", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        engine, name, directory, threads = args.worker
+        run_worker(engine, name, directory, int(threads))
+        return 0
     if args.child:
         engine, name, directory, threads = args.child
         run_child(engine, name, directory, int(threads))
@@ -325,10 +372,11 @@ def main(argv=None) -> int:
     info = machine()
     print(f"{info['cpu']}, {info['cores']} cores; numpy {info['numpy']} BLAS "
           f"{[(b['internal_api'], b['version'], b.get('architecture'), b['num_threads']) for b in info['blas']]}; "
-          f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; threads {threads}; env {info['env']}")  # fmt: skip
+          f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; threads {threads}; "
+          f"env {info['env']}")  # fmt: skip
     if "OPENBLAS_CORETYPE" in os.environ:
-        print("note: OPENBLAS_CORETYPE is set, which pins NumPy's OpenBLAS to that kernel; for the machine's own kernel "
-              "run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py")  # fmt: skip
+        print("note: OPENBLAS_CORETYPE is set, which pins NumPy's OpenBLAS to that kernel; for the machine's own "
+              "kernel run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py")  # fmt: skip
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "quick": args.quick, "machine": info, "threads": threads, "repetitions": repetitions,
                "load_average_start": os.getloadavg(), "sgemm": [sgemm_peak(repetitions)], "forward": [],
@@ -337,11 +385,16 @@ def main(argv=None) -> int:
 
     for name, directory in dirs.items():
         config = json.loads((directory / "config.json").read_text())
-        engines = {engine: load_engine(engine, name, directory, threads) for engine in ENGINES}
+        workers = {engine: Worker(engine, name, directory, threads) for engine in ENGINES}
         for batch, seq in shapes:
             inputs = make_inputs(batch, seq, config["vocab_size"])
-            outputs = {engine: fn(*inputs) for engine, fn in engines.items()}
-            samples = time_interleaved(engines, inputs, repetitions, sample_seconds)
+            outputs = {}
+            for engine, worker in workers.items():
+                path = Path(tempfile.mkdtemp(prefix="minibert-bench-")) / f"{engine}.npy"
+                outputs[engine] = np.load(worker.ask({"shape": [batch, seq], "save": str(path)})["saved"])
+                path.unlink()
+                path.parent.rmdir()
+            samples = time_interleaved(workers, [batch, seq], repetitions, sample_seconds)
             median = {engine: statistics.median(s) for engine, s in samples.items()}
             flops = matmul_flops(config, batch, seq)
             row = {
@@ -361,7 +414,8 @@ def main(argv=None) -> int:
                   f"ratio/torch {row['minibert/torch']:.2f}  ratio/ort {row['minibert/onnxruntime']:.2f}  "
                   f"{row['gflops']['minibert']:.0f} GFLOP/s  "
                   f"diff {row['max_abs_diff_vs_torch']['minibert']:.1e}", flush=True)  # fmt: skip
-        del engines
+        for worker in workers.values():
+            worker.close()
 
     results["sgemm"].append(sgemm_peak(repetitions))  # again at the end: the load may have changed
     roofline = max(s["median_gflops"] for s in results["sgemm"])
@@ -412,7 +466,8 @@ def check_targets(results: dict) -> dict[str, str]:
             continue
         value = found[target]
         met = value >= bound if "roofline" in target else value <= bound
-        outcome[target] = f"{value:.2f} ({'met' if met else 'NOT met'}; target {'>=' if 'roofline' in target else '<='} {bound})"
+        relation = ">=" if "roofline" in target else "<="
+        outcome[target] = f"{value:.2f} ({'met' if met else 'NOT met'}; target {relation} {bound})"
     return outcome
 
 
@@ -435,8 +490,8 @@ def markdown_table(results: dict) -> str:
     for model, cold in results["cold_start"].items():
         for engine in ENGINES:
             c = cold[engine]
-            lines.append(f"| {model} | {engine} | {c['to_first_output_s']:.2f} | {c['import_s']:.2f} | {c['load_s']:.2f}"
-                         f" | {c['forward_s']:.3f} | {c['peak_rss_mib']:.0f} |")  # fmt: skip
+            lines.append(f"| {model} | {engine} | {c['to_first_output_s']:.2f} | {c['import_s']:.2f} | "
+                         f"{c['load_s']:.2f} | {c['forward_s']:.3f} | {c['peak_rss_mib']:.0f} |")  # fmt: skip
     return "\n".join(lines)
 
 
