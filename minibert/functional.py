@@ -77,26 +77,29 @@ def erf(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"erf: expected a float32 or float64 array, got {x.dtype}")
-    # Each element takes the branch of its interval. The intervals are found as flat index arrays and read with
-    # `take` / written with `put`: boolean-mask indexing (x[mask]) does the same at ~10x the cost (measured: 15 ns
-    # against 1.5 ns per element on float32), and erf is the most expensive elementwise step of a BERT layer.
+    # Each element takes the branch of its interval. The first branch, cheap and the commonest in GELU, is computed
+    # for every element (overflowing to NaN beyond it, silenced); the elements beyond |x| = 0.84375 are then gathered
+    # by a flat index array once, and each further interval is found within that smaller set. `take`/`put` instead
+    # of boolean masks (x[mask]): those cost ~10x as much per element (measured: 15 against 1.5 ns on float32).
     shape, x = x.shape, x.ravel()
-    ax = np.abs(x)
-    out = x.copy()  # NaN stays NaN; every other element is overwritten below
-    small = np.flatnonzero(ax < 0.84375)
-    mid = np.flatnonzero((ax >= 0.84375) & (ax < 1.25))
-    tail1 = np.flatnonzero((ax >= 1.25) & (ax < 1 / 0.35))
-    tail2 = np.flatnonzero((ax >= 1 / 0.35) & (ax < 6.0))
-    huge = np.flatnonzero(ax >= 6.0)  # +-inf included
-
-    xs = x.take(small)
-    zs = xs * xs
-    out.put(small, xs + xs * (_polyval(_P_SMALL, zs) / _polyval(_Q_SMALL, zs)))
-    xm, sm = x.take(mid), ax.take(mid) - 1.0
-    out.put(mid, np.copysign(_ERF_1 + _polyval(_P_MID, sm) / _polyval(_Q_MID, sm), xm))
-    for where, r, s in ((tail1, _R_TAIL1, _S_TAIL1), (tail2, _R_TAIL2, _S_TAIL2)):
-        out.put(where, np.copysign(1.0 - _erfc_tail(ax.take(where), r, s), x.take(where)))
-    out.put(huge, np.copysign(1.0, x.take(huge)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = x * x
+        out = x + x * (_polyval(_P_SMALL, z) / _polyval(_Q_SMALL, z))  # |x| < 0.84375: x + x P(x^2) / Q(x^2)
+    rest = np.flatnonzero(~(np.abs(x) < 0.84375))  # NaN included: it stays NaN below
+    if rest.size:
+        xr = x.take(rest)
+        ar = np.abs(xr)
+        erf_rest = xr.copy()  # NaN stays NaN; every other element is overwritten below
+        mid = np.flatnonzero(ar < 1.25)
+        tail1 = np.flatnonzero((ar >= 1.25) & (ar < 1 / 0.35))
+        tail2 = np.flatnonzero((ar >= 1 / 0.35) & (ar < 6.0))
+        huge = np.flatnonzero(ar >= 6.0)  # +-inf included
+        sm = ar.take(mid) - 1.0
+        erf_rest.put(mid, np.copysign(_ERF_1 + _polyval(_P_MID, sm) / _polyval(_Q_MID, sm), xr.take(mid)))
+        for where, r, s in ((tail1, _R_TAIL1, _S_TAIL1), (tail2, _R_TAIL2, _S_TAIL2)):
+            erf_rest.put(where, np.copysign(1.0 - _erfc_tail(ar.take(where), r, s), xr.take(where)))
+        erf_rest.put(huge, np.copysign(1.0, xr.take(huge)))
+        out.put(rest, erf_rest)
     return out.reshape(shape)
 
 
@@ -189,7 +192,11 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) 
     mean = x.mean(axis=-1, keepdims=True)  # [..., 1]
     centered = x - mean
     variance = np.mean(centered * centered, axis=-1, keepdims=True)  # [..., 1]
-    return centered / np.sqrt(variance + eps) * weight + bias
+    # ((x - mean) / sqrt(var + eps)) * weight + bias, the same operations in the same order, in place: no temporaries.
+    centered /= np.sqrt(variance + eps)
+    centered *= weight
+    centered += bias
+    return centered
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -203,7 +210,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 # Elementwise work on big arrays. One erf costs dozens of passes over its array; on [B*S, I] (25 MB at 32x128 for
 # MiniLM) each pass goes to memory. Cut into pieces that fit in the L2 cache, the passes stay in cache, and NumPy
 # releases the GIL inside its loops, so the pieces can run on every core (BLAS, too, uses every core).
-CHUNK_ELEMENTS = 1 << 16  # 256 KiB of float32: a piece and erf's temporaries fit in a 1-2 MiB L2
+CHUNK_ELEMENTS = 1 << 18  # 1 MiB of float32: in L2 with erf's temporaries; smaller pieces pay more Python per element
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
 
 
