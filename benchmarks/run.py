@@ -70,7 +70,7 @@ def bert_base_dir() -> Path:
         import torch
         import transformers
 
-        print(f"making {directory} (random weights, bert-base sizes) ...", flush=True)
+        print(f"making {directory} (random weights, bert-base sizes) ...", file=sys.stderr, flush=True)
         torch.manual_seed(0)
         transformers.BertModel(transformers.BertConfig()).eval().save_pretrained(directory)
     return directory
@@ -83,7 +83,7 @@ def onnx_path(name: str, directory: Path) -> Path:
         import torch
         import transformers
 
-        print(f"exporting {path} ...", flush=True)
+        print(f"exporting {path} ...", file=sys.stderr, flush=True)
         model = transformers.BertModel.from_pretrained(directory, attn_implementation="eager").eval()
 
         class Outputs(torch.nn.Module):  # plain tensors in and out, keywords for transformers
@@ -218,37 +218,48 @@ class Worker:
         self.process.wait()
 
 
+def protocol_stdout():
+    """A private copy of stdout for the replies; fd 1 then points at stderr, so that whatever a library prints while
+    loading (transformers, the ONNX exporter) cannot be taken for a reply."""
+    reply = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return reply
+
+
 def run_worker(engine: str, name: str, directory: str, threads: int) -> None:
     """Serve requests on stdin: save the output for a shape to a .npy file, or time `inner` calls at a shape."""
     import numpy as np
 
+    reply = protocol_stdout()
     forward = load_engine(engine, name, Path(directory), threads)
     vocab_size = json.loads((Path(directory) / "config.json").read_text())["vocab_size"]
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True}), file=reply, flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         inputs = make_inputs(*request["shape"], vocab_size)
         if "save" in request:
             np.save(request["save"], forward(*inputs))
-            print(json.dumps({"saved": request["save"]}), flush=True)
+            print(json.dumps({"saved": request["save"]}), file=reply, flush=True)
             continue
-        forward(*inputs)  # one untimed call: back into cache and threads awake after another engine ran
+        if request.get("warm", True):  # one untimed call: back into cache and threads awake after another engine
+            forward(*inputs)
         start = time.perf_counter()
         for _ in range(request["inner"]):
             forward(*inputs)
-        print(json.dumps({"seconds": (time.perf_counter() - start) / request["inner"]}), flush=True)
+        print(json.dumps({"seconds": (time.perf_counter() - start) / request["inner"]}), file=reply, flush=True)
 
 
 def time_interleaved(workers: dict, shape, repetitions: int, sample_seconds: float) -> dict[str, list[float]]:
     """Seconds per call of each engine: engines in turn, the order rotating each repetition, `inner` calls a sample."""
     first = {name: w.ask({"shape": shape, "inner": 1})["seconds"] for name, w in workers.items()}
     inner = max(1, round(sample_seconds / statistics.median(first.values())))
+    warm = max(first.values()) < 1.0  # a call of a second or more needs no warm-up call before it
     samples = {name: [] for name in workers}
     names = list(workers)
     for rep in range(repetitions):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
             time.sleep(0.02)  # let the previous engine's threads stop spinning
-            samples[name].append(workers[name].ask({"shape": shape, "inner": inner})["seconds"])
+            samples[name].append(workers[name].ask({"shape": shape, "inner": inner, "warm": warm})["seconds"])
     return samples
 
 
@@ -262,6 +273,7 @@ def max_abs_diff_unmasked(a, b, attention_mask) -> float:
 def run_child(engine: str, name: str, directory: str, threads: int) -> None:
     """In a fresh process: import, load, first forward (report), then a larger forward and the peak memory."""
     start = time.perf_counter()
+    reply = protocol_stdout()
     if engine == "minibert":
         import minibert  # noqa: F401
     elif engine == "torch":
@@ -276,9 +288,9 @@ def run_child(engine: str, name: str, directory: str, threads: int) -> None:
     forward(*make_inputs(*COLD_SHAPE, config["vocab_size"]))
     first = time.perf_counter()
     print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "forward_s": first - loaded}),
-          flush=True)  # fmt: skip
+          file=reply, flush=True)  # fmt: skip
     forward(*make_inputs(*MEMORY_SHAPE, config["vocab_size"]))
-    print(json.dumps({"peak_rss_mib": peak_rss_mib()}), flush=True)
+    print(json.dumps({"peak_rss_mib": peak_rss_mib()}), file=reply, flush=True)
 
 
 def peak_rss_mib() -> float:
@@ -384,6 +396,7 @@ def main(argv=None) -> int:
     print(f"sgemm peak: {results['sgemm'][0]['median_gflops']:.0f} GFLOP/s (median at 2048^3)")
 
     for name, directory in dirs.items():
+        onnx_path(name, directory)  # exported here, once, before any worker needs it
         config = json.loads((directory / "config.json").read_text())
         workers = {engine: Worker(engine, name, directory, threads) for engine in ENGINES}
         for batch, seq in shapes:

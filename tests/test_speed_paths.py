@@ -1,0 +1,74 @@
+"""The arrangements made for speed (issue 6) compute what the plain formulas compute.
+
+linear switches to W xᵀ below FEW_ROWS rows, activations run in pieces on a thread pool, erf gathers its intervals
+by index, LayerNorm and GELU work in place: each is checked here against the straightforward expression. The
+timings themselves live in benchmarks/run.py, never in the test suite.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from minibert import functional as F
+
+# Two BLAS products over the same data may sum in another order; float64 keeps them within a few ulp of ~1.
+PRODUCT_TOL_F64 = 1e-13
+
+
+@pytest.mark.parametrize("rows", [1, F.FEW_ROWS - 1, F.FEW_ROWS, 3 * F.FEW_ROWS])
+def test_linear_equals_x_times_w_transposed_plus_b_on_both_sides_of_few_rows(rows):
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 48))
+    weight, bias = rng.standard_normal((80, 48)), rng.standard_normal(80)
+    out = F.linear(x.reshape(1, rows, 48), weight, bias)
+    assert out.shape == (1, rows, 80) and out.flags.c_contiguous
+    np.testing.assert_allclose(out[0], x @ weight.T + bias, rtol=0, atol=PRODUCT_TOL_F64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_in_pieces_on_threads_is_bit_identical_to_one_call(dtype):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 1000, 37)) * 3).astype(dtype)  # 111000 elements: 7 pieces, the last one short
+    for fn in (F.gelu, F.gelu_new, F.silu):
+        np.testing.assert_array_equal(F.apply_elementwise(fn, x, chunk_elements=16384), fn(x))
+
+
+def test_activation_in_pieces_raises_what_a_piece_raises():
+    def fails(x):
+        raise ValueError("piece failed")
+
+    with pytest.raises(ValueError, match="piece failed"):
+        F.apply_elementwise(fails, np.zeros(100), chunk_elements=10)
+
+
+def test_erf_warns_about_nothing_on_huge_infinite_and_nan_inputs():
+    x = np.array([np.nan, np.inf, -np.inf, 3e38, -1e30, 1e-45, 0.5, 2.0, 5.0], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first branch overflows beyond its interval; that must stay silent
+        y = F.erf(x)
+    assert np.isnan(y[0])
+    np.testing.assert_array_equal(y[1:5], [1, -1, 1, -1])
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 6), (2, 3, 70001)])
+def test_erf_keeps_shape_and_matches_elementwise_erf_of_a_flat_copy(shape):
+    x = np.random.default_rng(1).standard_normal(shape) * 4
+    y = F.erf(x)
+    assert y.shape == shape
+    np.testing.assert_array_equal(y.ravel(), F.erf(x.ravel().copy()))
+    # a non-contiguous view gives the same numbers as its contiguous copy
+    np.testing.assert_array_equal(F.erf(x.T), F.erf(np.ascontiguousarray(x.T)))
+
+
+def test_in_place_layer_norm_and_gelu_leave_their_input_alone():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 5, 16)).astype(np.float32)
+    before = x.copy()
+    weight, bias = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    out = F.layer_norm(x, weight, bias, eps=1e-12)
+    mean = x.mean(-1, keepdims=True)
+    expected = (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + np.float32(1e-12)) * weight + bias
+    np.testing.assert_array_equal(out, expected)
+    F.gelu(x)
+    np.testing.assert_array_equal(x, before)
