@@ -120,6 +120,16 @@ def make_inputs(batch: int, seq: int, vocab_size: int):
     return input_ids, attention_mask, np.zeros_like(input_ids)
 
 
+def limit_to_cores(threads: int) -> None:
+    """Pin this process to its first `threads` allowed cores, and NumPy's BLAS to as many threads. Engines started
+    from here inherit the pinning, and minibert's elementwise thread pool sizes itself by it."""
+    from threadpoolctl import threadpool_limits
+
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    global _blas_limit
+    _blas_limit = threadpool_limits(threads, user_api="blas")  # kept: the limit lasts as long as this object
+
+
 def blas_threads() -> int:
     from threadpoolctl import threadpool_info
 
@@ -131,6 +141,8 @@ def load_engine(engine: str, name: str, directory: Path, threads: int):
     if engine == "minibert":
         import minibert
 
+        if threads != blas_threads():
+            limit_to_cores(threads)
         model = minibert.BertModel.from_pretrained(directory)
         return lambda ids, mask, types: model(ids, mask, types).last_hidden_state
     if engine == "torch":
@@ -357,6 +369,12 @@ def main(argv=None) -> int:
     parser.add_argument("--shapes", help="comma-separated BxS, e.g. 1x16,32x128 (default: all five, or two if quick)")
     parser.add_argument("--repetitions", type=int, help="timed samples per engine and shape (default 7, quick 3)")
     parser.add_argument("--cold-repetitions", type=int, help="cold-start subprocesses per engine (default 3, quick 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="pin every engine to this many cores and threads (default: "
+        "all cores, the BLAS thread count NumPy uses); 1 is the steadiest on a shared machine",
+    )
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/<date>[-quick].json)")
     parser.add_argument("--worker", nargs=4, metavar=("ENGINE", "NAME", "DIR", "THREADS"), help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=4, metavar=("ENGINE", "NAME", "DIR", "THREADS"), help=argparse.SUPPRESS)
@@ -379,6 +397,8 @@ def main(argv=None) -> int:
     if args.shapes:
         shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
     dirs = {name: d for name, d in model_dirs().items() if name in args.models.split(",")}
+    if args.threads:
+        limit_to_cores(args.threads)
     threads = blas_threads()
 
     info = machine()
@@ -455,7 +475,8 @@ def main(argv=None) -> int:
     results["targets"] = check_targets(results)
     for target, outcome in results["targets"].items():
         print(f"target {target}: {outcome}")
-    out = args.out or RESULTS / f"{datetime.date.today().isoformat()}{'-quick' if args.quick else ''}.json"
+    suffix = ("-quick" if args.quick else "") + (f"-{args.threads}thread" if args.threads else "")
+    out = args.out or RESULTS / f"{datetime.date.today().isoformat()}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
