@@ -5,7 +5,9 @@ them the way model.py reads them. No math here beyond dtype conversion.
     params["encoder"]["layer"][3]["attention"]["self"]["query"]["weight"] is encoder.layer.3.attention.self.query.weight
 """
 
+import json
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -66,16 +68,101 @@ def rename(name: str) -> str:
     return name
 
 
+# safetensors dtype codes -> bytes per element, and whether NumPy has the dtype (None: sub-byte, no size to check).
+# https://github.com/huggingface/safetensors/blob/v0.8.0/safetensors/src/tensor.rs (enum Dtype)
+SAFETENSORS_DTYPES = {
+    "BOOL": (1, True), "U8": (1, True), "I8": (1, True), "U16": (2, True), "I16": (2, True), "U32": (4, True),
+    "I32": (4, True), "U64": (8, True), "I64": (8, True), "F16": (2, True), "F32": (4, True), "F64": (8, True),
+    "C64": (8, True), "BF16": (2, False), "F8_E5M2": (1, False), "F8_E4M3": (1, False), "F8_E8M0": (1, False),
+    "F8_E4M3FNUZ": (1, False), "F8_E5M2FNUZ": (1, False), "F6_E2M3": (None, False), "F6_E3M2": (None, False),
+    "F4": (None, False),
+}  # fmt: skip
+MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
+
+
+def validate_safetensors_header(path: Path) -> None:
+    """Check a .safetensors file's layout before any tensor is read, naming the first lie its header tells.
+
+    The format is an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then
+    the data: the tensors' byte ranges must tile it exactly, each range prod(shape) * itemsize bytes long. The
+    safetensors library checks most of this too, but its messages do not always say which tensor or what was
+    found, older versions check less, and tensors NumPy cannot hold (bfloat16, float8) fail deep inside it.
+    """
+
+    def fail(problem: str):
+        raise CheckpointError(f"{path}: {problem}; the file is truncated or corrupt: re-download or re-save it")
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                fail(f"the file is {size} bytes, shorter than the 8-byte header length a safetensors file starts with")
+            header_length = int.from_bytes(prefix, "little")
+            if header_length > min(size - 8, MAX_HEADER_BYTES):
+                fail(f"the header length says {header_length} bytes but only {size - 8} bytes follow it")
+            raw = f.read(header_length)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({error})") from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        fail(f"the header is not UTF-8 JSON ({error})")
+    if not isinstance(header, dict):
+        fail(f"the header is a JSON {type(header).__name__}, not an object of tensors")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        fail("the header's __metadata__ is not an object of strings")
+
+    data_length = size - 8 - header_length
+    ranges = []  # (begin, end, name)
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+            fail(f"tensor {name!r} has header entry {entry!r}; expected dtype, shape and data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+            fail(f"tensor {name!r} has unknown dtype {dtype!r}; known: {', '.join(SAFETENSORS_DTYPES)}")
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+            fail(f"tensor {name!r} has shape {shape!r}; expected a list of non-negative integers")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
+                and 0 <= offsets[0] <= offsets[1]):  # fmt: skip
+            fail(f"tensor {name!r} has data_offsets {offsets!r}; expected [begin, end] with 0 <= begin <= end")
+        itemsize, numpy_has_it = SAFETENSORS_DTYPES[dtype]
+        count = math.prod(shape)  # Python integers: a lying shape cannot overflow
+        if itemsize is not None and offsets[1] - offsets[0] != count * itemsize:
+            fail(
+                f"tensor {name!r} of dtype {dtype} and shape {tuple(shape)} needs {count * itemsize} bytes, "
+                f"but its data_offsets {offsets} span {offsets[1] - offsets[0]}"
+            )
+        if not numpy_has_it:
+            raise CheckpointError(
+                f"{path}: tensor {name!r} is stored as {dtype}, which NumPy has no dtype for; re-save the "
+                "checkpoint in float32 (in PyTorch: model.float().save_pretrained(directory))"
+            )
+        ranges.append((offsets[0], offsets[1], name))
+
+    end, previous = 0, None
+    for begin, stop, name in sorted(ranges):
+        if begin != end:
+            where = f"the previous tensor {previous!r} ends at {end}" if previous else "the data starts at 0"
+            kind = "overlaps" if begin < end else "leaves a gap"
+            fail(f"tensor {name!r} starts at data byte {begin} but {where}: the header {kind}")
+        end, previous = stop, name
+    if end != data_length:
+        fail(f"the header's tensors cover {end} bytes of data but the file holds {data_length} after the header")
+
+
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of a .safetensors file, as NumPy arrays in the file's dtype."""
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
+    validate_safetensors_header(path)
     tensors = {}
     try:
         with safe_open(str(path), framework="numpy") as f:
             for name in f.keys():
                 tensors[name] = f.get_tensor(name)
-    except (SafetensorError, OSError, ValueError, TypeError) as error:
+    except Exception as error:  # SafetensorError, OSError, and TypeError/AttributeError for dtypes NumPy lacks
         raise CheckpointError(f"{path}: not a readable safetensors file ({error}); re-download or re-save it") from None
     return tensors
 
@@ -101,7 +188,10 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict:
 
 
 def check_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"dtype {dtype!r} is not a NumPy dtype; use numpy.float32 or numpy.float64") from None
     if dtype not in SUPPORTED_DTYPES:
         raise InputError(f"dtype {dtype} is not supported; use numpy.float32 or numpy.float64")
     return dtype

@@ -45,8 +45,25 @@ def cmd_explain(args) -> None:
     print(f"max |tanh(W h0 + b) - pooler_output| = {np.abs(pooled - out.pooler_output[0]).max():.3g}")
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2) like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minibert", description="BERT's forward pass in NumPy.")
+    parser = _OneLineErrorParser(prog="minibert", description="BERT's forward pass in NumPy.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     explain = commands.add_parser("explain", help="show how the pooled output is made from token 0's hidden state")
@@ -54,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--model", required=True, help="a model directory (config.json, model.safetensors, tokenizer)")
     explain.add_argument("--pair", help="a second text, for a sentence pair")
     explain.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    explain.add_argument("--values", type=int, default=6, help="how many leading values of each vector to print")
+    explain.add_argument(
+        "--values", type=_positive_int, default=6, help="how many leading values of each vector to show"
+    )
     explain.set_defaults(run=cmd_explain)
     return parser
 

@@ -43,7 +43,13 @@ def bert_embeddings(input_ids, token_type_ids, position_ids, *, word_embeddings,
 
 
 def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """0 where a token may be attended to, the dtype's most negative number where not. [B, S] -> [B, 1, 1, S]"""
+    """0 where a token may be attended to, the dtype's most negative number where not. [B, S] -> [B, 1, 1, S]
+
+    A row whose attention_mask is all 0 (a sequence that is only padding) is not an error: every score of that row
+    becomes finfo.min plus a number far below its ulp, i.e. exactly finfo.min, so its softmax is uniform over all S
+    keys and its outputs are finite. They are what transformers' eager attention computes for such a row, to the
+    last digits in float64 (tests/test_robustness.py checks it), and as meaningless: mask such rows out downstream.
+    """
     # transformers adds finfo(dtype).min rather than -inf, so that a row whose keys are all padding gets equal
     # scores (a uniform softmax) instead of NaN. Padded positions then match transformers too.
     # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/masking_utils.py#L615-L617
@@ -194,11 +200,14 @@ class BertModel:
         return self.params["embeddings"]["word_embeddings"]["weight"].dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32) -> "BertModel":
-        """Load config.json and the weights of a model directory, checking every tensor against the config."""
+    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True) -> "BertModel":
+        """Load config.json and the weights of a model directory, checking every tensor against the config.
+
+        check_finite=False skips the scan for NaN and infinite weights (one pass over the weights), for a checkpoint
+        known to hold them on purpose or already checked."""
         from .checkpoint import load_pretrained
 
-        config, params = load_pretrained(path, dtype=dtype)
+        config, params = load_pretrained(path, dtype=dtype, check_finite=check_finite)
         return cls(config, params)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,

@@ -70,6 +70,8 @@ class Tokenizer:
                 )
         if padding not in (True, False, "longest", "max_length", "do_not_pad"):
             raise InputError(f"padding must be True, False, 'longest' or 'max_length', found {padding!r}")
+        if truncation not in (True, False, "longest_first", "do_not_truncate"):
+            raise InputError(f"truncation must be True, False or 'longest_first', found {truncation!r}")
         if max_length is not None and (
             isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
         ):
@@ -79,7 +81,7 @@ class Tokenizer:
         backend = self.backend
         backend.no_truncation()
         backend.no_padding()
-        if truncation:
+        if truncation not in (False, "do_not_truncate"):
             backend.enable_truncation(max_length=limit, strategy="longest_first")
         if padding in (True, "longest", "max_length"):
             pad_id = backend.token_to_id(self.pad_token)
@@ -116,7 +118,15 @@ def _as_text_list(name: str, texts) -> list[str]:
         raise InputError(f"{name} must be a string or a non-empty list of strings, found {type(texts).__name__}")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise InputError(f"{name}[{i}] is a {type(text).__name__}, not a string")
+            hint = "; decode bytes first, e.g. data.decode('utf-8')" if isinstance(text, bytes) else ""
+            raise InputError(f"{name}[{i}] is of type {type(text).__name__}, not str{hint}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate: the tokenizers library fails with a bare TypeError
+            raise InputError(
+                f"{name}[{i}] holds {text[error.start]!r} at index {error.start}, a lone surrogate that is not valid "
+                "Unicode; decode the source bytes with errors='replace'"
+            ) from None
     return list(texts)
 
 
