@@ -206,13 +206,15 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
     """
     dtype = check_dtype(dtype)
     renamed: dict[str, np.ndarray] = {}
+    original: dict[str, str] = {}  # the file's name of each renamed tensor, to name both sides of a collision
     for name, tensor in tensors.items():
         new = rename(name)
         if new in renamed:
+            first, second = sorted((original[new], name))
             raise CheckpointError(
-                f"{source}: two tensors map to {new!r} (one is {name!r}); the checkpoint is ambiguous"
+                f"{source}: two tensors map to {new!r}: {first!r} and {second!r}; the checkpoint is ambiguous"
             )
-        renamed[new] = tensor
+        renamed[new], original[new] = tensor, name
     has_pooler = "pooler.dense.weight" in renamed or "pooler.dense.bias" in renamed
     expected = expected_shapes(config, pooler=has_pooler)
 
