@@ -77,6 +77,15 @@ class Tokenizer:
         ):
             raise InputError(f"max_length must be an integer of at least 2 ([CLS] and [SEP]), found {max_length!r}")
         limit = self.model_max_length if max_length is None else max_length
+        # The library cannot truncate below the special tokens and then silently returns longer rows.
+        processor = self.backend.post_processor
+        specials = processor.num_special_tokens_to_add(text_pairs is not None) if processor is not None else 0
+        if truncation not in (False, "do_not_truncate") and limit < specials:
+            layout = "[CLS] A [SEP] B [SEP]" if text_pairs is not None else "[CLS] A [SEP]"
+            raise InputError(
+                f"max_length {limit} leaves no room for the {specials} special tokens of each row ({layout}); "
+                f"pass max_length >= {specials}"
+            )
 
         backend = self.backend
         backend.no_truncation()
