@@ -6,7 +6,7 @@ Every outcome must be a CheckpointError/InputError or a correct result, never an
 
 import numpy as np
 import pytest
-from fuzz_robustness import fuzz_tokenizer_once, run
+from fuzz_robustness import check_loaded, fuzz_tokenizer_once, run, seed_file
 from helpers import WEIGHTS, minilm_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +16,7 @@ import minibert
 SEED = 20261125  # fixed, so CI runs the same inputs every time; the script draws fresh seeds
 
 
-@pytest.mark.parametrize("target, iterations", [("safetensors", 400), ("model", 150), ("tokenizer", 300)])
+@pytest.mark.parametrize("target, iterations", [("safetensors", 2000), ("model", 500), ("tokenizer", 1000)])
 def test_fuzzed_inputs_give_a_clear_error_or_a_correct_result(target, iterations):
     outcomes = run(target, SEED, iterations=iterations)
     assert sum(outcomes.values()) == iterations
@@ -69,6 +69,19 @@ def test_any_unicode_text_encodes_to_cls_text_sep_rows(tokenizer, texts):
     lengths = mask.sum(axis=1)
     assert (ids[:, 0] == 101).all() and (ids[np.arange(len(texts)), lengths - 1] == 102).all()
     assert ids.shape[1] <= tokenizer.model_max_length
+
+
+def test_the_load_oracle_fails_on_tensors_that_differ_from_the_header():
+    from safetensors.numpy import load
+
+    data = seed_file()
+    tensors = load(data)
+    check_loaded(data, tensors)
+    for change in (lambda t: t["a"].__setitem__((0, 0), 7.0), lambda t: t.update(b=t["b"][:3]), lambda t: t.pop("e")):
+        changed = {name: array.copy() for name, array in tensors.items()}
+        change(changed)
+        with pytest.raises(AssertionError):
+            check_loaded(data, changed)
 
 
 def test_fuzz_tokenizer_once_checks_something(tokenizer):

@@ -205,6 +205,10 @@ BAD_TEXTS = {
     "unknown truncation": (dict(texts=["a"], truncation="yes"), "truncation must be True, False or 'longest_first'"),
     "max_length 1": (dict(texts=["a"], max_length=1), r"max_length must be an integer of at least 2 \(\[CLS\] and"),
     "max_length bool": (dict(texts=["a"], max_length=True), "max_length must be an integer of at least 2"),
+    "max_length below a pair's special tokens": (
+        dict(texts=["a b c"], text_pairs=["d e f"], max_length=2),
+        r"max_length 2 leaves no room for the 3 special tokens of each row \(\[CLS\] A \[SEP\] B \[SEP\]\)",
+    ),
     "unpadded rows of different lengths": (dict(texts=["a", "a b c"], padding=False), "pass padding=True"),
 }
 
@@ -550,6 +554,9 @@ def broken_model(tmp_path: Path, what: str) -> Path:
         (directory / "model.safetensors").write_bytes(b"\x00" * 7)
     elif what == "tokenizer":
         (directory / "tokenizer.json").unlink()
+    elif what == "unreadable":
+        (directory / "config.json").unlink()
+        (directory / "config.json").mkdir()
     return directory
 
 
@@ -565,13 +572,14 @@ BAD_COMMAND_LINES = {
     "invalid config.json": (["explain", "hi", "--model", "{config}"], "config.json: invalid JSON at line 1"),
     "corrupt weights": (["explain", "hi", "--model", "{weights}"], "model.safetensors: the file is 7 bytes"),
     "no tokenizer": (["explain", "hi", "--model", "{tokenizer}"], "no tokenizer.json or vocab.txt"),
+    "unreadable config.json": (["explain", "hi", "--model", "{unreadable}"], "config.json: cannot be read"),
 }
 
 
 @pytest.mark.parametrize("argv, match", BAD_COMMAND_LINES.values(), ids=BAD_COMMAND_LINES.keys())
 def test_bad_command_lines_print_one_line_and_exit_2(tmp_path, capsys, argv, match):
     places = {"tmp": tmp_path}
-    for what in ("config", "weights", "tokenizer"):
+    for what in ("config", "weights", "tokenizer", "unreadable"):
         if any("{" + what + "}" in arg for arg in argv):
             places[what] = broken_model(tmp_path, what)
     argv = [arg.format(**places) for arg in argv]
