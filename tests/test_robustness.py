@@ -526,6 +526,16 @@ def test_tensors_that_do_not_fit_the_config_are_checkpoint_errors_naming_the_ten
         minibert.BertModel.from_pretrained(directory)
 
 
+def test_float16_weights_are_not_an_error_and_load_exactly(tmp_path):
+    """Half-precision checkpoints exist (saved with model.half()); every float16 value is exact in float32/64."""
+    directory = copy_checkpoint(tmp_path)
+    edit_tensors(directory, lambda t: t.update({name: value.astype(np.float16) for name, value in t.items()}))
+    model = minibert.BertModel.from_pretrained(directory, dtype=np.float64)
+    halves = load_file(directory / "model.safetensors")[WORD]
+    assert halves.dtype == np.float16
+    np.testing.assert_array_equal(model.params["embeddings"]["word_embeddings"]["weight"], halves.astype(np.float64))
+
+
 def test_config_with_more_layers_than_the_weights_names_the_missing_tensors(tmp_path):
     directory = copy_checkpoint(tmp_path)
     edit_config(directory, num_hidden_layers=3)
