@@ -99,8 +99,10 @@ def validate_safetensors_header(path: Path) -> None:
             if len(prefix) < 8:
                 fail(f"the file is {size} bytes, shorter than the 8-byte header length a safetensors file starts with")
             header_length = int.from_bytes(prefix, "little")
-            if header_length > min(size - 8, MAX_HEADER_BYTES):
+            if header_length > size - 8:
                 fail(f"the header length says {header_length} bytes but only {size - 8} bytes follow it")
+            if header_length > MAX_HEADER_BYTES:
+                fail(f"the header length says {header_length} bytes, over the format's limit of {MAX_HEADER_BYTES}")
             raw = f.read(header_length)
     except OSError as error:
         raise CheckpointError(f"{path}: cannot be read ({error})") from None
