@@ -180,6 +180,8 @@ POOLS = [
 
 def random_text(rng, max_length: int) -> str:
     length = int(np.exp(rng.uniform(0, np.log(max_length + 1)))) - 1  # log-uniform: mostly short, sometimes long
+    if rng.random() < 0.01:
+        length = 100_000  # a whole document in one text: truncation, not a crash or a slow path
     if rng.random() < 0.1:
         return pick(rng, ["", " ", "\t\n", "\x00", "[CLS]", "[SEP] [PAD]", "##", "a" * 300])
     pools = [POOLS[i] for i in rng.choice(len(POOLS), size=rng.integers(1, 4), replace=False)]
