@@ -2,6 +2,7 @@
 
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
+from .heads import BertForMaskedLM, BertForSequenceClassification, fill_mask
 from .model import BertModel, BertModelOutput
 from .sentence import SentenceEncoder, cosine_similarity
 from .tokenizer import Tokenizer
@@ -9,6 +10,8 @@ from .trace import Trace
 
 __all__ = [
     "BertConfig",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
     "BertModel",
     "BertModelOutput",
     "CheckpointError",
@@ -19,4 +22,5 @@ __all__ = [
     "Tokenizer",
     "Trace",
     "cosine_similarity",
+    "fill_mask",
 ]
