@@ -64,7 +64,8 @@ def main() -> None:
     assert model.max_seq_length == 256
     long_tokens = len(model.tokenizer(TEXTS[4])["input_ids"])
     assert long_tokens > 300, f"the long text has only {long_tokens} tokens; it must exceed max_seq_length"
-    reference = {"texts": np.array(TEXTS)}
+    versions = f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__}"
+    reference = {"texts": np.array(TEXTS), "versions": np.array(versions)}
     reference["float32/embeddings"] = model.encode(TEXTS)
     reference["float64/embeddings"] = model.to(torch.float64).encode(TEXTS)
     assert reference["float32/embeddings"].dtype == np.float32
