@@ -212,3 +212,26 @@ def test_pooling_matches_live_sentence_transformers_pooling_module(mode):
         expected = module({"token_embeddings": torch.from_numpy(x), "attention_mask": torch.from_numpy(mask)})
     modes = [mode] if isinstance(mode, str) else list(mode)
     np.testing.assert_allclose(pool(x, mask, modes), expected["sentence_embedding"].numpy(), rtol=0, atol=F64_TOL)
+
+
+def test_do_lower_case_puts_a_lowercase_normalizer_in_front():
+    from tokenizers.normalizers import BertNormalizer
+
+    from minibert.sentence import _lowercase_first
+
+    tokenizer = minibert.Tokenizer.from_pretrained(WEIGHTS / "tiny-mlm")
+    tokenizer.backend.normalizer = BertNormalizer(lowercase=False)  # a cased tokenizer
+    assert tokenizer.convert_ids_to_tokens(tokenizer(["CAT"])["input_ids"][0]) == ["[CLS]", "[UNK]", "[SEP]"]
+    _lowercase_first(tokenizer)
+    assert tokenizer.convert_ids_to_tokens(tokenizer(["CAT"])["input_ids"][0]) == ["[CLS]", "cat", "[SEP]"]
+
+
+def test_readme_semantic_search_output_is_true(encoder):
+    docs = [
+        "The cat sleeps on the warm windowsill.",
+        "Stock markets fell sharply after the announcement.",
+        "A recipe for sourdough bread with a crisp crust.",
+        "Kittens like to nap in the sun.",
+    ]
+    scores = minibert.cosine_similarity(encoder.encode(["Where do cats like to sleep?"]), encoder.encode(docs))[0]
+    assert [f"{s:.4f}" for s in scores] == ["0.5982", "-0.0715", "0.1129", "0.6706"]  # as printed in README.md
