@@ -154,6 +154,7 @@ class BertForMaskedLM:
         # transformers v5 ties decoder.bias to cls.predictions.bias only together with the weight (_tied_weights_keys
         # of BertForMaskedLM; both are dropped when tie_word_embeddings is false). Checkpoints from transformers 4
         # store both names for the one bias; either serves when the other is absent.
+        # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py#L914-L917
         bias_names = ["cls.predictions.bias", "cls.predictions.decoder.bias"]
         bias_name = next((n for n in (bias_names if tied else bias_names[::-1]) if n in renamed), bias_names[0])
         shapes[bias_name] = (V,)
