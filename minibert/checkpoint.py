@@ -7,6 +7,7 @@ them the way model.py reads them. No math here beyond dtype conversion.
 
 import logging
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -107,12 +108,14 @@ def check_dtype(dtype) -> np.dtype:
     return dtype
 
 
-def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True):
+def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True,
+              used_heads: Collection[str] = ()):  # fmt: skip
     """Map names, check the set of tensors and their shapes against the config, convert to `dtype`, nest.
 
     Loading is strict: the expected names are computed from the config and compared with the file's, and every
     missing, unexpected or misshapen tensor is named. Pooler weights are optional; without them the model returns
-    `pooler_output=None` rather than inventing random ones.
+    `pooler_output=None` rather than inventing random ones. Head tensors (cls., classifier., ...) are not returned;
+    those not named in `used_heads` (by their renamed names; heads.py reads its own) are logged as unused.
     """
     dtype = check_dtype(dtype)
     renamed: dict[str, np.ndarray] = {}
@@ -128,7 +131,7 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
 
     missing = sorted(set(expected) - set(renamed))
     unused = sorted(name for name in set(renamed) - set(expected) if not IGNORED.match(name))
-    heads = [name for name in unused if name.startswith(HEAD_PREFIXES)]
+    heads = [name for name in unused if name.startswith(HEAD_PREFIXES) and name not in used_heads]
     unexpected = [name for name in unused if not name.startswith(HEAD_PREFIXES)]
     if missing or unexpected:
 
