@@ -195,22 +195,28 @@ def read_sharded_safetensors(index_path: Path, dtype=None) -> dict[str, np.ndarr
             + ", ".join(f"{shard} (holds {len(shards[shard])} tensors, e.g. {shards[shard][0]!r})" for shard in missing)
             + "; download every shard the index names"
         )
-    for shard, names in shards.items():
-        held = read_safetensors_header(index_path.parent / shard)[0].keys()
-        absent = [name for name in names if name not in held]
-        if absent:
-            raise CheckpointError(
-                f"{index_path}: the index puts {len(absent)} tensor(s) in {shard}, which does not hold them: "
-                f"{', '.join(absent[:8])}{' ...' if len(absent) > 8 else ''}; the index and the shards disagree, "
-                "re-download them together"
-            )
-        unlisted = sorted(name for name in held if weight_map.get(name) != shard)
-        if unlisted:
-            raise CheckpointError(
-                f"{index_path}: {shard} holds {len(unlisted)} tensor(s) the index does not put there: "
-                f"{', '.join(unlisted[:8])}{' ...' if len(unlisted) > 8 else ''}; the index and the shards "
-                "disagree, re-download them together"
-            )
+    held_in: dict[str, list[str]] = {}  # tensor name -> the shards that actually hold it
+    for shard in shards:
+        for name in read_safetensors_header(index_path.parent / shard)[0]:
+            held_in.setdefault(name, []).append(shard)
+    problems = []
+    for name in sorted(weight_map.keys() | held_in.keys()):
+        listed, held = weight_map.get(name), held_in.get(name, [])
+        if held == [listed]:
+            continue
+        if listed is None:
+            problems.append(f"{name!r} is in {', '.join(held)} but not in the index")
+        elif not held:
+            problems.append(f"{name!r}: the index puts it in {listed}, which does not hold it, nor does any shard")
+        else:
+            problems.append(f"{name!r}: the index puts it in {listed}, but {', '.join(held)} holds it")
+    if problems:
+        raise CheckpointError(
+            f"{index_path}: the index and the shards disagree on {len(problems)} tensor(s): "
+            + "; ".join(problems[:4])
+            + ("; ..." if len(problems) > 4 else "")
+            + ". Re-download the index and the shards together"
+        )
     tensors = {}
     for shard in shards:
         tensors.update(read_safetensors(index_path.parent / shard, dtype))
