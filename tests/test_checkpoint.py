@@ -14,7 +14,7 @@ from helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, named_outputs
 from safetensors.numpy import load_file, save_file
 
 import minibert
-from minibert.checkpoint import read_safetensors, read_tensors
+from minibert.checkpoint import load_pretrained, read_safetensors, read_tensors
 from minibert.errors import CheckpointError
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -257,3 +257,15 @@ def test_float32_file_loaded_as_float32_is_read_once_without_conversion(tmp_path
     assert weight.dtype == np.float32 and weight.flags.owndata and weight.flags.writeable
     np.testing.assert_array_equal(weight, load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")[
         "encoder.layer.0.intermediate.dense.weight"])  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weight_is_refused_by_name_unless_check_finite_is_off(bad, tmp_path):
+    tensors = load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")
+    tensors["encoder.layer.1.intermediate.dense.weight"][3, 4] = bad
+    save_file(tensors, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text((WEIGHTS / "tiny-gelu" / "config.json").read_text())
+    with pytest.raises(CheckpointError, match=r"'encoder\.layer\.1\.intermediate\.dense\.weight' holds 1 NaN or inf"):
+        minibert.BertModel.from_pretrained(tmp_path)
+    _, params = load_pretrained(tmp_path, check_finite=False)
+    assert not np.isfinite(params["encoder"]["layer"][1]["intermediate"]["dense"]["weight"][3, 4])
