@@ -185,7 +185,7 @@ def test_online_model_downloads_config_and_the_best_weights_only(fake_hub, hub_c
 
 
 def test_online_sharded_checkpoint_downloads_the_index_then_each_shard(fake_hub, tmp_path):
-    from test_checkpoint import shard_tiny_gelu
+    from test_checkpoint_layouts import shard_tiny_gelu
 
     source = tmp_path / "sharded"
     source.mkdir()
