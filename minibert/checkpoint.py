@@ -317,19 +317,32 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
 
 
 def read_torch_bin(path: Path, dtype=None) -> dict[str, np.ndarray]:
-    """pytorch_model.bin (torch.save's zip + pickle), read without PyTorch: minibert/torch_pickle.py, when present."""
-    raise CheckpointError(
-        f"{path}: reading pytorch_model.bin without PyTorch is not available in this build of minibert; "
-        "convert it to model.safetensors (transformers: model.save_pretrained(dir, safe_serialization=True))"
-    )
+    """pytorch_model.bin (torch.save's zip + pickle), read without PyTorch through a restricted unpickler."""
+    from .torch_pickle import load_torch_bin
+
+    return _as_dtype(load_torch_bin(path), dtype)
 
 
 def read_tf_checkpoint(index_path: Path, dtype=None) -> dict[str, np.ndarray]:
-    """Google's TF checkpoint (bert_model.ckpt.index + .data-*), without TensorFlow: minibert/tf_checkpoint.py."""
-    raise CheckpointError(
-        f"{index_path}: reading TensorFlow checkpoints is not available in this build of minibert; convert it with "
-        "transformers' convert_bert_original_tf_checkpoint_to_pytorch, then save it as model.safetensors"
-    )
+    """Google's TF checkpoint (bert_model.ckpt.index + .data-*), without TensorFlow, by transformers' names.
+
+    Kernels come transposed to [out, in]; the optimizer's slots (adam_m, adam_v) and global_step are left out.
+    """
+    from .tf_checkpoint import load_tf_checkpoint, tf_to_hf_names
+
+    tensors, skipped = tf_to_hf_names(load_tf_checkpoint(index_path.with_suffix("")))
+    if skipped:
+        logger.info("%s: %d optimizer-state tensor(s) left out (%s, ...)", index_path, len(skipped), skipped[0])
+    return _as_dtype(tensors, dtype)
+
+
+def _as_dtype(tensors: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
+    """Floating tensors converted to `dtype` one at a time, each original freed as soon as it is replaced."""
+    if dtype is not None:
+        for name, tensor in tensors.items():
+            if tensor.dtype.kind == "f":
+                tensors[name] = tensor.astype(dtype, copy=False)
+    return tensors
 
 
 # The weight files minibert reads, best first: the file that marks the layout, and its reader (path, dtype) -> raw
