@@ -5,11 +5,12 @@ Run from the repository root, with the `reference` extra installed (transformers
     python benchmarks/load_memory.py
 
 It saves a randomly initialised bert-base-uncased-shaped BertModel (110M parameters) with transformers in a
-temporary directory, in float32 (one file, and sharded), float16 and bfloat16, then loads each in a fresh
-subprocess: the baseline is the high-water mark of resident memory after importing minibert, the peak the same
-mark after `minibert.checkpoint.load_pretrained`. The mark is the kernel's own (VmHWM in /proc/self/status, which
-execve resets; ru_maxrss where there is no /proc, though it carries over the parent's peak), so nothing between
-two samples is missed. The checkpoints are written by another subprocess, so that torch's memory never counts.
+temporary directory, in float32 (one file, sharded, and as pytorch_model.bin), float16 and bfloat16, then loads each
+in a fresh subprocess: the baseline is the high-water mark of resident memory after importing minibert, the peak
+the same mark after `minibert.checkpoint.load_pretrained`. The mark is the kernel's own (VmHWM in
+/proc/self/status, which execve resets; ru_maxrss where there is no /proc, though it carries over the parent's
+peak), so nothing between two samples is missed. The checkpoints are written by another subprocess, so that
+torch's memory never counts.
 
 The goal (issue 3) is a peak at most 1.2x the file size above the baseline for a file loaded in its own dtype; a
 conversion to a wider dtype needs the wider copy, so those rows are also given against the size of the loaded
@@ -54,14 +55,19 @@ print(json.dumps({{"baseline": baseline * 1024, "peak": kib() * 1024, "loaded": 
 """
 
 
+NAMES = ("float32", "float32-sharded", "float16", "bfloat16", "pytorch_model.bin")
+
+
 def save_checkpoints(directory: Path) -> dict[str, Path]:
     import torch
     import transformers
 
     torch.manual_seed(0)
     model = transformers.BertModel(transformers.BertConfig())  # bert-base-uncased's shape, random weights
-    paths = {name: directory / name for name in ("float32", "float32-sharded", "float16", "bfloat16")}
+    paths = {name: directory / name for name in NAMES}
     model.save_pretrained(paths["float32"])
+    model.config.save_pretrained(paths["pytorch_model.bin"])
+    torch.save(model.state_dict(), paths["pytorch_model.bin"] / "pytorch_model.bin")
     model.save_pretrained(paths["float32-sharded"], max_shard_size="100MB")
     model.to(torch.float16).save_pretrained(paths["float16"])
     model.to(torch.bfloat16).save_pretrained(paths["bfloat16"])
@@ -69,7 +75,7 @@ def save_checkpoints(directory: Path) -> dict[str, Path]:
 
 
 def file_size(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.glob("*.safetensors"))
+    return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in directory.glob(pattern))
 
 
 def measure(path: Path, dtype: str, how: str = "minibert") -> dict:
@@ -95,9 +101,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.keep or Path(tmp)
         subprocess.run([sys.executable, __file__, "--save-only", str(directory)], check=True, capture_output=True)
-        paths = {name: directory / name for name in ("float32", "float32-sharded", "float16", "bfloat16")}
+        paths = {name: directory / name for name in NAMES}
         cases = [("float32", "float32", "minibert"), ("float32-sharded", "float32", "minibert"),
                  ("float16", "float32", "minibert"), ("bfloat16", "float32", "minibert"),
+                 ("pytorch_model.bin", "float32", "minibert"),
                  ("float32", "float64", "minibert"), ("float32", "float32", "safetensors.numpy.load_file")]  # fmt: skip
         mib = 2**20
         print(
