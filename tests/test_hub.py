@@ -4,6 +4,8 @@
 file_download.py: `models--{org}--{name}/refs/{revision}` holds the commit hash, `snapshots/{commit}/{file}` is a
 relative symlink to `blobs/{etag}`, the etag being the file's SHA-256 for LFS files and its git blob SHA-1 for
 the others), and the tests check that huggingface_hub's own `scan_cache_dir` reads it back without a warning.
+The online path runs huggingface_hub's real download code against tests/fake_hub.py, a local HTTP stand-in for the
+hub, and checks which files were fetched.
 """
 
 import hashlib
@@ -145,69 +147,117 @@ def test_local_directory_still_wins_and_rejects_a_revision():
         minibert.BertModel.from_pretrained("./not/a/hub/id")
 
 
-# The online path, with huggingface_hub's two network calls replaced by fakes that serve from a prepared cache:
-# what matters here is which files minibert asks for.
+# The online path: huggingface_hub's real hf_hub_download and list_repo_files, talking to tests/fake_hub.py.
 
-BERT_BASE_FILES = [".gitattributes", "LICENSE", "README.md", "config.json", "coreml/model.mlmodel",
-                   "flax_model.msgpack", "model.onnx", "model.safetensors", "pytorch_model.bin", "rust_model.ot",
-                   "tf_model.h5", "tokenizer.json", "tokenizer_config.json", "vocab.txt"]  # fmt: skip
+COMMIT_1 = hashlib.sha1(b"commit 1").hexdigest()
+COMMIT_2 = hashlib.sha1(b"commit 2").hexdigest()
 
 
 @pytest.fixture
-def fake_hub(monkeypatch, online, hub_cache):
-    """Replace the hub by `listing` (repo files) and a download that returns the cached file; records requests."""
-    requests = []
-    listing = {}
+def serve(monkeypatch, online):
+    """serve({(repo_id, ref): (commit, directory)}) -> a FakeHub that huggingface_hub now talks to."""
+    from fake_hub import FakeHub
 
-    def list_repo_files(self, repo_id, revision=None, **kwargs):
-        return listing[repo_id]
+    hubs = []
 
-    def hf_hub_download(repo_id, filename, revision=None, cache_dir=None, **kwargs):
-        requests.append(filename)
-        found = huggingface_hub.try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
-        assert isinstance(found, str), f"{filename} is not in the prepared cache"
-        return found
+    def start(repos):
+        hub = FakeHub(repos)
+        hubs.append(hub)
+        # What HF_ENDPOINT sets when huggingface_hub is imported (constants.py): the API root and the file URL.
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
+        return hub
 
-    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", list_repo_files)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
-    return listing, requests
-
-
-def test_online_model_downloads_config_and_the_best_weights_only(fake_hub, hub_cache):
-    listing, requests = fake_hub
-    listing[MINILM_ID] = BERT_BASE_FILES
-    model = minibert.BertModel.from_pretrained(MINILM_ID, cache_dir=hub_cache)
-    assert requests == ["config.json", "model.safetensors"]
-    assert model.config.hidden_size == 384
-    requests.clear()
-    minibert.Tokenizer.from_pretrained(MINILM_ID, cache_dir=hub_cache)
-    assert requests == ["tokenizer.json", "tokenizer_config.json", "vocab.txt"]
+    yield start
+    for hub in hubs:
+        hub.close()
 
 
-def test_online_sharded_checkpoint_downloads_the_index_then_each_shard(fake_hub, tmp_path):
+def repo_like_bert_base_uncased(directory: Path) -> Path:
+    """tiny-gelu's config and weights, MiniLM's tokenizer files, and the other formats a hub repo holds."""
+    directory.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(WEIGHTS / "tiny-gelu" / name, directory)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_dir() / name, directory)
+    for name in ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot", "model.onnx", "README.md"):
+        (directory / name).write_bytes(b"never downloaded")
+    return directory
+
+
+def test_hub_id_downloads_only_config_best_weights_and_tokenizer_files_then_works_offline(serve, tmp_path, monkeypatch):
+    hub = serve({("org/bert-like", "main"): (COMMIT_1, repo_like_bert_base_uncased(tmp_path / "repo"))})
+    cache = tmp_path / "cache"
+    model = minibert.BertModel.from_pretrained("org/bert-like", cache_dir=cache)
+    assert hub.downloads == ["config.json", "model.safetensors"]
+    tokenizer = minibert.Tokenizer.from_pretrained("org/bert-like", cache_dir=cache)
+    assert hub.downloads[2:] == ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]
+    # huggingface_hub wrote its own cache: it reads it back cleanly, and it serves the model with the hub gone.
+    assert huggingface_hub.scan_cache_dir(cache).warnings == []
+    hub.close()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = minibert.BertModel.from_pretrained("org/bert-like", cache_dir=cache)
+    ids = [[1, 4, 9, 2]]
+    np.testing.assert_array_equal(again(ids).last_hidden_state, model(ids).last_hidden_state)
+    assert minibert.Tokenizer.from_pretrained("org/bert-like", cache_dir=cache)("hub")["input_ids"].tolist() == (
+        tokenizer("hub")["input_ids"].tolist()
+    )
+
+
+def test_hub_revision_downloads_that_revision(serve, tmp_path):
+    hub = serve(
+        {("org/m", "main"): (COMMIT_1, WEIGHTS / "tiny-gelu"), ("org/m", "v2"): (COMMIT_2, WEIGHTS / "tiny-silu")}
+    )
+    assert minibert.BertModel.from_pretrained("org/m", revision="v2", cache_dir=tmp_path).config.hidden_size == 12
+    assert minibert.BertModel.from_pretrained("org/m", revision=COMMIT_1, cache_dir=tmp_path).config.hidden_size == 32
+    assert (tmp_path / "models--org--m" / "refs" / "v2").read_text() == COMMIT_2
+    assert hub.downloads == ["config.json", "model.safetensors"] * 2
+
+
+def test_hub_sharded_checkpoint_downloads_the_index_then_each_shard(serve, tmp_path):
     from test_checkpoint_layouts import shard_tiny_gelu
 
-    source = tmp_path / "sharded"
+    source = tmp_path / "repo"
     source.mkdir()
     shard_tiny_gelu(source)
-    cache = tmp_path / "cache"
-    make_cached_repo(cache, "org/sharded", {"main": (TINY_COMMIT, source)})
-    listing, requests = fake_hub
-    listing["org/sharded"] = sorted(p.name for p in source.iterdir()) + ["pytorch_model.bin"]
-    model = minibert.BertModel.from_pretrained("org/sharded", cache_dir=cache)
-    assert requests == ["config.json", "model.safetensors.index.json"] + [
-        f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)
-    ]
+    (source / "pytorch_model.bin").write_bytes(b"never downloaded")
+    hub = serve({("org/sharded", "main"): (COMMIT_1, source)})
+    model = minibert.BertModel.from_pretrained("org/sharded", cache_dir=tmp_path / "cache")
+    shards = [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    assert hub.downloads == ["config.json", "model.safetensors.index.json", *shards]
     local = minibert.BertModel.from_pretrained(WEIGHTS / "tiny-gelu")
     np.testing.assert_array_equal(model([[3, 4]]).last_hidden_state, local([[3, 4]]).last_hidden_state)
 
 
-def test_online_repository_without_readable_weights_lists_what_it_has(fake_hub, hub_cache):
-    listing, requests = fake_hub
-    listing[MINILM_ID] = ["config.json", "tf_model.h5", "vocab.txt"]
-    with pytest.raises(CheckpointError, match=r"none of the weight files minibert reads .*'tf_model\.h5'"):
-        minibert.BertModel.from_pretrained(MINILM_ID, cache_dir=hub_cache)
-    assert requests == []
+def test_hub_google_tf_release_downloads_its_config_index_and_data(serve, tmp_path):
+    source = tmp_path / "repo"
+    source.mkdir()
+    for name in ("bert_config.json", "bert_model.ckpt.index", "bert_model.ckpt.data-00000-of-00001"):
+        shutil.copy(WEIGHTS / "tf_tiny" / name, source)
+    hub = serve({("google/tiny-tf", "main"): (COMMIT_1, source)})
+    model = minibert.BertModel.from_pretrained("google/tiny-tf", cache_dir=tmp_path / "cache", dtype=np.float64)
+    assert hub.downloads == ["bert_config.json", "bert_model.ckpt.index", "bert_model.ckpt.data-00000-of-00001"]
+    local = minibert.BertModel.from_pretrained(WEIGHTS / "tf_tiny", dtype=np.float64)
+    np.testing.assert_array_equal(model([[3, 4]]).pooler_output, local([[3, 4]]).pooler_output)
+
+
+def test_hub_errors_name_the_repository_revision_or_what_is_missing(serve, tmp_path):
+    source = tmp_path / "repo"
+    source.mkdir()
+    shutil.copy(WEIGHTS / "tiny-gelu" / "config.json", source)
+    (source / "tf_model.h5").write_bytes(b"Keras weights")
+    hub = serve({("org/m", "main"): (COMMIT_1, source)})
+    with pytest.raises(CheckpointError, match="'org/absent': no such repository on the hub"):
+        minibert.BertModel.from_pretrained("org/absent", cache_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="'org/m': the repository has no revision 'v9'"):
+        minibert.BertModel.from_pretrained("org/m", revision="v9", cache_dir=tmp_path)
+    with pytest.raises(CheckpointError, match=r"none of the weight files minibert reads .*it has \['config.json', 'tf"):
+        minibert.BertModel.from_pretrained("org/m", cache_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="the repository has no tokenizer.json or vocab.txt"):
+        minibert.Tokenizer.from_pretrained("org/m", cache_dir=tmp_path)
+    assert hub.downloads == []
 
 
 def test_unreachable_hub_falls_back_to_the_cache_with_a_warning(monkeypatch, online, hub_cache, caplog):
