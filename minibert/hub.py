@@ -66,7 +66,7 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
     from huggingface_hub import constants
 
     where = f"hub id {repo_id!r}" + (f" at revision {revision!r}" if revision else "") + " (not a local directory)"
-    cache = Path(cache_dir or constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser() / ("models--" + repo_id.replace("/", "--"))
     if is_offline(local_files_only):
         return _snapshot_from_cache(repo_id, revision, cache_dir, purpose, where, cache, reason="offline")
     try:
@@ -78,13 +78,17 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
         # kept us from the hub, fall back to the cache, as transformers does.
         logger.warning("%s: cannot reach the hub (%s); using the local cache", where, error)
         return _snapshot_from_cache(repo_id, revision, cache_dir, purpose, where, cache, reason=f"unreachable: {error}")
-    wanted = _files_to_download(repo_id, repo_files, purpose, where)
     snapshot = None
-    for filename in wanted:
+    for filename in _files_to_download(repo_files, purpose, where):
         local = _download(repo_id, filename, revision, cache_dir, where)
+        # The first download records which commit `revision` names (refs/<revision>); the rest ask for that commit,
+        # so that every file lands in one snapshot folder even if the branch moves meanwhile.
         snapshot = Path(local).parent
+        revision = snapshot.name
         if filename == "model.safetensors.index.json":  # the shards are known only from the index
-            for shard in sorted(set(_weight_map(Path(local)).values())):
+            from .checkpoint import read_sharded_index
+
+            for shard in sorted(set(read_sharded_index(Path(local)).values())):
                 _download(repo_id, shard, revision, cache_dir, where)
     return snapshot
 
@@ -109,7 +113,7 @@ def _list_repo_files(repo_id: str, revision: str | None) -> list[str]:
         ) from None
 
 
-def _files_to_download(repo_id: str, repo_files: list[str], purpose: str, where: str) -> list[str]:
+def _files_to_download(repo_files: list[str], purpose: str, where: str) -> list[str]:
     """The files of a repository listing that `purpose` needs: config + best weights, or the tokenizer files."""
     from .checkpoint import CONFIG_FILES, WEIGHT_FILES
 
@@ -154,12 +158,6 @@ def _download(repo_id: str, filename: str, revision: str | None, cache_dir, wher
         raise CheckpointError(
             f"{where}: cannot download {filename} ({error}); try again, or pass a local directory"
         ) from None
-
-
-def _weight_map(index_path: Path) -> dict[str, str]:
-    from .checkpoint import read_sharded_index
-
-    return read_sharded_index(index_path)
 
 
 def _snapshot_from_cache(repo_id: str, revision: str | None, cache_dir, purpose: str, where: str, cache: Path,
