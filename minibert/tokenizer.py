@@ -26,12 +26,16 @@ class Tokenizer:
         self.pad_token = "[PAD]"
 
     @classmethod
-    def from_pretrained(cls, path) -> "Tokenizer":
+    def from_pretrained(cls, path, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False) -> "Tokenizer":  # fmt: skip
+        """The tokenizer of a model directory or hub id (fetched as BertModel.from_pretrained fetches one)."""
         from tokenizers import Tokenizer as Backend
 
         from .hub import resolve_model_dir
 
-        directory = resolve_model_dir(path)
+        directory = resolve_model_dir(
+            path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, purpose="tokenizer"
+        )
         settings = (
             _read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
         )
