@@ -2,18 +2,25 @@
 
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
+from .heads import BertForMaskedLM, BertForSequenceClassification, fill_mask
 from .model import BertModel, BertModelOutput
+from .sentence import SentenceEncoder, cosine_similarity
 from .tokenizer import Tokenizer
 from .trace import Trace
 
 __all__ = [
     "BertConfig",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
     "BertModel",
     "BertModelOutput",
     "CheckpointError",
     "ConfigError",
     "InputError",
     "MinibertError",
+    "SentenceEncoder",
     "Tokenizer",
     "Trace",
+    "cosine_similarity",
+    "fill_mask",
 ]

@@ -9,11 +9,13 @@ import json
 import logging
 import math
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
 from .config import BertConfig
+from .dtypes import bfloat16_bits_to_float32
 from .errors import CheckpointError, InputError
 
 logger = logging.getLogger("minibert")
@@ -68,104 +70,188 @@ def rename(name: str) -> str:
     return name
 
 
-# safetensors dtype codes -> bytes per element, and whether NumPy has the dtype (None: sub-byte, no size to check).
-# https://github.com/huggingface/safetensors/blob/v0.8.0/safetensors/src/tensor.rs (enum Dtype)
+# safetensors dtype codes -> NumPy dtypes; the format is little-endian. NumPy has no bfloat16, so BF16 tensors are
+# read as their raw uint16 bits and widened to float32 exactly (dtypes.bfloat16_bits_to_float32).
+# https://github.com/huggingface/safetensors/blob/v0.8.0/README.md#format
 SAFETENSORS_DTYPES = {
-    "BOOL": (1, True), "U8": (1, True), "I8": (1, True), "U16": (2, True), "I16": (2, True), "U32": (4, True),
-    "I32": (4, True), "U64": (8, True), "I64": (8, True), "F16": (2, True), "F32": (4, True), "F64": (8, True),
-    "C64": (8, True), "BF16": (2, False), "F8_E5M2": (1, False), "F8_E4M3": (1, False), "F8_E8M0": (1, False),
-    "F8_E4M3FNUZ": (1, False), "F8_E5M2FNUZ": (1, False), "F6_E2M3": (None, False), "F6_E3M2": (None, False),
-    "F4": (None, False),
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
+    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?",
 }  # fmt: skip
-MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
+_MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit; a larger "header" is a corrupt file
 
 
-def validate_safetensors_header(path: Path) -> None:
-    """Check a .safetensors file's layout before any tensor is read, naming the first lie its header tells.
+def read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
+    """A .safetensors file's table of contents, {name: {"dtype", "shape", "data_offsets"}}, and where its data starts.
 
-    The format is an 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then
-    the data: the tensors' byte ranges must tile it exactly, each range prod(shape) * itemsize bytes long. The
-    safetensors library checks most of this too, but its messages do not always say which tensor or what was
-    found, older versions check less, and tensors NumPy cannot hold (bfloat16, float8) fail deep inside it.
+    The file is an 8-byte little-endian header length, that many bytes of JSON, then the tensors' bytes. Every
+    entry is checked against the file: a known dtype, a shape whose size fits the byte range, a range inside the file.
     """
 
-    def fail(problem: str):
-        raise CheckpointError(f"{path}: {problem}; the file is truncated or corrupt: re-download or re-save it")
+    def corrupt(why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: not a readable safetensors file ({why}); re-download or re-save it")
 
     try:
-        size = path.stat().st_size
+        file_size = path.stat().st_size
         with open(path, "rb") as f:
             prefix = f.read(8)
             if len(prefix) < 8:
-                fail(f"the file is {size} bytes, shorter than the 8-byte header length a safetensors file starts with")
-            header_length = int.from_bytes(prefix, "little")
-            if header_length > size - 8:
-                fail(f"the header length says {header_length} bytes but only {size - 8} bytes follow it")
-            if header_length > MAX_HEADER_BYTES:
-                fail(f"the header length says {header_length} bytes, over the format's limit of {MAX_HEADER_BYTES}")
-            raw = f.read(header_length)
+                raise corrupt(f"{file_size} bytes, shorter than the 8-byte header length")
+            header_size = int.from_bytes(prefix, "little")
+            if header_size > min(file_size - 8, _MAX_HEADER_BYTES):
+                raise corrupt(f"header length {header_size} does not fit in a file of {file_size} bytes")
+            header = json.loads(f.read(header_size))
     except OSError as error:
         raise CheckpointError(f"{path}: cannot be read ({error})") from None
-    try:
-        header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        fail(f"the header is not UTF-8 JSON ({error})")
+        raise corrupt(f"header is not JSON: {error}") from None
     if not isinstance(header, dict):
-        fail(f"the header is a JSON {type(header).__name__}, not an object of tensors")
-    metadata = header.pop("__metadata__", {})
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        fail("the header's __metadata__ is not an object of strings")
-
-    data_length = size - 8 - header_length
-    ranges = []  # (begin, end, name)
+        raise corrupt("header is not a JSON object")
+    header.pop("__metadata__", None)
+    data_start = 8 + header_size
+    data_size = file_size - data_start
     for name, entry in header.items():
-        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
-            fail(f"tensor {name!r} has header entry {entry!r}; expected dtype, shape and data_offsets")
-        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
-            fail(f"tensor {name!r} has unknown dtype {dtype!r}; known: {', '.join(SAFETENSORS_DTYPES)}")
-        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-            fail(f"tensor {name!r} has shape {shape!r}; expected a list of non-negative integers")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
-                and 0 <= offsets[0] <= offsets[1]):  # fmt: skip
-            fail(f"tensor {name!r} has data_offsets {offsets!r}; expected [begin, end] with 0 <= begin <= end")
-        itemsize, numpy_has_it = SAFETENSORS_DTYPES[dtype]
-        count = math.prod(shape)  # Python integers: a lying shape cannot overflow
-        if itemsize is not None and offsets[1] - offsets[0] != count * itemsize:
-            fail(
-                f"tensor {name!r} of dtype {dtype} and shape {tuple(shape)} needs {count * itemsize} bytes, "
-                f"but its data_offsets {offsets} span {offsets[1] - offsets[0]}"
-            )
-        if not numpy_has_it:
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+            raise corrupt(f"tensor {name!r} has no dtype, shape and data_offsets")
+        if entry["dtype"] not in SAFETENSORS_DTYPES:
             raise CheckpointError(
-                f"{path}: tensor {name!r} is stored as {dtype}, which NumPy has no dtype for; re-save the "
-                "checkpoint in float32 (in PyTorch: model.float().save_pretrained(directory))"
+                f"{path}: tensor {name!r} has dtype {entry['dtype']}, which minibert does not read; "
+                f"re-save the checkpoint as F32, F16 or BF16 (readable: {', '.join(SAFETENSORS_DTYPES)})"
             )
-        ranges.append((offsets[0], offsets[1], name))
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
+            raise corrupt(f"tensor {name!r} has shape {shape!r}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)):
+            raise corrupt(f"tensor {name!r} has data_offsets {offsets!r}")
+        begin, end = offsets
+        nbytes = math.prod(shape) * np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]).itemsize
+        if not 0 <= begin <= end <= data_size or end - begin != nbytes:
+            raise corrupt(
+                f"tensor {name!r} ({entry['dtype']}, shape {tuple(shape)}, {nbytes} bytes) has data_offsets "
+                f"{offsets}; the file holds {data_size} bytes of data"
+            )
+    check_safetensors_layout(path, header, data_size)
+    return header, data_start
 
+
+def check_safetensors_layout(path: Path, header: dict[str, dict], data_size: int) -> None:
+    """The tensors' byte ranges must tile the data section exactly, as the format requires: no gap, no overlap, no
+    bytes after the last tensor. A header that breaks this lies (two tensors sharing bytes, or a file cut and padded)
+    even when every single range fits in the file; the safetensors library refuses such files too.
+
+    An empty tensor takes no bytes whatever its other dimensions, so its shape must also be checked on its own:
+    NumPy refuses to make even an empty array whose nonzero dimensions multiply past its index range."""
     end, previous = 0, None
-    for begin, stop, name in sorted(ranges):
+    for name, entry in sorted(header.items(), key=lambda item: tuple(item[1]["data_offsets"])):
+        begin, stop = entry["data_offsets"]
+        itemsize = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]).itemsize
+        if math.prod(n for n in entry["shape"] if n) * itemsize > np.iinfo(np.intp).max:
+            raise CheckpointError(
+                f"{path}: not a readable safetensors file (tensor {name!r} has shape {tuple(entry['shape'])}, too "
+                "large for any array); re-download or re-save it"
+            )
         if begin != end:
             where = f"the previous tensor {previous!r} ends at {end}" if previous else "the data starts at 0"
-            kind = "overlaps" if begin < end else "leaves a gap"
-            fail(f"tensor {name!r} starts at data byte {begin} but {where}: the header {kind}")
+            raise CheckpointError(
+                f"{path}: not a readable safetensors file (tensor {name!r} starts at data byte {begin} but {where}: "
+                f"the header's byte ranges {'overlap' if begin < end else 'leave a gap'}); re-download or re-save it"
+            )
         end, previous = stop, name
-    if end != data_length:
-        fail(f"the header's tensors cover {end} bytes of data but the file holds {data_length} after the header")
+    if end != data_size:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file (the header's tensors cover {end} bytes of data but the file "
+            f"holds {data_size}); re-download or re-save it"
+        )
 
 
-def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a .safetensors file, as NumPy arrays in the file's dtype."""
-    from safetensors import safe_open
+def read_safetensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
+    """Every tensor of a .safetensors file as NumPy arrays: floating ones in `dtype` if given, else in the file's
+    dtype (bfloat16 as float32); integer buffers as they are.
 
-    validate_safetensors_header(path)
+    Each tensor's bytes are read straight into its own array and, if its dtype differs, converted before the next
+    tensor is read, so loading holds one copy of the weights plus at most one tensor in the file's dtype.
+    """
+    header, data_start = read_safetensors_header(path)
     tensors = {}
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            for name in f.keys():
-                tensors[name] = f.get_tensor(name)
-    except Exception as error:  # SafetensorError, OSError, and TypeError/AttributeError for dtypes NumPy lacks
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error}); re-download or re-save it") from None
+        with open(path, "rb") as f:
+            for name, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+                tensor = np.empty(entry["shape"], dtype=SAFETENSORS_DTYPES[entry["dtype"]])
+                f.seek(data_start + entry["data_offsets"][0])
+                if f.readinto(tensor.reshape(-1).view(np.uint8)) != tensor.nbytes:
+                    raise CheckpointError(f"{path}: file ends inside tensor {name!r}; re-download or re-save it")
+                if entry["dtype"] == "BF16":
+                    tensor = bfloat16_bits_to_float32(tensor)
+                if dtype is not None and tensor.dtype.kind == "f":
+                    tensor = tensor.astype(dtype, copy=False)  # a no-op when the file already holds `dtype`
+                tensors[name] = tensor
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({error})") from None
+    return tensors
+
+
+def read_sharded_index(index_path: Path) -> dict[str, str]:
+    """model.safetensors.index.json's weight_map: tensor name -> the shard file, beside the index, that holds it."""
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{index_path}: cannot be read as JSON ({error}); re-download it") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(name, str) and isinstance(shard, str) for name, shard in weight_map.items()
+    ):
+        raise CheckpointError(f"{index_path}: expected a 'weight_map' object of tensor name -> shard file name")
+    for name, shard in weight_map.items():
+        # A name like "../x" would read outside the model directory.
+        if Path(shard).name != shard or shard in ("", ".", ".."):
+            raise CheckpointError(
+                f"{index_path}: tensor {name!r} is in shard {shard!r}, which is not a plain file name; shards sit "
+                "beside the index"
+            )
+    return weight_map
+
+
+def read_sharded_safetensors(index_path: Path, dtype=None) -> dict[str, np.ndarray]:
+    """The tensors of a sharded checkpoint: model.safetensors.index.json's weight_map says which shard holds each.
+
+    Every shard must exist and hold exactly the tensors the index puts in it; both are checked, from the shards'
+    headers, before any weights are read.
+    """
+    weight_map = read_sharded_index(index_path)
+    shards: dict[str, list[str]] = {}
+    for name, shard in weight_map.items():
+        shards.setdefault(shard, []).append(name)
+    missing = [shard for shard in shards if not (index_path.parent / shard).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{index_path}: {len(missing)} shard(s) missing from {index_path.parent}: "
+            + ", ".join(f"{shard} (holds {len(shards[shard])} tensors, e.g. {shards[shard][0]!r})" for shard in missing)
+            + "; download every shard the index names"
+        )
+    held_in: dict[str, list[str]] = {}  # tensor name -> the shards that actually hold it
+    for shard in shards:
+        for name in read_safetensors_header(index_path.parent / shard)[0]:
+            held_in.setdefault(name, []).append(shard)
+    problems = []
+    for name in sorted(weight_map.keys() | held_in.keys()):
+        listed, held = weight_map.get(name), held_in.get(name, [])
+        if held == [listed]:
+            continue
+        if listed is None:
+            problems.append(f"{name!r} is in {', '.join(held)} but not in the index")
+        elif not held:
+            problems.append(f"{name!r}: the index puts it in {listed}, which does not hold it, nor does any shard")
+        else:
+            problems.append(f"{name!r}: the index puts it in {listed}, but {', '.join(held)} holds it")
+    if problems:
+        raise CheckpointError(
+            f"{index_path}: the index and the shards disagree on {len(problems)} tensor(s): "
+            + "; ".join(problems[:4])
+            + ("; ..." if len(problems) > 4 else "")
+            + ". Re-download the index and the shards together"
+        )
+    tensors = {}
+    for shard in shards:
+        tensors.update(read_safetensors(index_path.parent / shard, dtype))
     return tensors
 
 
@@ -199,12 +285,14 @@ def check_dtype(dtype) -> np.dtype:
     return dtype
 
 
-def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True):
+def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True,
+              used_heads: Collection[str] = ()):  # fmt: skip
     """Map names, check the set of tensors and their shapes against the config, convert to `dtype`, nest.
 
     Loading is strict: the expected names are computed from the config and compared with the file's, and every
     missing, unexpected or misshapen tensor is named. Pooler weights are optional; without them the model returns
-    `pooler_output=None` rather than inventing random ones.
+    `pooler_output=None` rather than inventing random ones. Head tensors (cls., classifier., ...) are not returned;
+    those not named in `used_heads` (by their renamed names; heads.py reads its own) are logged as unused.
     """
     dtype = check_dtype(dtype)
     renamed: dict[str, np.ndarray] = {}
@@ -222,7 +310,7 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
 
     missing = sorted(set(expected) - set(renamed))
     unused = sorted(name for name in set(renamed) - set(expected) if not IGNORED.match(name))
-    heads = [name for name in unused if name.startswith(HEAD_PREFIXES)]
+    heads = [name for name in unused if name.startswith(HEAD_PREFIXES) and name not in used_heads]
     unexpected = [name for name in unused if not name.startswith(HEAD_PREFIXES)]
     if missing or unexpected:
 
@@ -256,7 +344,8 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
             raise CheckpointError(
                 f"{source}: tensor {name!r} has dtype {tensor.dtype}; expected floating point weights"
             )
-        if check_finite and not np.isfinite(tensor).all():
+        # min and max propagate NaN and reach ±inf, so this finds both without a boolean copy of the tensor.
+        if check_finite and tensor.size and not (np.isfinite(tensor.min()) and np.isfinite(tensor.max())):
             count = int(np.size(tensor) - np.count_nonzero(np.isfinite(tensor)))
             raise CheckpointError(
                 f"{source}: tensor {name!r} holds {count} NaN or infinite value(s); the checkpoint is corrupt "
@@ -266,21 +355,72 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
     return unflatten(params)
 
 
-def read_tensors(directory: Path) -> tuple[dict[str, np.ndarray], str]:
-    """Every tensor of a model directory's weights, by the file's own names, and the name of the file read."""
-    weights = directory / "model.safetensors"
-    if not weights.is_file():
-        found = sorted(p.name for p in directory.iterdir())
-        raise CheckpointError(f"{directory}: no model.safetensors to load; the directory holds {found}")
-    return read_safetensors(weights), str(weights)
+def read_torch_bin(path: Path, dtype=None) -> dict[str, np.ndarray]:
+    """pytorch_model.bin (torch.save's zip + pickle), read without PyTorch through a restricted unpickler."""
+    from .torch_pickle import load_torch_bin
+
+    return _as_dtype(load_torch_bin(path), dtype)
 
 
-def load_pretrained(path, dtype=np.float32, check_finite: bool = True) -> tuple[BertConfig, dict]:
-    """A model directory (config.json + weights) -> (config, nested params in `dtype`)."""
+def read_tf_checkpoint(index_path: Path, dtype=None) -> dict[str, np.ndarray]:
+    """Google's TF checkpoint (bert_model.ckpt.index + .data-*), without TensorFlow, by transformers' names.
+
+    Kernels come transposed to [out, in]; the optimizer's slots (adam_m, adam_v) and global_step are left out.
+    """
+    from .tf_checkpoint import load_tf_checkpoint, tf_to_hf_names
+
+    tensors, skipped = tf_to_hf_names(load_tf_checkpoint(index_path.with_suffix("")))
+    if skipped:
+        logger.info("%s: %d optimizer-state tensor(s) left out (%s, ...)", index_path, len(skipped), skipped[0])
+    return _as_dtype(tensors, dtype)
+
+
+def _as_dtype(tensors: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
+    """Floating tensors converted to `dtype` one at a time, each original freed as soon as it is replaced."""
+    if dtype is not None:
+        for name, tensor in tensors.items():
+            if tensor.dtype.kind == "f":
+                tensors[name] = tensor.astype(dtype, copy=False)
+    return tensors
+
+
+# The weight files minibert reads, best first: the file that marks the layout, and its reader (path, dtype) -> raw
+# tensors by the file's names. A directory is read with the first one it holds; hub.py downloads the same one.
+WEIGHT_FILES = [
+    ("model.safetensors", read_safetensors),
+    ("model.safetensors.index.json", read_sharded_safetensors),
+    ("pytorch_model.bin", read_torch_bin),
+    ("bert_model.ckpt.index", read_tf_checkpoint),
+]
+# config.json as transformers writes it; bert_config.json is the original Google release's, the same fields.
+CONFIG_FILES = ("config.json", "bert_config.json")
+
+
+def read_tensors(directory: Path, dtype=None) -> tuple[dict[str, np.ndarray], str]:
+    """Every tensor of a model directory's weights, by the file's own names, and the name of the file read.
+
+    Floating tensors come in `dtype` if given (converted one at a time while reading, so that the weights are never
+    held twice), else in the file's dtype, bfloat16 widened to float32.
+    """
+    for filename, reader in WEIGHT_FILES:
+        weights = directory / filename
+        if weights.is_file():
+            return reader(weights, dtype), str(weights)
+    found = sorted(p.name for p in directory.iterdir())
+    raise CheckpointError(
+        f"{directory}: no weights to load; expected one of {[name for name, _ in WEIGHT_FILES]}, "
+        f"the directory holds {found}"
+    )
+
+
+def load_pretrained(path, dtype=np.float32, check_finite: bool = True, *, revision: str | None = None,
+                    cache_dir=None, local_files_only: bool = False) -> tuple[BertConfig, dict]:  # fmt: skip
+    """A model directory or hub id (config.json + weights) -> (config, nested params in `dtype`)."""
     from .hub import resolve_model_dir
 
     dtype = check_dtype(dtype)
-    directory = resolve_model_dir(path)
-    config = BertConfig.from_json_file(directory / "config.json")
-    tensors, source = read_tensors(directory)
+    directory = resolve_model_dir(path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    config_file = next((directory / name for name in CONFIG_FILES if (directory / name).is_file()), None)
+    config = BertConfig.from_json_file(config_file or directory / "config.json")
+    tensors, source = read_tensors(directory, dtype)
     return config, to_params(tensors, config, dtype, source=source, check_finite=check_finite)

@@ -93,7 +93,7 @@ class BertConfig:
         # An infinite eps would turn every LayerNorm into its bias: a config that loads and computes nothing.
         # (1e-12 < float max: compared as Python numbers, an integer too large for a float is refused too.)
         if not 0 < self.layer_norm_eps <= sys.float_info.max:
-            raise ConfigError(f"field 'layer_norm_eps' must be a finite positive number, found {self.layer_norm_eps}")
+            raise ConfigError(f"field 'layer_norm_eps' must be positive and finite, found {self.layer_norm_eps}")
         pad = self.pad_token_id  # unused by the forward pass, but heads and tokenizers read it
         if pad is not None and (isinstance(pad, bool) or not isinstance(pad, int)):
             raise ConfigError(f"field 'pad_token_id' must be an integer or null, found {pad!r}")

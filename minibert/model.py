@@ -200,14 +200,20 @@ class BertModel:
         return self.params["embeddings"]["word_embeddings"]["weight"].dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True) -> "BertModel":
-        """Load config.json and the weights of a model directory, checking every tensor against the config.
+    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False, check_finite: bool = True) -> "BertModel":  # fmt: skip
+        """Load config.json and the weights of a model directory or hub id, checking every tensor against the config.
 
-        check_finite=False skips the scan for NaN and infinite weights (one pass over the weights), for a checkpoint
-        known to hold them on purpose or already checked."""
+        A hub id ("bert-base-uncased", "org/name") is fetched through huggingface_hub's cache; `revision`,
+        `cache_dir`, `local_files_only` and HF_HUB_OFFLINE mean what they mean there. check_finite=False skips the
+        scan for NaN and infinite weights, for a checkpoint known to hold them or already checked.
+        """
         from .checkpoint import load_pretrained
 
-        config, params = load_pretrained(path, dtype=dtype, check_finite=check_finite)
+        config, params = load_pretrained(
+            path, dtype=dtype, check_finite=check_finite, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )  # fmt: skip
         return cls(config, params)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,

@@ -26,12 +26,16 @@ class Tokenizer:
         self.pad_token = "[PAD]"
 
     @classmethod
-    def from_pretrained(cls, path) -> "Tokenizer":
+    def from_pretrained(cls, path, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False) -> "Tokenizer":  # fmt: skip
+        """The tokenizer of a model directory or hub id (fetched as BertModel.from_pretrained fetches one)."""
         from tokenizers import Tokenizer as Backend
 
         from .hub import resolve_model_dir
 
-        directory = resolve_model_dir(path)
+        directory = resolve_model_dir(
+            path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, purpose="tokenizer"
+        )
         settings = (
             _read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
         )
@@ -128,7 +132,7 @@ def _as_text_list(name: str, texts) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             hint = "; decode bytes first, e.g. data.decode('utf-8')" if isinstance(text, bytes) else ""
-            raise InputError(f"{name}[{i}] is of type {type(text).__name__}, not str{hint}")
+            raise InputError(f"{name}[{i}] is a {type(text).__name__}, not a string{hint}")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:  # a lone surrogate: the tokenizers library fails with a bare TypeError

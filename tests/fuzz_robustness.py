@@ -34,8 +34,9 @@ from minibert import CheckpointError, InputError  # noqa: E402
 from minibert.checkpoint import read_safetensors  # noqa: E402
 
 TINY = ROOT / "weights" / "tiny-gelu"
-NUMPY_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "U16": "<u2", "I16": "<i2", "U32": "<u4", "I32": "<i4",
-                "U64": "<u8", "I64": "<i8", "F16": "<f2", "F32": "<f4", "F64": "<f8", "C64": "<c8"}  # fmt: skip
+# What minibert reads, as the NumPy dtype it returns: bfloat16 comes widened to float32.
+NUMPY_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "I32": "<i4", "I64": "<i8", "F16": "<f2",
+                "F32": "<f4", "F64": "<f8", "BF16": "<f4"}  # fmt: skip
 
 
 # --- safetensors bytes ----------------------------------------------------------------------------------------------
@@ -137,7 +138,10 @@ def check_loaded(data: bytes, tensors: dict) -> None:
         begin, end = entry["data_offsets"]
         assert array.dtype == np.dtype(NUMPY_DTYPES[entry["dtype"]]), (name, array.dtype, entry["dtype"])
         assert array.shape == tuple(entry["shape"]), (name, array.shape, entry["shape"])
-        assert array.tobytes() == body[begin:end], f"{name}: the bytes differ from data_offsets {entry['data_offsets']}"
+        raw = body[begin:end]
+        if entry["dtype"] == "BF16":  # bfloat16 is the top half of a float32: widening is exact
+            raw = (np.frombuffer(raw, "<u2").astype("<u4") << 16).tobytes()
+        assert array.tobytes() == raw, f"{name}: the bytes differ from data_offsets {entry['data_offsets']}"
 
 
 def fuzz_safetensors_once(data: bytes, path: Path) -> str:

@@ -192,15 +192,15 @@ BAD_TEXTS = {
     "empty list": (dict(texts=[]), "texts must be a string or a non-empty list of strings, found list"),
     "None": (dict(texts=None), "texts must be a string or a non-empty list of strings, found NoneType"),
     "a number": (dict(texts=5), "texts must be a string or a non-empty list of strings, found int"),
-    "list of ids": (dict(texts=[101, 102]), r"texts\[0\] is of type int, not str"),
-    "bytes": (dict(texts=["ok", b"raw"]), r"texts\[1\] is of type bytes, not str; decode bytes first"),
-    "nested list": (dict(texts=[["a", "b"]]), r"texts\[0\] is of type list, not str"),
+    "list of ids": (dict(texts=[101, 102]), r"texts\[0\] is a int, not a string"),
+    "bytes": (dict(texts=["ok", b"raw"]), r"texts\[1\] is a bytes, not a string; decode bytes first"),
+    "nested list": (dict(texts=[["a", "b"]]), r"texts\[0\] is a list, not a string"),
     "lone surrogate": (
         dict(texts=["ok", "bad \ud800 text"]),
         r"texts\[1\] holds '\\ud800' at index 4, a lone surrogate",
     ),
     "pairs of another length": (dict(texts=["a", "b"], text_pairs=["c"]), "text_pairs has 1 texts but texts has 2"),
-    "non-string pair": (dict(texts=["a"], text_pairs=[None]), r"text_pairs\[0\] is of type NoneType, not str"),
+    "non-string pair": (dict(texts=["a"], text_pairs=[None]), r"text_pairs\[0\] is a NoneType, not a string"),
     "unknown padding": (dict(texts=["a"], padding="left"), "padding must be True, False, 'longest' or 'max_length'"),
     "unknown truncation": (dict(texts=["a"], truncation="yes"), "truncation must be True, False or 'longest_first'"),
     "max_length 1": (dict(texts=["a"], max_length=1), r"max_length must be an integer of at least 2 \(\[CLS\] and"),
@@ -292,8 +292,8 @@ BAD_CONFIG_FIELDS = {
     "num_attention_heads true": (dict(num_attention_heads=True), r"'num_attention_heads' must be an integer"),
     "zero heads": (dict(num_attention_heads=0), r"'num_attention_heads' must be at least 1, found 0"),
     "layer_norm_eps as a string": (dict(layer_norm_eps="1e-12"), "field 'layer_norm_eps' must be a number"),
-    "layer_norm_eps zero": (dict(layer_norm_eps=0), "'layer_norm_eps' must be a finite positive number, found 0"),
-    "layer_norm_eps infinite": (dict(layer_norm_eps=float("inf")), "finite positive number, found inf"),
+    "layer_norm_eps zero": (dict(layer_norm_eps=0), "'layer_norm_eps' must be positive and finite, found 0"),
+    "layer_norm_eps infinite": (dict(layer_norm_eps=float("inf")), "must be positive and finite, found inf"),
     "hidden_act a list": (dict(hidden_act=["gelu"]), r"hidden_act \['gelu'\] is not supported; supported: gelu,"),
     "unknown hidden_act": (dict(hidden_act="swish2"), r"hidden_act 'swish2' is not supported; supported: gelu"),
     "pad_token_id a string": (dict(pad_token_id="0"), "field 'pad_token_id' must be an integer or null, found '0'"),
@@ -357,7 +357,7 @@ def test_missing_size_field_defaults_to_bert_base_and_then_disagrees_with_the_we
 
 
 def test_no_such_model_directory_is_checkpoint_error(tmp_path):
-    with pytest.raises(CheckpointError, match="no such directory; pass a model directory"):
+    with pytest.raises(CheckpointError, match="absent: no such directory .*; pass a model directory"):
         minibert.BertModel.from_pretrained(tmp_path / "absent")
 
 
@@ -369,7 +369,10 @@ def test_a_file_instead_of_a_directory_is_checkpoint_error():
 def test_directory_with_no_weights_names_what_it_holds(tmp_path):
     directory = copy_checkpoint(tmp_path)
     (directory / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match=r"no model.safetensors to load; the directory holds \['config.json'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"no weights to load; expected one of \['model.safetensors', .* the directory holds \['config.json'\]",
+    ):
         minibert.BertModel.from_pretrained(directory)
 
 
@@ -378,69 +381,48 @@ def tensors_data():
 
 
 F32_2x3 = {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}
+NOT_READABLE = r"not a readable safetensors file \("
 BAD_SAFETENSORS = {
-    "empty file": (None, b"", "the file is 0 bytes, shorter than the 8-byte header length"),
-    "cut inside the length": (None, b"\x10\x00\x00", "the file is 3 bytes, shorter than the 8-byte header length"),
+    "empty file": (None, b"", NOT_READABLE + "0 bytes, shorter than the 8-byte header length"),
+    "cut inside the length": (None, b"\x10\x00\x00", NOT_READABLE + "3 bytes, shorter than the 8-byte header length"),
     "header length beyond the file": (
-        {"a": F32_2x3},
-        10**6,
-        r"the header length says 1000000 bytes but only \d+ bytes follow it",
-    ),
-    "header length 2**64 - 1": ({"a": F32_2x3}, 2**64 - 1, "the header length says 18446744073709551615 bytes"),
-    "header not JSON": (None, struct.pack("<Q", 5) + b"hello", "the header is not UTF-8 JSON"),
-    "header not UTF-8": (None, struct.pack("<Q", 4) + b"\xff\xfe{}", "the header is not UTF-8 JSON .*utf-8"),
-    "header a list": ([1, 2], None, "the header is a JSON list, not an object of tensors"),
-    "entry without offsets": ({"a": {"dtype": "F32", "shape": [2, 3]}}, None, "tensor 'a' has header entry"),
-    "unknown dtype": ({"a": {**F32_2x3, "dtype": "F99"}}, None, "tensor 'a' has unknown dtype 'F99'; known: BOOL"),
-    "negative shape": ({"a": {**F32_2x3, "shape": [-2, 3]}}, None, r"tensor 'a' has shape \[-2, 3\]; expected a list"),
+        {"a": F32_2x3}, 10**6, NOT_READABLE + r"header length 1000000 does not fit in a file of \d+ bytes"),
+    "header length 2**64 - 1": ({"a": F32_2x3}, 2**64 - 1, NOT_READABLE + "header length 18446744073709551615 does"),
+    "header not JSON": (None, struct.pack("<Q", 5) + b"hello", NOT_READABLE + "header is not JSON"),
+    "header not UTF-8": (None, struct.pack("<Q", 4) + b"\xff\xfe{}", NOT_READABLE + "header is not JSON"),
+    "header a list": ([1, 2], None, NOT_READABLE + "header is not a JSON object"),
+    "entry without offsets": (
+        {"a": {"dtype": "F32", "shape": [2, 3]}}, None, NOT_READABLE + "tensor 'a' has no dtype, shape and"),
+    "unknown dtype": (
+        {"a": {**F32_2x3, "dtype": "F99"}}, None, r"tensor 'a' has dtype F99, which minibert does not read; re-save"),
+    "negative shape": ({"a": {**F32_2x3, "shape": [-2, 3]}}, None, NOT_READABLE + r"tensor 'a' has shape \[-2, 3\]"),
     "shape bigger than its bytes": (
-        {"a": {**F32_2x3, "shape": [2, 4]}},
-        None,
-        r"tensor 'a' of dtype F32 and shape \(2, 4\) needs 32 bytes, but its data_offsets \[0, 24\] span 24",
-    ),
+        {"a": {**F32_2x3, "shape": [2, 4]}}, None,
+        NOT_READABLE + r"tensor 'a' \(F32, shape \(2, 4\), 32 bytes\) has data_offsets \[0, 24\]"),
     "shape that overflows int64": (
-        {"a": {**F32_2x3, "shape": [2**40, 2**40]}},
-        None,
-        r"tensor 'a' .* needs 4835703278458516698824704 bytes",
-    ),
+        {"a": {**F32_2x3, "shape": [2**40, 2**40]}}, None,
+        r"tensor 'a' \(F32, shape \(1099511627776, 1099511627776\), 4835703278458516698824704 bytes\)"),
     "offsets beyond the file": (
-        {"a": {**F32_2x3, "shape": [4, 3], "data_offsets": [0, 48]}},
-        None,
-        "the header's tensors cover 48 bytes of data but the file holds 24",
-    ),
+        {"a": {**F32_2x3, "shape": [4, 3], "data_offsets": [0, 48]}}, None,
+        r"has data_offsets \[0, 48\]; the file holds 24 bytes of data"),
     "offsets reversed": (
-        {"a": {**F32_2x3, "shape": [0], "data_offsets": [24, 0]}},
-        None,
-        r"tensor 'a' has data_offsets \[24, 0\]",
-    ),
+        {"a": {**F32_2x3, "shape": [0], "data_offsets": [24, 0]}}, None, r"tensor 'a' .* has data_offsets \[24, 0\]"),
     "gap before the first tensor": (
-        {"a": {**F32_2x3, "shape": [3], "data_offsets": [12, 24]}},
-        None,
-        "tensor 'a' starts at data byte 12 but the data starts at 0: the header leaves a gap",
-    ),
+        {"a": {**F32_2x3, "shape": [3], "data_offsets": [12, 24]}}, None,
+        r"tensor 'a' starts at data byte 12 but the data starts at 0: the header's byte ranges leave a gap"),
     "overlapping tensors": (
-        {"a": F32_2x3, "b": {"dtype": "F32", "shape": [3], "data_offsets": [12, 24]}},
-        None,
-        "tensor 'b' starts at data byte 12 but the previous tensor 'a' ends at 24: the header overlaps",
-    ),
+        {"a": F32_2x3, "b": {"dtype": "F32", "shape": [3], "data_offsets": [12, 24]}}, None,
+        r"tensor 'b' starts at data byte 12 but the previous tensor 'a' ends at 24: the header's byte ranges overlap"),
     "bytes after the last tensor": (
-        {"a": F32_2x3},
-        b"trailing",
-        "the header's tensors cover 24 bytes of data but the file holds 32",
-    ),
-    "truncated data": ({"a": F32_2x3}, -10, "the header's tensors cover 24 bytes of data but the file holds 14"),
-    "metadata not strings": (
-        {"__metadata__": {"format": 1}, "a": F32_2x3},
-        None,
-        "the header's __metadata__ is not an object",
-    ),
-    "bfloat16 tensor": (
-        {"a": {**F32_2x3, "dtype": "BF16", "shape": [12]}},
-        None,
-        "tensor 'a' is stored as BF16, which NumPy has no dtype for; re-save the checkpoint in float32",
-    ),
-    "float8 tensor": ({"a": {**F32_2x3, "dtype": "F8_E4M3", "shape": [24]}}, None, "tensor 'a' is stored as F8_E4M3"),
-}
+        {"a": F32_2x3}, b"trailing", "the header's tensors cover 24 bytes of data but the file holds 32"),
+    "truncated data": ({"a": F32_2x3}, -10, r"tensor 'a' .* has data_offsets \[0, 24\]; the file holds 14 bytes"),
+    "empty tensor with huge dimensions": (
+        {"a": F32_2x3, "e": {"dtype": "F32", "shape": [2**62, 0], "data_offsets": [24, 24]}}, None,
+        r"tensor 'e' has shape \(4611686018427387904, 0\), too large for any array"),
+    "float8 tensor": (
+        {"a": {**F32_2x3, "dtype": "F8_E4M3", "shape": [24]}}, None,
+        "tensor 'a' has dtype F8_E4M3, which minibert does not read; re-save the checkpoint as F32, F16 or BF16"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("header, tail, match", BAD_SAFETENSORS.values(), ids=BAD_SAFETENSORS.keys())
@@ -458,15 +440,19 @@ def test_corrupt_or_lying_safetensors_is_checkpoint_error_naming_the_file(tmp_pa
         elif isinstance(tail, int) and tail < 0:
             data = data[:tail]
         write_safetensors(path, header, data, header_length=tail if isinstance(tail, int) and tail > 0 else None)
-    with pytest.raises(CheckpointError, match=str(path).replace("\\", "\\\\") + ": " + match):
+    with pytest.raises(CheckpointError, match=match) as error:
         minibert.BertModel.from_pretrained(directory)
+    assert str(error.value).startswith(f"{path}: ")
 
 
 def test_real_checkpoint_cut_in_half_is_checkpoint_error(tmp_path):
     directory = copy_checkpoint(tmp_path)
     path = directory / "model.safetensors"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r"model.safetensors: the header's tensors cover \d+ bytes of data"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"model.safetensors: not a readable safetensors file \(tensor '.+' .+; the file holds \d+ bytes of data",
+    ):
         minibert.BertModel.from_pretrained(directory)
 
 
@@ -493,7 +479,7 @@ BAD_TENSORS = {
     ),
     "complex weights": (
         lambda t: t.update({WORD: t[WORD].astype(np.complex64)}),
-        rf"tensor '{WORD}' has dtype complex64; expected floating point",
+        rf"tensor '{WORD}' has dtype C64, which minibert does not read",
     ),
     "missing tensor": (
         lambda t: t.pop("encoder.layer.1.output.dense.bias"),
@@ -580,7 +566,10 @@ BAD_COMMAND_LINES = {
     "no such model": (["explain", "hi", "--model", "{tmp}/absent"], "absent: no such directory"),
     "model is a file": (["explain", "hi", "--model", str(TINY / "config.json")], "is a file; pass the directory"),
     "invalid config.json": (["explain", "hi", "--model", "{config}"], "config.json: invalid JSON at line 1"),
-    "corrupt weights": (["explain", "hi", "--model", "{weights}"], "model.safetensors: the file is 7 bytes"),
+    "corrupt weights": (
+        ["explain", "hi", "--model", "{weights}"],
+        "model.safetensors: not a readable safetensors file (7 bytes, shorter",
+    ),
     "no tokenizer": (["explain", "hi", "--model", "{tokenizer}"], "no tokenizer.json or vocab.txt"),
     "unreadable config.json": (["explain", "hi", "--model", "{unreadable}"], "config.json: cannot be read"),
 }
@@ -611,4 +600,4 @@ def test_command_line_error_through_python_dash_m_has_no_traceback(tmp_path):
                             capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and "the file is 7 bytes" in result.stderr
+    assert result.stderr.count("\n") == 1 and "(7 bytes, shorter than the 8-byte header length)" in result.stderr

@@ -1,0 +1,353 @@
+"""Task heads on top of bert_model: masked-LM (fill-mask) and sequence classification, as in modeling_bert.py.
+
+    BertForMaskedLM:                bert_model -> last_hidden_state -> bert_lm_prediction_head -> logits [B, S, V]
+    BertForSequenceClassification: bert_model -> pooler_output -> bert_classifier -> logits [B, num_labels]
+
+The head's tensors are read from the same file as the encoder's, by their transformers names (`cls.predictions.*`,
+`classifier.*`); the encoder's are loaded by checkpoint.to_params exactly as for BertModel. Dropout is the identity at
+inference, so it does not appear.
+
+Shape legend: B batch, S sequence length, H hidden size, V vocabulary size, L number of labels.
+The upstream lines matched are those of transformers v5.24.0:
+https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import BertConfig
+from .errors import CheckpointError, ConfigError, InputError
+from .functional import ACT2FN, layer_norm, linear, softmax
+from .inputs import check_inputs
+from .model import Params, bert_model
+from .trace import NO_TRACE, Trace
+
+logger = logging.getLogger("minibert")
+
+# ----------------------------------------------------------------------------------------------------------
+# The heads as pure functions.
+
+
+def bert_prediction_head_transform(hidden_states, *, dense, LayerNorm, hidden_act: str, eps: float,
+                                   trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+    """LayerNorm(act(h Wᵀ + b)), act = config.hidden_act: BertPredictionHeadTransform. [B, S, H] -> [B, S, H]"""
+    hidden_states = trace("dense", linear(hidden_states, **dense))  # [B, S, H] -> [B, S, H]
+    hidden_states = trace("transform_act_fn", ACT2FN[hidden_act](hidden_states))
+    return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
+
+
+def bert_lm_prediction_head(hidden_states, *, transform, decoder, config: BertConfig,
+                            trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+    """transform(h) Eᵀ + bias, E the decoder weight [V, H] (the word embeddings when tied): BertLMPredictionHead.
+    [B, S, H] -> [B, S, V]"""
+    hidden_states = bert_prediction_head_transform(
+        hidden_states, **transform, hidden_act=config.hidden_act, eps=config.layer_norm_eps, trace=trace.at("transform")
+    )
+    return trace("decoder", linear(hidden_states, **decoder))  # [B, S, H] @ [H, V] -> [B, S, V]
+
+
+def bert_classifier(pooled_output, *, weight, bias, trace: Trace = NO_TRACE) -> np.ndarray:
+    """pooler_output Wᵀ + b: BertForSequenceClassification's classifier (after a dropout, the identity here).
+    [B, H] -> [B, L]"""
+    return trace("classifier", linear(pooled_output, weight=weight, bias=bias))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading a head's tensors.
+
+
+def _head_params(renamed: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], dtype, source: str,
+                 check_finite: bool) -> dict[str, np.ndarray]:  # fmt: skip
+    """The head tensors named in `shapes`, checked (present, shape, floating point, finite) and converted to dtype."""
+    missing = [name for name in shapes if name not in renamed]
+    if missing:
+        raise CheckpointError(
+            f"{source}: missing task-head tensor(s) {', '.join(missing)}; was this checkpoint saved with that head "
+            "(its config.json 'architectures')? For the encoder alone use minibert.BertModel"
+        )
+    params = {}
+    for name, shape in shapes.items():
+        tensor = renamed[name]
+        if tensor.shape != shape:
+            raise CheckpointError(f"{source}: tensor {name!r} has shape {tensor.shape}; config.json says {shape}")
+        if tensor.dtype.kind != "f":
+            raise CheckpointError(f"{source}: tensor {name!r} has dtype {tensor.dtype}; expected floating point")
+        if check_finite and not np.isfinite(tensor).all():
+            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values; the checkpoint is corrupt")
+        params[name] = tensor.astype(dtype, copy=False)
+    return params
+
+
+def _load_with_head(path, dtype, head_names, check_finite: bool):
+    """(config, encoder params, {renamed head tensor name: raw tensor}, source) for a checkpoint with a task head."""
+    from .checkpoint import check_dtype, read_tensors, rename, to_params
+    from .hub import resolve_model_dir
+
+    dtype = check_dtype(dtype)
+    directory = resolve_model_dir(path)
+    config = BertConfig.from_json_file(directory / "config.json")
+    tensors, source = read_tensors(directory)
+    renamed = {rename(name): tensor for name, tensor in tensors.items()}
+    params = to_params(tensors, config, dtype, source=source, check_finite=check_finite, used_heads=head_names)
+    return config, params, renamed, source
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Masked LM.
+
+
+@dataclass
+class MaskedLMOutput:
+    """What BertForMaskedLM returns, with transformers' names."""
+
+    logits: np.ndarray  # [B, S, V], before the softmax
+    hidden_states: tuple[np.ndarray, ...] | None = None  # as BertModelOutput.hidden_states, when asked for
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+class BertForMaskedLM:
+    """`BertForMaskedLM.from_pretrained(dir)(**tokenizer(texts)).logits`: [B, S, V] scores over the vocabulary."""
+
+    # Every head tensor this class accounts for (a tied checkpoint may hold the decoder's or not).
+    HEAD_TENSORS = (
+        "cls.predictions.transform.dense.weight",
+        "cls.predictions.transform.dense.bias",
+        "cls.predictions.transform.LayerNorm.weight",
+        "cls.predictions.transform.LayerNorm.bias",
+        "cls.predictions.bias",
+        "cls.predictions.decoder.weight",
+        "cls.predictions.decoder.bias",
+    )
+
+    def __init__(self, config: BertConfig, params: Params, head: Params):
+        self.config = config
+        self.params = params  # the encoder's, laid out as BertModel's
+        self.head = head  # {"transform": {...}, "decoder": {"weight", "bias"}}
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["embeddings"]["word_embeddings"]["weight"].dtype
+
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True) -> "BertForMaskedLM":
+        """Load a BertForMaskedLM (or BertForPreTraining) checkpoint: the encoder, then cls.predictions.
+
+        With tie_word_embeddings (transformers' default) the decoder is the word-embedding matrix and its bias is
+        cls.predictions.bias, as transformers ties them; a stored cls.predictions.decoder.weight is then not used.
+        Untied, the checkpoint's own decoder weight and bias are used.
+        """
+        config, params, renamed, source = _load_with_head(path, dtype, cls.HEAD_TENSORS, check_finite)
+        H, V = config.hidden_size, config.vocab_size
+        shapes = {
+            "cls.predictions.transform.dense.weight": (H, H),
+            "cls.predictions.transform.dense.bias": (H,),
+            "cls.predictions.transform.LayerNorm.weight": (H,),
+            "cls.predictions.transform.LayerNorm.bias": (H,),
+        }
+        tied = config.extra.get("tie_word_embeddings", True)
+        # transformers v5 ties decoder.bias to cls.predictions.bias only together with the weight (_tied_weights_keys
+        # of BertForMaskedLM; both are dropped when tie_word_embeddings is false). Checkpoints from transformers 4
+        # store both names for the one bias; either serves when the other is absent.
+        # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py#L914-L917
+        bias_names = ["cls.predictions.bias", "cls.predictions.decoder.bias"]
+        bias_name = next((n for n in (bias_names if tied else bias_names[::-1]) if n in renamed), bias_names[0])
+        shapes[bias_name] = (V,)
+        if not tied:
+            shapes["cls.predictions.decoder.weight"] = (V, H)
+        head = _head_params(renamed, shapes, params["embeddings"]["word_embeddings"]["weight"].dtype, source,
+                            check_finite)  # fmt: skip
+        word_embeddings = params["embeddings"]["word_embeddings"]["weight"]  # [V, H]
+        if tied and "cls.predictions.decoder.weight" in renamed:
+            stored = renamed["cls.predictions.decoder.weight"]
+            if stored.shape != word_embeddings.shape or not np.array_equal(stored, word_embeddings):
+                logger.warning(
+                    "%s: cls.predictions.decoder.weight differs from the word embeddings but tie_word_embeddings is "
+                    "true; using the word embeddings, as transformers does",
+                    source,
+                )
+        decoder_weight = word_embeddings if tied else head["cls.predictions.decoder.weight"]
+        layout = {
+            "transform": {
+                "dense": {"weight": head["cls.predictions.transform.dense.weight"],
+                          "bias": head["cls.predictions.transform.dense.bias"]},
+                "LayerNorm": {"weight": head["cls.predictions.transform.LayerNorm.weight"],
+                              "bias": head["cls.predictions.transform.LayerNorm.bias"]},
+            },
+            "decoder": {"weight": decoder_weight, "bias": head[bias_name]},
+        }  # fmt: skip
+        return cls(config, params, layout)
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states: bool = False, output_attentions: bool = False,
+                 trace: Trace = NO_TRACE) -> MaskedLMOutput:  # fmt: skip
+        """Scores for every vocabulary entry at every position. Inputs as BertModel takes them."""
+        inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        out = bert_model(
+            self.params, self.config, *inputs, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, trace=trace.at("bert"),
+        )  # fmt: skip
+        logits = bert_lm_prediction_head(
+            out.last_hidden_state, **self.head, config=self.config, trace=trace.at("cls.predictions")
+        )
+        return MaskedLMOutput(logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"BertForMaskedLM(layers={c.num_hidden_layers}, hidden={c.hidden_size}, vocab={c.vocab_size}, "
+                f"tied={self.head['decoder']['weight'] is self.params['embeddings']['word_embeddings']['weight']}, "
+                f"dtype={self.dtype})")  # fmt: skip
+
+
+@dataclass
+class FillMaskPrediction:
+    """One candidate for one [MASK], with the fields of transformers' fill-mask pipeline."""
+
+    score: float  # softmax probability over the vocabulary
+    token: int  # its id
+    token_str: str  # tokenizer.decode([token])
+    sequence: str  # the text with this [MASK] filled in, decoded
+
+
+def fill_mask(model: BertForMaskedLM, tokenizer, text: str, top_k: int = 5,
+              mask_token: str = "[MASK]") -> list[list[FillMaskPrediction]]:  # fmt: skip
+    """The top_k most probable tokens for each mask_token in `text`: one list per mask, best first.
+
+    Mirrors transformers' FillMaskPipeline.postprocess (softmax over the vocabulary, top-k; the sequence decoded
+    without special tokens when there is one mask and with them when there are several, so the other masks show),
+    except that it always returns one list per mask, also for a single mask:
+    https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/pipelines/fill_mask.py#L125-L164
+    """
+    if not isinstance(text, str):
+        raise InputError(f"fill_mask: text must be a string, found {type(text).__name__}")
+    mask_id = tokenizer.backend.token_to_id(mask_token)
+    if mask_id is None:
+        raise InputError(f"fill_mask: the tokenizer's vocabulary has no mask token {mask_token!r}")
+    vocab_size = model.config.vocab_size
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab_size:
+        raise InputError(f"fill_mask: top_k must be an integer in [1, {vocab_size}], found {top_k!r}")
+    encoded = tokenizer([text])
+    input_ids = encoded["input_ids"][0]  # [S]
+    positions = np.flatnonzero(input_ids == mask_id)
+    if positions.size == 0:
+        raise InputError(f"fill_mask: {text!r} has no {mask_token}; put one where a word should be predicted")
+    logits = model(**encoded).logits[0, positions]  # [B=1, S, V] -> [masks, V]
+    probs = softmax(logits, axis=-1)  # [masks, V]
+    # Stable sort of -p: the best first, ties in id order (as torch.topk on CPU).
+    best = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]  # [masks, top_k]
+    single = positions.size == 1
+    pad_id = tokenizer.backend.token_to_id(tokenizer.pad_token)
+    results = []
+    for row, position in enumerate(positions):
+        candidates = []
+        for token in best[row]:
+            tokens = input_ids.copy()
+            tokens[position] = token
+            tokens = tokens[tokens != pad_id]  # as the pipeline: a predicted [PAD] vanishes from the sequence
+            sequence = tokenizer.decode(tokens, skip_special_tokens=single)
+            token_str = tokenizer.decode([token], skip_special_tokens=False)
+            candidates.append(FillMaskPrediction(float(probs[row, token]), int(token), token_str, sequence))
+        results.append(candidates)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sequence classification.
+
+
+@dataclass
+class SequenceClassifierOutput:
+    """What BertForSequenceClassification returns: transformers' fields, plus probabilities and labels."""
+
+    logits: np.ndarray  # [B, L]
+    # [B, L]: what transformers' text-classification pipeline applies by default: softmax for single-label
+    # classification, sigmoid for multi-label or one label, None for regression.
+    probabilities: np.ndarray | None
+    predicted_labels: list[str] | None  # id2label[argmax], for single-label classification
+    hidden_states: tuple[np.ndarray, ...] | None = None
+    attentions: tuple[np.ndarray, ...] | None = None
+
+
+def id2label_of(config: BertConfig) -> dict[int, str]:
+    """{label id: name} from config.json's id2label (keys are strings there); LABEL_i when absent, 2 labels by
+    default, as transformers' PretrainedConfig."""
+    raw = config.extra.get("id2label")
+    if raw is None:
+        return {i: f"LABEL_{i}" for i in range(config.extra.get("num_labels", 2))}
+    try:
+        labels = {int(k): str(v) for k, v in raw.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise ConfigError(f"config.json: id2label must map label ids to names, found {raw!r}") from None
+    if sorted(labels) != list(range(len(labels))):
+        raise ConfigError(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {sorted(labels)}")
+    return labels
+
+
+class BertForSequenceClassification:
+    """`BertForSequenceClassification.from_pretrained(dir)(**tokenizer(texts))`: .logits [B, L], .probabilities."""
+
+    HEAD_TENSORS = ("classifier.weight", "classifier.bias")
+
+    def __init__(self, config: BertConfig, params: Params, classifier: Params):
+        self.config = config
+        self.params = params
+        self.classifier = classifier  # {"weight": [L, H], "bias": [L]}
+        self.id2label = id2label_of(config)
+        self.problem_type = config.extra.get("problem_type")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["embeddings"]["word_embeddings"]["weight"].dtype
+
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True) -> "BertForSequenceClassification":
+        """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*."""
+        config, params, renamed, source = _load_with_head(path, dtype, cls.HEAD_TENSORS, check_finite)
+        if "pooler" not in params:
+            raise CheckpointError(
+                f"{source}: no pooler weights; BertForSequenceClassification classifies the pooled output, so the "
+                "checkpoint must hold pooler.dense.weight and pooler.dense.bias"
+            )
+        num_labels, H = len(id2label_of(config)), config.hidden_size
+        dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
+        head = _head_params(renamed, {"classifier.weight": (num_labels, H), "classifier.bias": (num_labels,)},
+                            dtype, source, check_finite)  # fmt: skip
+        return cls(config, params, {"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
+
+    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                 output_hidden_states: bool = False, output_attentions: bool = False,
+                 trace: Trace = NO_TRACE) -> SequenceClassifierOutput:  # fmt: skip
+        """Label scores for each row. Inputs as BertModel takes them (sentence pairs via token_type_ids)."""
+        inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        out = bert_model(
+            self.params, self.config, *inputs, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, trace=trace.at("bert"),
+        )  # fmt: skip
+        logits = bert_classifier(out.pooler_output, **self.classifier, trace=trace)  # [B, H] -> [B, L]
+        # The pipeline's default function_to_apply:
+        # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/pipelines/text_classification.py#L183-L193
+        probabilities, predicted = None, None
+        if self.problem_type == "regression":
+            pass
+        elif self.problem_type == "multi_label_classification" or self.num_labels == 1:
+            probabilities = sigmoid(logits)
+        else:
+            probabilities = softmax(logits, axis=-1)
+            predicted = [self.id2label[int(i)] for i in np.argmax(logits, axis=-1)]
+        return SequenceClassifierOutput(logits=logits, probabilities=probabilities, predicted_labels=predicted,
+                                        hidden_states=out.hidden_states, attentions=out.attentions)  # fmt: skip
+
+    def __repr__(self) -> str:
+        c = self.config
+        labels = ", ".join(self.id2label[i] for i in range(self.num_labels))
+        return (f"BertForSequenceClassification(layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
+                f"labels=[{labels}], dtype={self.dtype})")  # fmt: skip
