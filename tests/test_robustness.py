@@ -6,16 +6,19 @@ problem (`match=`). Broken checkpoints are made here, in tmp_path, from the tiny
 (weights/make_reference.py made those); broken safetensors files are written byte by byte: an 8-byte little-endian
 header length, a JSON header, the data.
 
-Not here yet, because the code they test lives on other branches: a pickle (.bin) that tries to run code (the
-restricted unpickler, branch `formats`), a sharded index pointing at missing shards (branch `hub`), and output files
-of the CLI (`run --output`, branch `trace-cli`).
+Not here yet, because the code it would test lives on another branch: the CLI's output files (`run --output`,
+branch `trace-cli`). tests/test_torch_pickle.py and tests/test_checkpoint_layouts.py test the pickle reader and
+sharded loading in depth; the cases here check that a model directory in those layouts fails as clearly.
 """
 
 import json
+import os
+import pickle
 import shutil
 import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -536,6 +539,69 @@ def test_check_finite_false_skips_the_scan_and_the_nan_flows_through(tmp_path):
     out = model([[7, 8], [8, 9]])
     assert np.isnan(out.last_hidden_state[0]).all()  # token 7's embedding row is NaN, and attention spreads it
     assert np.isfinite(out.last_hidden_state[1]).all()
+
+
+# --- Other layouts: pytorch_model.bin (a pickle) and sharded safetensors -------------------------------------------
+
+
+class RunsCommand:
+    """Unpickling this calls os.system(command), as a hostile pytorch_model.bin would."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_pickle_that_tries_to_run_code_is_refused_before_it_runs(tmp_path):
+    directory = copy_checkpoint(tmp_path)
+    (directory / "model.safetensors").unlink()
+    marker = tmp_path / "ran"
+    with zipfile.ZipFile(directory / "pytorch_model.bin", "w") as archive:  # torch.save's layout
+        archive.writestr("archive/data.pkl", pickle.dumps({WORD: RunsCommand(f"touch {marker}")}, protocol=4))
+        archive.writestr("archive/byteorder", "little")
+    with pytest.raises(CheckpointError, match=r"pytorch_model.bin.*refuses to load global 'posix.system'"):
+        minibert.BertModel.from_pretrained(directory)
+    assert not marker.exists()
+
+
+def shard(directory: Path) -> dict[str, str]:
+    """tiny-gelu's weights split over two shards and an index, as save_pretrained(max_shard_size=...) writes them."""
+    tensors = load_file(directory / "model.safetensors")
+    (directory / "model.safetensors").unlink()
+    weight_map = {}
+    for i, names in enumerate((sorted(tensors)[::2], sorted(tensors)[1::2])):
+        name = f"model-0000{i + 1}-of-00002.safetensors"
+        save_file({n: tensors[n] for n in names}, directory / name)
+        weight_map.update(dict.fromkeys(names, name))
+    (directory / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return weight_map
+
+
+def test_sharded_index_pointing_at_a_missing_shard_names_it(tmp_path):
+    directory = copy_checkpoint(tmp_path)
+    shard(directory)
+    (directory / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"1 shard\(s\) missing .*model-00002-of-00002.safetensors \(holds"):
+        minibert.BertModel.from_pretrained(directory)
+
+
+def test_sharded_index_that_is_not_json_is_checkpoint_error(tmp_path):
+    directory = copy_checkpoint(tmp_path)
+    shard(directory)
+    (directory / "model.safetensors.index.json").write_text('{"weight_map": {')
+    with pytest.raises(CheckpointError, match=r"model.safetensors.index.json: cannot be read as JSON"):
+        minibert.BertModel.from_pretrained(directory)
+
+
+def test_truncated_shard_is_named(tmp_path):
+    directory = copy_checkpoint(tmp_path)
+    shard(directory)
+    path = directory / "model-00001-of-00002.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match=r"model-00001-of-00002.safetensors: not a readable safetensors file"):
+        minibert.BertModel.from_pretrained(directory)
 
 
 # --- The command line: one line on stderr, exit status 2, never a traceback ------------------------------------------
