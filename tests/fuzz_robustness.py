@@ -1,4 +1,5 @@
-"""Fuzzing minibert's boundaries: mutated safetensors files, mutated model checkpoints, random Unicode texts.
+"""Fuzzing minibert's boundaries: mutated safetensors files, mutated model checkpoints (model.safetensors, and
+pytorch_model.bin where torch is installed to write the original), random Unicode texts.
 
 Every outcome must be a clear error (CheckpointError for files, InputError for texts) or a correct result: a file
 that loads must give exactly the tensors its header describes, and a batch of texts must encode to consistent
@@ -156,10 +157,38 @@ def fuzz_safetensors_once(data: bytes, path: Path) -> str:
     return "loaded"
 
 
-def fuzz_model_once(data: bytes, directory: Path) -> str:
-    """A mutated tiny-gelu model.safetensors through BertModel.from_pretrained: CheckpointError, or a model that
-    runs on its full input range (a flipped weight bit is undetectable and fine; a crash is not)."""
-    (directory / "model.safetensors").write_bytes(data)
+def torch_bin_of_tiny() -> bytes:
+    """tiny-gelu's weights as torch.save writes pytorch_model.bin (needs torch, as only the fuzzer's input does)."""
+    import io
+
+    import torch
+    from safetensors.numpy import load_file
+
+    buffer = io.BytesIO()
+    torch.save({k: torch.from_numpy(v) for k, v in load_file(TINY / "model.safetensors").items()}, buffer)
+    return buffer.getvalue()
+
+
+def mutate_bytes(data: bytes, rng) -> bytes:
+    """Format-blind mutations: flipped bits, a cut, inserted or overwritten bytes."""
+    buffer = bytearray(data)
+    kind = pick(rng, ["flip", "truncate", "insert", "overwrite"])
+    if kind == "flip":
+        for _ in range(rng.integers(1, 5)):
+            buffer[rng.integers(0, len(buffer))] ^= 1 << rng.integers(8)
+    elif kind == "truncate":
+        del buffer[rng.integers(0, len(buffer)) :]
+    else:
+        at = int(rng.integers(0, len(buffer)))
+        chunk = rng.integers(0, 256, size=rng.integers(1, 17), dtype=np.uint8).tobytes()
+        buffer[at : at + (0 if kind == "insert" else len(chunk))] = chunk
+    return bytes(buffer)
+
+
+def fuzz_model_once(data: bytes, directory: Path, filename: str = "model.safetensors") -> str:
+    """A mutated tiny-gelu weights file through BertModel.from_pretrained: CheckpointError, or a model that runs
+    on its full input range (a flipped weight bit is undetectable and fine; a crash is not)."""
+    (directory / filename).write_bytes(data)
     try:
         model = minibert.BertModel.from_pretrained(directory)
     except CheckpointError:
@@ -247,6 +276,9 @@ def run(target: str, seed: int, iterations: int | None = None, seconds: float | 
         elif target == "model":
             base = (TINY / "model.safetensors").read_bytes()
             (tmp / "config.json").write_bytes((TINY / "config.json").read_bytes())
+        elif target == "bin":
+            base = torch_bin_of_tiny()
+            (tmp / "config.json").write_bytes((TINY / "config.json").read_bytes())
         else:
             from helpers import minilm_dir  # tests/helpers.py: the real checkpoint's tokenizer
 
@@ -261,12 +293,15 @@ def run(target: str, seed: int, iterations: int | None = None, seconds: float | 
                 elif target == "model":
                     data = mutate(base, rng)
                     outcomes[fuzz_model_once(data, tmp)] += 1
+                elif target == "bin":
+                    data = mutate_bytes(base, rng)
+                    outcomes[fuzz_model_once(data, tmp, "pytorch_model.bin")] += 1
                 else:
                     outcomes[fuzz_tokenizer_once(tokenizer, rng)] += 1
             except BaseException as error:
                 if out is not None and data is not None:
                     out.mkdir(parents=True, exist_ok=True)
-                    saved = out / f"{target}-seed{seed}-iteration{i}.safetensors"
+                    saved = out / f"{target}-seed{seed}-iteration{i}.bin"
                     saved.write_bytes(data)
                     error.add_note(f"input saved to {saved}")
                 error.add_note(f"fuzz target {target}, seed {seed}, iteration {i}")
@@ -277,14 +312,14 @@ def run(target: str, seed: int, iterations: int | None = None, seconds: float | 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=["safetensors", "model", "tokenizer", "all"], default="all")
+    parser.add_argument("--target", choices=["safetensors", "model", "bin", "tokenizer", "all"], default="all")
     parser.add_argument("--seconds", type=float, default=60.0, help="time per target")
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed, printed")
     parser.add_argument("--out", type=Path, default=Path("fuzz-crashes"), help="where failing inputs are saved")
     args = parser.parse_args(argv)
     seed = int(np.random.default_rng().integers(2**31)) if args.seed is None else args.seed
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # for helpers.minilm_dir
-    targets = ["safetensors", "model", "tokenizer"] if args.target == "all" else [args.target]
+    targets = ["safetensors", "model", "bin", "tokenizer"] if args.target == "all" else [args.target]
     for target in targets:
         try:
             outcomes = run(target, seed, seconds=args.seconds, out=args.out)
