@@ -12,10 +12,10 @@ from .errors import InputError
 def check_writable(path, suffixes: tuple[str, ...]) -> Path:
     """`path` as a Path, after checking that it can be an output file with one of `suffixes` (e.g. ".npy")."""
     path = Path(path).expanduser()
-    if path.suffix.lower() not in suffixes:
-        raise InputError(f"{path}: the output must be a file ending in {' or '.join(suffixes)}, found {path.name!r}")
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name, e.g. {path / ('out' + suffixes[0])}")
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{path}: the output must be a file ending in {' or '.join(suffixes)}, found {path.name!r}")
     if not path.parent.is_dir():
         raise InputError(f"{path}: the directory {path.parent} does not exist; create it first")
     try:  # find out now, not after the work, that the directory takes no new files
