@@ -62,7 +62,8 @@ def test_readme_numbers_in_the_prose_are_the_checkpoints():
     to_cls = trace["encoder.layer.5.attention.self.probs"][0, 0, :, 0]  # [S]: every query's attention to [CLS]
     assert f"gives {to_cls.min():.2f} to {to_cls.max():.2f} of its attention to `[CLS]`" in README
     h0 = trace["pooler.first_token"][0]
-    assert f"dimension {np.argmax(np.abs(h0))} holds {h0.max():.2f}" in README
+    share = h0.max() ** 2 / (h0**2).sum()
+    assert f"dimension {np.argmax(np.abs(h0))} holds {h0.max():.2f},\n   {share:.0%} of the squared norm" in README
     dense = trace["pooler.dense"][0]
     assert f"lie in [{dense.min():.2f}, {dense.max():.2f}]" in README
     pooling = json.loads((minilm_dir() / "1_Pooling" / "config.json").read_text())
@@ -103,3 +104,13 @@ def test_readme_run_output_and_error_example_are_what_minibert_prints(capsys, tm
     monkeypatch.chdir(tmp_path)
     assert main(["run", "some text", "--model", directory, "--output", "out.csv"]) == 2
     assert command.endswith("--output out.csv") and capsys.readouterr().err == message + "\n"
+
+
+def test_readme_trace_snippet_prints_the_names_and_shapes_shown(capsys):
+    snippet = next(b for b in re.findall(r"^```python\n(.*?)^```$", README, re.S | re.M) if "model.trace(" in b)
+    exec(compile(snippet, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    shown = output_block_after("out, trace = model.trace(").splitlines()
+    cut = shown.index("...")
+    assert shown[:cut] == printed[:cut] and shown[cut + 1 :] == printed[-(len(shown) - cut - 1) :]
+    assert len(printed) == 79
