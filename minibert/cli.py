@@ -157,10 +157,12 @@ def cmd_explain(args) -> int:
     check_text("the text", args.text)
     if args.pair is not None:
         check_text("--pair", args.pair)
-    if args.plot is not None:
+    if args.plot is not None:  # before the forward pass, so that a typo or a missing extra costs nothing
         from .files import check_writable
+        from .plot import require_matplotlib
 
-        check_writable(args.plot, (".png",))  # before the forward pass, so a typo costs nothing
+        check_writable(args.plot, (".png",))
+        require_matplotlib()
     model, tokenizer = load(args)
     layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
     if args.layer is None:
@@ -261,6 +263,41 @@ def cmd_run(args) -> int:
     return 0
 
 
+# ---- minibert trace ----
+
+
+def cmd_trace(args) -> int:
+    """Every intermediate of the forward pass of one text, by name, with its shape; optionally written to .npz."""
+    check_text("the text", args.text)
+    output = None
+    if args.output is not None:
+        from .files import check_writable
+
+        output = check_writable(args.output, (".npz",))
+    model, tokenizer = load(args)
+    encoded = tokenizer([args.text], None if args.pair is None else [args.pair])
+    _, trace = model.trace(**encoded)
+    names = [name for name in trace if args.match is None or args.match in name]
+    if not names:
+        raise InputError(
+            f"--match {args.match!r} matches none of the {len(trace)} traced names, e.g. {next(iter(trace))}"
+        )
+    if output is not None:
+        from .files import write_atomically
+
+        write_atomically(output, lambda f: np.savez(f, **{name: trace[name] for name in names}, **encoded))
+        print(f"wrote {output}: {len(names)} arrays ({args.dtype}) and the inputs")
+        return 0
+    # The first row along the last axis of each array: token 0 (for scores and probs: head 0, query 0).
+    indices = {name: (0,) * (trace[name].ndim - 1) for name in names}
+    columns = [names, [str(trace[n].shape) for n in names], [f"[{', '.join(map(str, indices[n]))}, :]" for n in names]]
+    widths = [max(len(cell) for cell in column) for column in columns]
+    for name, shape, where in zip(*columns, strict=True):
+        values = " ".join(f"{x:8.4f}" for x in trace[name][indices[name]][: args.values])
+        print(f"{name:<{widths[0]}}  {shape:<{widths[1]}}  {where:<{widths[2]}} = [{values} ...]")
+    return 0
+
+
 # ---- the parser ----
 
 
@@ -317,6 +354,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--values", type=positive_int, default=6, metavar="N", help="leading values to print without --output"
     )
     run.set_defaults(run=cmd_run)
+
+    trace = commands.add_parser(
+        "trace",
+        help="every intermediate of the forward pass, by name, with its shape",
+        description="Run one text and list every intermediate of the forward pass, named after the checkpoint's\n"
+        "modules (embeddings.LayerNorm, encoder.layer.3.attention.self.probs, pooler.dense, ...), with its shape\n"
+        "and first values; or write them all to an .npz file.",
+        epilog="examples:\n"
+        "  minibert trace 'Some text.' --model DIR --match encoder.layer.3.\n"
+        "  minibert trace 'Some text.' --model DIR --output trace.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trace.add_argument("text", help="the text to run")
+    add_model_arguments(trace)
+    trace.add_argument("--pair", metavar="TEXT", help="a second text, for a sentence pair")
+    trace.add_argument("--match", metavar="SUBSTRING", help="only the names containing this, e.g. 'layer.3.'")
+    trace.add_argument("--output", metavar="FILE.npz", help="write the arrays (and the inputs) to an .npz file")
+    trace.add_argument("--values", type=positive_int, default=4, metavar="N", help="leading values to print")
+    trace.set_defaults(run=cmd_trace)
     return parser
 
 

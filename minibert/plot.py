@@ -15,6 +15,16 @@ FIGSIZE = (14.0, 9.0)  # inches; times DPI gives the PNG's size in pixels
 DPI = 100
 
 
+def require_matplotlib():
+    """matplotlib's Agg canvas and Figure classes, or an error that says how to install them."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MinibertError("plotting needs matplotlib: pip install 'minibert[plot]'") from None
+    return FigureCanvasAgg, Figure
+
+
 def plot_explanation(path, *, tokens: list[str], probs: np.ndarray, layer: int, head: int, h0: np.ndarray,
                      pooler_dense: np.ndarray, pooled: np.ndarray, title: str = "") -> Path:  # fmt: skip
     """Write a PNG of FIGSIZE * DPI pixels with four panels and return its path:
@@ -24,12 +34,7 @@ def plot_explanation(path, *, tokens: list[str], probs: np.ndarray, layer: int, 
     - the pooler's tanh: each dimension's `pooler_dense` [H] value (W h0 + b) against its tanh, on the tanh curve;
     - the distribution of the values of h0, W h0 + b and tanh(W h0 + b).
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise MinibertError("plotting needs matplotlib: pip install 'minibert[plot]'") from None
-
+    FigureCanvasAgg, Figure = require_matplotlib()
     path = check_writable(path, (".png",))
     h0, pooler_dense, pooled = (np.asarray(v, dtype=np.float64) for v in (h0, pooler_dense, pooled))
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")

@@ -96,6 +96,43 @@ def test_explain_plot_writes_a_png_of_the_figure_size(capsys, minilm, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["pooled.png"]  # no temporary file left beside it
 
 
+def test_explain_plot_without_matplotlib_says_which_extra_to_install(capsys, minilm, tmp_path, monkeypatch):
+    directory, _, _ = minilm
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib...` raise ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    code, out, err = run(capsys, "explain", TEXT, "--model", directory, "--plot", tmp_path / "p.png")
+    assert code == 2 and out == ""
+    assert err == "minibert explain: error: plotting needs matplotlib: pip install 'minibert[plot]'\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- trace ----
+
+
+def test_trace_lists_every_intermediate_with_its_shape_and_first_values(capsys, minilm):
+    directory, model, tokenizer = minilm
+    code, out, _ = run(capsys, "trace", TEXT, "--model", directory, "--values", "3")
+    assert code == 0
+    _, expected = model.trace(**tokenizer([TEXT]))
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == list(expected)  # all 79, in forward order
+    (probs,) = [line for line in lines if line.startswith("encoder.layer.3.attention.self.probs ")]
+    values = " ".join(f"{x:8.4f}" for x in expected["encoder.layer.3.attention.self.probs"][0, 0, 0, :3])
+    assert probs.split(None, 1)[1] == f"(1, 12, 10, 10)  [0, 0, 0, :] = [{values} ...]"
+
+
+def test_trace_match_filters_and_output_writes_the_arrays(capsys, minilm, tmp_path):
+    directory, model, tokenizer = minilm
+    path = tmp_path / "trace.npz"
+    code, out, _ = run(capsys, "trace", TEXT, "--model", directory, "--match", "pooler.", "--output", path)
+    assert code == 0 and out == f"wrote {path}: 3 arrays (float32) and the inputs\n"
+    encoded = tokenizer([TEXT])
+    _, expected = model.trace(**encoded)
+    with np.load(path) as f:
+        assert sorted(f.files) == sorted(["pooler.first_token", "pooler.dense", "pooler.activation", *encoded])
+        np.testing.assert_array_equal(f["pooler.dense"], expected["pooler.dense"])
+
+
 # ---- run ----
 
 
@@ -203,6 +240,9 @@ BAD = [  # (argv with {model}, {tmp} and {nopooler} filled in, words the message
     (["run", "x", "--model", "{nopooler}", "--which", "pooler_output"], "no pooler weights"),
     (["run", "x", "--model", "{model}", "--max-length", "-3"], "at least 1, found -3"),
     (["run", "x", "--model", "{model}", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+    (["trace", "x", "--model", "{model}", "--match", "layer.9."], "--match 'layer.9.' matches none of the 79"),
+    (["trace", "x", "--model", "{model}", "--output", "{tmp}/t.npy"], "ending in .npz"),
+    (["trace", "", "--model", "{model}"], "the text is empty"),
 ]
 
 
@@ -221,13 +261,14 @@ def test_every_bad_command_line_gives_one_line_and_exit_status_2(capsys, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.txt", "latin1.txt"]  # nothing written
 
 
-@pytest.mark.parametrize("command", [[], ["explain"], ["run"]])
+@pytest.mark.parametrize("command", [[], ["explain"], ["run"], ["trace"]])
 def test_help_describes_every_command(capsys, command):
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
     assert out.startswith(f"usage: minibert {' '.join(command)}".rstrip())
-    for word in {(): ["explain", "run"], ("explain",): ["--plot", "--json", "--pair", "example"],
-                 ("run",): ["--output", "--which", "--input", "examples"]}[tuple(command)]:  # fmt: skip
+    for word in {(): ["explain", "run", "trace"], ("explain",): ["--plot", "--json", "--pair", "example"],
+                 ("run",): ["--output", "--which", "--input", "examples"],
+                 ("trace",): ["--match", "--output", "examples"]}[tuple(command)]:  # fmt: skip
         assert word in out
 
 

@@ -16,11 +16,13 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 TEXT = "Why is the pooled output different?"
 
 
+BLOCKS = re.findall(r"^```([a-z]*)\n(.*?)^```$", README, re.S | re.M)  # (language, contents) of each fenced block
+
+
 def output_block_after(command: str) -> str:
     """The contents of the fenced block that follows the block holding `command`: its pasted output."""
-    blocks = re.findall(r"^```[a-z]*\n(.*?)^```$", README, re.S | re.M)
-    (i,) = [i for i, block in enumerate(blocks) if command in block]
-    return blocks[i + 1]
+    (i,) = [i for i, (_, block) in enumerate(BLOCKS) if command in block]
+    return BLOCKS[i + 1][1]
 
 
 def compare_pooling():
@@ -99,7 +101,7 @@ def test_readme_run_output_and_error_example_are_what_minibert_prints(capsys, tm
     directory = str(minilm_dir())
     assert main(["run", "first text", "a second, longer text", "--model", directory, "--values", "4"]) == 0
     assert output_block_after('minibert run "first text" "a second, longer text"') == capsys.readouterr().out
-    (example,) = [b for b in re.findall(r"^```\n(.*?)^```$", README, re.S | re.M) if b.startswith("$ minibert run")]
+    (example,) = [block for _, block in BLOCKS if block.startswith("$ minibert run")]
     command, message = example.splitlines()
     monkeypatch.chdir(tmp_path)
     assert main(["run", "some text", "--model", directory, "--output", "out.csv"]) == 2
@@ -107,10 +109,16 @@ def test_readme_run_output_and_error_example_are_what_minibert_prints(capsys, tm
 
 
 def test_readme_trace_snippet_prints_the_names_and_shapes_shown(capsys):
-    snippet = next(b for b in re.findall(r"^```python\n(.*?)^```$", README, re.S | re.M) if "model.trace(" in b)
+    (snippet,) = [block for language, block in BLOCKS if language == "python" and "model.trace(" in block]
     exec(compile(snippet, "README.md", "exec"), {})
     printed = capsys.readouterr().out.splitlines()
     shown = output_block_after("out, trace = model.trace(").splitlines()
     cut = shown.index("...")
     assert shown[:cut] == printed[:cut] and shown[cut + 1 :] == printed[-(len(shown) - cut - 1) :]
     assert len(printed) == 79
+
+
+def test_readme_trace_command_output_is_what_minibert_trace_prints(capsys):
+    argv = ["trace", TEXT, "--model", str(minilm_dir()), "--match", "layer.3.attention.self"]
+    assert main(argv) == 0
+    assert output_block_after("--match layer.3.attention.self") == capsys.readouterr().out
