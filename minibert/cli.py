@@ -120,8 +120,11 @@ def explain(model, tokenizer, text: str, pair: str | None = None) -> tuple[dict,
         "max_abs_diff_by_hand": float(np.abs(by_hand - pooled).max()),
         "epsilon": float(np.finfo(model.dtype).eps),
     }
-    # Reproduced "to float precision": a few ulp of values of at most 1 (a different summation order may differ).
-    report["reproduced"] = report["max_abs_diff_by_hand"] <= 4 * report["epsilon"]
+    # Reproduced "to float precision": W h0 may be summed in another order here than in the model (another BLAS
+    # kernel), which moves each value by about sqrt(H) rounding errors of its terms' magnitudes; tanh only shrinks it.
+    scale = np.abs(dense["weight"]) @ np.abs(h0) + np.abs(dense["bias"])  # [H]: the magnitude of each sum's terms
+    allowed = np.sqrt(h0.size) * report["epsilon"] * scale
+    report["reproduced"] = bool((np.abs(by_hand - pooled) <= allowed).all())
     return report, trace
 
 

@@ -64,6 +64,17 @@ def test_explain_prints_tokens_ids_the_pooler_steps_and_a_passing_check(capsys, 
     assert re.search(r"check: max \|tanh\(W h0 \+ b\) by hand - pooler_output\| = \S+ \(reproduced to float32", out)
 
 
+def test_explain_fails_with_status_1_when_the_pooler_does_not_reproduce(capsys, minilm, monkeypatch):
+    """The check can fail: a pooler that is off by 1e-4 is caught, reported and ends with exit status 1."""
+    directory, _, _ = minilm
+    original = minibert.model.bert_pooler
+    monkeypatch.setattr(minibert.model, "bert_pooler", lambda *a, **k: original(*a, **k) + np.float32(1e-4))
+    code, out, err = run(capsys, "explain", TEXT, "--model", directory)
+    assert code == 1
+    assert "= 0.0001 (NOT reproduced to float32 precision" in out
+    assert err == "minibert explain: tanh(W h0 + b) does not reproduce pooler_output; this is a bug\n"
+
+
 def test_explain_json_holds_the_full_vectors_for_scripts(capsys, minilm):
     directory, model, tokenizer = minilm
     code, out, _ = run(capsys, "explain", TEXT, "--model", directory, "--json", "--dtype", "float64")
