@@ -218,6 +218,22 @@ class BertModel:
             output_attentions=output_attentions, trace=trace,
         )  # fmt: skip
 
+    def trace(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+              output_hidden_states: bool = False,
+              output_attentions: bool = False) -> tuple[BertModelOutput, dict[str, np.ndarray]]:  # fmt: skip
+        """The forward pass with every intermediate kept: `out, trace = model.trace(**tokenizer(texts))`.
+
+        `trace` maps names after the checkpoint's modules to copies of the arrays, in the order the forward pass made
+        them: `embeddings.word_embeddings` [B, S, H], ..., `encoder.layer.3.attention.self.query` [B, S, H],
+        `... .scores` (scaled, masked) and `... .probs` [B, N, S, S], `... .context` [B, S, H],
+        `encoder.layer.3.intermediate.dense` [B, S, I] (before the activation) and `... .intermediate_act_fn`
+        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__.
+        """
+        store: dict[str, np.ndarray] = {}
+        out = self(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
+                   output_attentions=output_attentions, trace=Trace(store))  # fmt: skip
+        return out, store
+
     def __repr__(self) -> str:
         pooler = "with pooler" if "pooler" in self.params else "no pooler"
         c = self.config
