@@ -6,9 +6,8 @@ problem (`match=`). Broken checkpoints are made here, in tmp_path, from the tiny
 (weights/make_reference.py made those); broken safetensors files are written byte by byte: an 8-byte little-endian
 header length, a JSON header, the data.
 
-Not here yet, because the code it would test lives on another branch: the CLI's output files (`run --output`,
-branch `trace-cli`). tests/test_torch_pickle.py and tests/test_checkpoint_layouts.py test the pickle reader and
-sharded loading in depth; the cases here check that a model directory in those layouts fails as clearly.
+tests/test_torch_pickle.py, tests/test_checkpoint_layouts.py and tests/test_cli.py test the pickle reader, sharded
+loading and the command's outputs in depth; the cases here check that each fails as clearly from the top.
 """
 
 import json
@@ -627,8 +626,8 @@ BAD_COMMAND_LINES = {
     "unknown flag": (["explain", "hi", "--model", "x", "--bogus"], "unrecognized arguments: --bogus"),
     "missing --model": (["explain", "hi"], "minibert explain: error: the following arguments are required: --model"),
     "unsupported --dtype": (["explain", "hi", "--model", "x", "--dtype", "float16"], "invalid choice: 'float16'"),
-    "--values 0": (["explain", "hi", "--model", "x", "--values", "0"], "expected a positive integer, found '0'"),
-    "--values x": (["explain", "hi", "--model", "x", "--values", "x"], "expected a positive integer, found 'x'"),
+    "--values 0": (["explain", "hi", "--model", "x", "--values", "0"], "expected a number of at least 1, found 0"),
+    "--values x": (["explain", "hi", "--model", "x", "--values", "x"], "expected a whole number, found 'x'"),
     "no such model": (["explain", "hi", "--model", "{tmp}/absent"], "absent: no such directory"),
     "model is a file": (["explain", "hi", "--model", str(TINY / "config.json")], "is a file; pass the directory"),
     "invalid config.json": (["explain", "hi", "--model", "{config}"], "config.json: invalid JSON at line 1"),
@@ -638,12 +637,23 @@ BAD_COMMAND_LINES = {
     ),
     "no tokenizer": (["explain", "hi", "--model", "{tokenizer}"], "no tokenizer.json or vocab.txt"),
     "unreadable config.json": (["explain", "hi", "--model", "{unreadable}"], "config.json: cannot be read"),
+    "missing --input file": (["run", "--input", "{tmp}/absent.txt", "--model", "{minilm}"], "absent.txt: no such file"),
+    "--input a directory": (["run", "--input", "{tmp}", "--model", "{minilm}"], "cannot be read (Is a directory)"),
+    "output in a missing directory": (
+        ["run", "hi", "--model", "{minilm}", "--output", "{tmp}/absent/out.npy"],
+        "the directory {tmp}/absent does not exist; create it first",
+    ),
+    "output a directory": (["run", "hi", "--model", "{minilm}", "--output", "{tmp}"], "is a directory; give a file"),
+    "output of another format": (
+        ["run", "hi", "--model", "{minilm}", "--output", "{tmp}/out.csv"],
+        "the output must be a file ending in .npy or .npz, found 'out.csv'",
+    ),
 }
 
 
 @pytest.mark.parametrize("argv, match", BAD_COMMAND_LINES.values(), ids=BAD_COMMAND_LINES.keys())
 def test_bad_command_lines_print_one_line_and_exit_2(tmp_path, capsys, argv, match):
-    places = {"tmp": tmp_path}
+    places = {"tmp": tmp_path, "minilm": minilm_dir()}
     for what in ("config", "weights", "tokenizer", "unreadable"):
         if any("{" + what + "}" in arg for arg in argv):
             places[what] = broken_model(tmp_path, what)
@@ -657,7 +667,18 @@ def test_bad_command_lines_print_one_line_and_exit_2(tmp_path, capsys, argv, mat
     assert captured.out == ""
     assert len(captured.err.splitlines()) == 1, captured.err
     assert captured.err.startswith("minibert")
-    assert match in captured.err
+    assert match.format(**places) in captured.err
+
+
+def test_a_run_that_fails_leaves_the_old_output_file_whole_and_no_temporary(tmp_path, capsys):
+    """The model is broken, found only after the output path was checked: nothing is written, nothing is left."""
+    directory = broken_model(tmp_path, "weights")
+    output = tmp_path / "out.npy"
+    np.save(output, np.arange(3))
+    assert main(["run", "hi", "--model", str(directory), "--output", str(output)]) == 2
+    assert "model.safetensors: not a readable safetensors file" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(output), np.arange(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "out.npy"]
 
 
 def test_command_line_error_through_python_dash_m_has_no_traceback(tmp_path):
