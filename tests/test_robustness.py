@@ -565,6 +565,18 @@ def test_pickle_that_tries_to_run_code_is_refused_before_it_runs(tmp_path):
     assert not marker.exists()
 
 
+def test_zip_whose_end_record_claims_several_disks_is_checkpoint_error(tmp_path):
+    """zipfile.is_zipfile raises BadZipFile here instead of answering (found by tests/fuzz_robustness.py)."""
+    directory = copy_checkpoint(tmp_path)
+    (directory / "model.safetensors").unlink()
+    locator = b"PK\x06\x07" + struct.pack("<LQL", 0, 0, 2)  # zip64 end locator: 2 disks
+    (directory / "pytorch_model.bin").write_bytes(b"junk" + locator + b"PK\x05\x06" + bytes(18))
+    with pytest.raises(
+        CheckpointError, match=r"pytorch_model.bin: cannot read it as a torch.save archive \(BadZipFile"
+    ):
+        minibert.BertModel.from_pretrained(directory)
+
+
 def shard(directory: Path) -> dict[str, str]:
     """tiny-gelu's weights split over two shards and an index, as save_pretrained(max_shard_size=...) writes them."""
     tensors = load_file(directory / "model.safetensors")
