@@ -285,6 +285,25 @@ def check_dtype(dtype) -> np.dtype:
     return dtype
 
 
+def check_tensor(name: str, tensor: np.ndarray, shape: tuple[int, ...], dtype, source: str, check_finite: bool):
+    """`tensor` in `dtype`, after checking it has the config's shape, holds floats, and (if asked) only finite ones."""
+    if tensor.shape != shape:
+        raise CheckpointError(
+            f"{source}: tensor {name!r} has shape {tensor.shape}; config.json says {shape}. "
+            "Is config.json the one these weights were saved with?"
+        )
+    if tensor.dtype.kind != "f":
+        raise CheckpointError(f"{source}: tensor {name!r} has dtype {tensor.dtype}; expected floating point weights")
+    # min and max propagate NaN and reach ±inf, so this finds both without a boolean copy of the tensor.
+    if check_finite and tensor.size and not (np.isfinite(tensor.min()) and np.isfinite(tensor.max())):
+        count = int(np.size(tensor) - np.count_nonzero(np.isfinite(tensor)))
+        raise CheckpointError(
+            f"{source}: tensor {name!r} holds {count} NaN or infinite value(s); the checkpoint is corrupt "
+            "(pass check_finite=False to load it anyway)"
+        )
+    return tensor.astype(dtype, copy=False)
+
+
 def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True,
               used_heads: Collection[str] = ()):  # fmt: skip
     """Map names, check the set of tensors and their shapes against the config, convert to `dtype`, nest.
@@ -332,26 +351,9 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
     if not has_pooler:
         logger.info("%s: no pooler weights; pooler_output will be None", source)
 
-    params = {}
-    for name, shape in expected.items():
-        tensor = renamed[name]
-        if tensor.shape != shape:
-            raise CheckpointError(
-                f"{source}: tensor {name!r} has shape {tensor.shape}; config.json says {shape}. "
-                "Is config.json the one these weights were saved with?"
-            )
-        if tensor.dtype.kind != "f":
-            raise CheckpointError(
-                f"{source}: tensor {name!r} has dtype {tensor.dtype}; expected floating point weights"
-            )
-        # min and max propagate NaN and reach ±inf, so this finds both without a boolean copy of the tensor.
-        if check_finite and tensor.size and not (np.isfinite(tensor.min()) and np.isfinite(tensor.max())):
-            count = int(np.size(tensor) - np.count_nonzero(np.isfinite(tensor)))
-            raise CheckpointError(
-                f"{source}: tensor {name!r} holds {count} NaN or infinite value(s); the checkpoint is corrupt "
-                "(pass check_finite=False to load it anyway)"
-            )
-        params[name] = tensor.astype(dtype, copy=False)
+    params = {
+        name: check_tensor(name, renamed[name], shape, dtype, source, check_finite) for name, shape in expected.items()
+    }
     return unflatten(params)
 
 
@@ -413,9 +415,9 @@ def read_tensors(directory: Path, dtype=None) -> tuple[dict[str, np.ndarray], st
     )
 
 
-def load_pretrained(path, dtype=np.float32, check_finite: bool = True, *, revision: str | None = None,
-                    cache_dir=None, local_files_only: bool = False) -> tuple[BertConfig, dict]:  # fmt: skip
-    """A model directory or hub id (config.json + weights) -> (config, nested params in `dtype`)."""
+def read_checkpoint(path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
+                    local_files_only: bool = False) -> tuple[BertConfig, dict[str, np.ndarray], str]:  # fmt: skip
+    """A model directory or hub id -> (its config, its raw tensors by the file's names, the weights file's name)."""
     from .hub import resolve_model_dir
 
     dtype = check_dtype(dtype)
@@ -423,4 +425,13 @@ def load_pretrained(path, dtype=np.float32, check_finite: bool = True, *, revisi
     config_file = next((directory / name for name in CONFIG_FILES if (directory / name).is_file()), None)
     config = BertConfig.from_json_file(config_file or directory / "config.json")
     tensors, source = read_tensors(directory, dtype)
+    return config, tensors, source
+
+
+def load_pretrained(path, dtype=np.float32, check_finite: bool = True, **hub) -> tuple[BertConfig, dict]:
+    """A model directory or hub id (config.json + weights) -> (config, nested params in `dtype`).
+
+    `hub` takes huggingface_hub's revision=, cache_dir= and local_files_only= (see hub.resolve_model_dir).
+    """
+    config, tensors, source = read_checkpoint(path, dtype, **hub)
     return config, to_params(tensors, config, dtype, source=source, check_finite=check_finite)

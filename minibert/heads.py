@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checkpoint import check_tensor, read_checkpoint, rename, to_params
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, InputError
-from .functional import ACT2FN, layer_norm, linear, softmax
+from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
 from .inputs import check_inputs
 from .model import Params, bert_model
 from .trace import NO_TRACE, Trace
@@ -54,48 +55,54 @@ def bert_classifier(pooled_output, *, weight, bias, trace: Trace = NO_TRACE) -> 
     return trace("classifier", linear(pooled_output, weight=weight, bias=bias))
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Reading a head's tensors.
 
 
-def _head_params(renamed: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], dtype, source: str,
-                 check_finite: bool) -> dict[str, np.ndarray]:  # fmt: skip
-    """The head tensors named in `shapes`, checked (present, shape, floating point, finite) and converted to dtype."""
+def _load_with_head(path, dtype, used_heads, shapes_of_head, check_finite: bool, hub: dict, needs_pooler=False):
+    """(config, encoder params, head tensors checked and in the encoder's dtype, all tensors renamed, source).
+
+    `shapes_of_head(config, renamed)` gives {head tensor name: shape} from the config and the file's renamed tensors;
+    `used_heads` are the head tensors the class accounts for (any other is logged as unused); `needs_pooler` for a
+    head that reads pooler_output.
+    """
+    config, tensors, source = read_checkpoint(path, dtype, **hub)
+    renamed = {rename(name): tensor for name, tensor in tensors.items()}
+    shapes = shapes_of_head(config, renamed)
+    params = to_params(tensors, config, dtype, source=source, check_finite=check_finite, used_heads=used_heads)
+    if needs_pooler and "pooler" not in params:
+        raise CheckpointError(
+            f"{source}: no pooler weights; this head reads the pooled output, so the checkpoint must hold "
+            "pooler.dense.weight and pooler.dense.bias"
+        )
     missing = [name for name in shapes if name not in renamed]
     if missing:
         raise CheckpointError(
             f"{source}: missing task-head tensor(s) {', '.join(missing)}; was this checkpoint saved with that head "
             "(its config.json 'architectures')? For the encoder alone use minibert.BertModel"
         )
-    params = {}
-    for name, shape in shapes.items():
-        tensor = renamed[name]
-        if tensor.shape != shape:
-            raise CheckpointError(f"{source}: tensor {name!r} has shape {tensor.shape}; config.json says {shape}")
-        if tensor.dtype.kind != "f":
-            raise CheckpointError(f"{source}: tensor {name!r} has dtype {tensor.dtype}; expected floating point")
-        if check_finite and not np.isfinite(tensor).all():
-            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values; the checkpoint is corrupt")
-        params[name] = tensor.astype(dtype, copy=False)
-    return params
+    dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
+    head = {
+        name: check_tensor(name, renamed[name], shape, dtype, source, check_finite) for name, shape in shapes.items()
+    }
+    return config, params, head, renamed, source
 
 
-def _load_with_head(path, dtype, head_names, check_finite: bool):
-    """(config, encoder params, {renamed head tensor name: raw tensor}, source) for a checkpoint with a task head."""
-    from .checkpoint import check_dtype, read_tensors, rename, to_params
-    from .hub import resolve_model_dir
+def _tied(config: BertConfig) -> bool:
+    """Whether the decoder is the word-embedding matrix (transformers' default, tie_word_embeddings)."""
+    return config.extra.get("tie_word_embeddings", True)
 
-    dtype = check_dtype(dtype)
-    directory = resolve_model_dir(path)
-    config = BertConfig.from_json_file(directory / "config.json")
-    tensors, source = read_tensors(directory)
-    renamed = {rename(name): tensor for name, tensor in tensors.items()}
-    params = to_params(tensors, config, dtype, source=source, check_finite=check_finite, used_heads=head_names)
-    return config, params, renamed, source
+
+def _decoder_bias_name(config: BertConfig, names) -> str:
+    """Which tensor holds the decoder's bias. transformers v5 ties decoder.bias to cls.predictions.bias only together
+    with the weight (_tied_weights_keys of BertForMaskedLM; both are dropped when tie_word_embeddings is false), and
+    checkpoints from transformers 4 store both names for the one bias, so either serves when the other is absent.
+    https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py#L914-L917
+    """
+    candidates = ["cls.predictions.bias", "cls.predictions.decoder.bias"]
+    if not _tied(config):
+        candidates.reverse()
+    return next((name for name in candidates if name in names), candidates[0])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -135,35 +142,31 @@ class BertForMaskedLM:
         return self.params["embeddings"]["word_embeddings"]["weight"].dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True) -> "BertForMaskedLM":
+    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True, **hub) -> "BertForMaskedLM":
         """Load a BertForMaskedLM (or BertForPreTraining) checkpoint: the encoder, then cls.predictions.
 
         With tie_word_embeddings (transformers' default) the decoder is the word-embedding matrix and its bias is
         cls.predictions.bias, as transformers ties them; a stored cls.predictions.decoder.weight is then not used.
-        Untied, the checkpoint's own decoder weight and bias are used.
+        Untied, the checkpoint's own decoder weight and bias are used. `hub` as for BertModel.from_pretrained.
         """
-        config, params, renamed, source = _load_with_head(path, dtype, cls.HEAD_TENSORS, check_finite)
-        H, V = config.hidden_size, config.vocab_size
-        shapes = {
-            "cls.predictions.transform.dense.weight": (H, H),
-            "cls.predictions.transform.dense.bias": (H,),
-            "cls.predictions.transform.LayerNorm.weight": (H,),
-            "cls.predictions.transform.LayerNorm.bias": (H,),
-        }
-        tied = config.extra.get("tie_word_embeddings", True)
-        # transformers v5 ties decoder.bias to cls.predictions.bias only together with the weight (_tied_weights_keys
-        # of BertForMaskedLM; both are dropped when tie_word_embeddings is false). Checkpoints from transformers 4
-        # store both names for the one bias; either serves when the other is absent.
-        # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py#L914-L917
-        bias_names = ["cls.predictions.bias", "cls.predictions.decoder.bias"]
-        bias_name = next((n for n in (bias_names if tied else bias_names[::-1]) if n in renamed), bias_names[0])
-        shapes[bias_name] = (V,)
-        if not tied:
-            shapes["cls.predictions.decoder.weight"] = (V, H)
-        head = _head_params(renamed, shapes, params["embeddings"]["word_embeddings"]["weight"].dtype, source,
-                            check_finite)  # fmt: skip
+
+        def head_shapes(config, renamed):
+            H, V = config.hidden_size, config.vocab_size
+            shapes = {
+                "cls.predictions.transform.dense.weight": (H, H),
+                "cls.predictions.transform.dense.bias": (H,),
+                "cls.predictions.transform.LayerNorm.weight": (H,),
+                "cls.predictions.transform.LayerNorm.bias": (H,),
+                _decoder_bias_name(config, renamed): (V,),
+            }
+            if not _tied(config):
+                shapes["cls.predictions.decoder.weight"] = (V, H)
+            return shapes
+
+        config, params, head, renamed, source = _load_with_head(path, dtype, cls.HEAD_TENSORS, head_shapes,
+                                                                check_finite, hub)  # fmt: skip
         word_embeddings = params["embeddings"]["word_embeddings"]["weight"]  # [V, H]
-        if tied and "cls.predictions.decoder.weight" in renamed:
+        if _tied(config) and "cls.predictions.decoder.weight" in renamed:
             stored = renamed["cls.predictions.decoder.weight"]
             if stored.shape != word_embeddings.shape or not np.array_equal(stored, word_embeddings):
                 logger.warning(
@@ -171,7 +174,7 @@ class BertForMaskedLM:
                     "true; using the word embeddings, as transformers does",
                     source,
                 )
-        decoder_weight = word_embeddings if tied else head["cls.predictions.decoder.weight"]
+        decoder_weight = word_embeddings if _tied(config) else head["cls.predictions.decoder.weight"]
         layout = {
             "transform": {
                 "dense": {"weight": head["cls.predictions.transform.dense.weight"],
@@ -179,7 +182,7 @@ class BertForMaskedLM:
                 "LayerNorm": {"weight": head["cls.predictions.transform.LayerNorm.weight"],
                               "bias": head["cls.predictions.transform.LayerNorm.bias"]},
             },
-            "decoder": {"weight": decoder_weight, "bias": head[bias_name]},
+            "decoder": {"weight": decoder_weight, "bias": head[_decoder_bias_name(config, renamed)]},
         }  # fmt: skip
         return cls(config, params, layout)
 
@@ -309,18 +312,17 @@ class BertForSequenceClassification:
         return self.params["embeddings"]["word_embeddings"]["weight"].dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True) -> "BertForSequenceClassification":
+    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True,
+                        **hub) -> "BertForSequenceClassification":  # fmt: skip
         """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*."""
-        config, params, renamed, source = _load_with_head(path, dtype, cls.HEAD_TENSORS, check_finite)
-        if "pooler" not in params:
-            raise CheckpointError(
-                f"{source}: no pooler weights; BertForSequenceClassification classifies the pooled output, so the "
-                "checkpoint must hold pooler.dense.weight and pooler.dense.bias"
-            )
-        num_labels, H = len(id2label_of(config)), config.hidden_size
-        dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
-        head = _head_params(renamed, {"classifier.weight": (num_labels, H), "classifier.bias": (num_labels,)},
-                            dtype, source, check_finite)  # fmt: skip
+
+        def head_shapes(config, renamed):
+            num_labels = len(id2label_of(config))
+            return {"classifier.weight": (num_labels, config.hidden_size), "classifier.bias": (num_labels,)}
+
+        config, params, head, _, _ = _load_with_head(
+            path, dtype, cls.HEAD_TENSORS, head_shapes, check_finite, hub, needs_pooler=True
+        )
         return cls(config, params, {"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
