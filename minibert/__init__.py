@@ -3,6 +3,7 @@
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
 from .model import BertModel, BertModelOutput
+from .sentence import SentenceEncoder, cosine_similarity
 from .tokenizer import Tokenizer
 from .trace import Trace
 
@@ -14,6 +15,8 @@ __all__ = [
     "ConfigError",
     "InputError",
     "MinibertError",
+    "SentenceEncoder",
     "Tokenizer",
     "Trace",
+    "cosine_similarity",
 ]
