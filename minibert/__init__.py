@@ -1,6 +1,7 @@
 """minibert: BERT's forward pass in NumPy, on real checkpoints, matching transformers."""
 
 from .config import BertConfig
+from .embed import embed_file, read_embeddings
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
 from .model import BertModel, BertModelOutput
 from .sentence import SentenceEncoder, cosine_similarity
@@ -19,4 +20,6 @@ __all__ = [
     "Tokenizer",
     "Trace",
     "cosine_similarity",
+    "embed_file",
+    "read_embeddings",
 ]

@@ -70,7 +70,7 @@ class EmbedReport:
 
 
 def _open_input(path: str):
-    """A binary file object; a URL (s3://, gs://, file://...) goes through fsspec, so workers can read shared storage."""
+    """A binary file object; a URL (s3://, file://...) goes through fsspec, so workers can read shared storage."""
     if "://" in path:
         import fsspec
 
@@ -186,6 +186,8 @@ def _load_encoder(model: str, dtype: str):
 
 def _embedding_dim(encoder) -> int:
     """The encoder's output width, for a partition with no usable line (every row NaN)."""
+    if isinstance(getattr(encoder, "dim", None), int):
+        return encoder.dim
     return int(np.asarray(encoder.encode(["dim"], batch_size=1)).shape[1])
 
 
@@ -715,7 +717,7 @@ def read_embeddings(output) -> np.ndarray:
 
 @contextmanager
 def start_client(workers: int | None = None, scheduler: str | None = None, log=sys.stderr):
-    """None (in-process), a new local cluster of `workers` processes of one thread each, or the cluster at `scheduler`."""
+    """None (in-process), a new local cluster of `workers` processes of one thread each, or the one at `scheduler`."""
     if workers is None and scheduler is None:
         yield None
         return
