@@ -102,6 +102,8 @@ def plan_partitions(path: str, size: int, partition_size: int) -> list[tuple[int
     Each boundary is the first line start at or after a multiple of partition_size past the previous boundary, so
     every line lies in exactly one range and a range is never empty.
     """
+    if size == 0:
+        return []
     starts = [0]
     with _open_input(path) as f:
         target = partition_size
@@ -427,7 +429,7 @@ def _progress_bar(total: int, initial: int, enabled: bool):
         try:
             from tqdm.auto import tqdm
 
-            return tqdm(total=total, initial=initial, unit="line", unit_scale=True, smoothing=0.05, file=sys.stderr)
+            return tqdm(total=total, initial=initial, unit="line", smoothing=0.05, file=sys.stderr)
         except ImportError:
             pass
 
@@ -457,7 +459,7 @@ def embed_file(
     sort_by_length: bool = True,
     encoder=None,
     on_partition_done: Callable[[dict], None] | None = None,
-    log=sys.stderr,
+    log=None,
 ) -> EmbedReport:
     """Embed every line of input_path with the sentence-transformers model directory `model` into `output`.
 
@@ -469,6 +471,7 @@ def embed_file(
     summary.
     """
     started = time.perf_counter()
+    log = sys.stderr if log is None else log  # looked up per call, so that redirecting sys.stderr works
     input_path, output = str(input_path), Path(output)
     try:
         dtype = np.dtype(dtype).name
@@ -487,6 +490,8 @@ def embed_file(
         "model": _model_identity(model, dtype),
         "input": {**_input_identity(input_path), "format": input_format, "field": field},
     }
+    if wanted["input"]["size"] == 0:
+        raise InputError(f"{input_path}: is empty; there is nothing to embed")
     # Absolute paths, so that workers started elsewhere find the same files (on a filesystem they share).
     model_path, input_path = wanted["model"]["path"], wanted["input"]["path"]
     manifest_path = directory / MANIFEST
@@ -666,7 +671,7 @@ def _assemble_npy(directory: Path, manifest: dict, final_npy: Path) -> None:
 
 
 def _report_bad_lines(bad: list[tuple[int, str]], where: Path, log, limit: int = 20) -> None:
-    if not bad or log is None:
+    if not bad:
         return
     print(f"{len(bad)} bad input line(s), embedded as rows of NaN and listed in {where}:", file=log)
     for line, reason in bad[:limit]:
@@ -682,7 +687,11 @@ def _report_bad_lines(bad: list[tuple[int, str]], where: Path, log, limit: int =
 def read_manifest(output) -> dict:
     """The manifest of an output directory or of a .npy output (its `<name>.manifest.json`)."""
     output = Path(output)
-    path = output.with_suffix(".manifest.json") if output.suffix == ".npy" else output / MANIFEST
+    path = output / MANIFEST
+    if output.suffix == ".npy":  # finished: beside the .npy; unfinished: in the work directory
+        path = output.with_suffix(".manifest.json")
+        if not path.is_file() and (output.with_suffix(".parts") / MANIFEST).is_file():
+            path = output.with_suffix(".parts") / MANIFEST
     if not path.is_file():
         raise InputError(f"{output}: no {path.name} there; is it the output of `minibert embed`?")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -716,7 +725,7 @@ def read_embeddings(output) -> np.ndarray:
 
 
 @contextmanager
-def start_client(workers: int | None = None, scheduler: str | None = None, log=sys.stderr):
+def start_client(workers: int | None = None, scheduler: str | None = None, log=None):
     """None (in-process), a new local cluster of `workers` processes of one thread each, or the one at `scheduler`."""
     if workers is None and scheduler is None:
         yield None
@@ -740,7 +749,7 @@ def start_client(workers: int | None = None, scheduler: str | None = None, log=s
         # threads, are what scale; Dask also sets OMP/OPENBLAS_NUM_THREADS=1 in the workers it spawns.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
         client = Client(cluster)
-    print(f"Dask dashboard: {client.dashboard_link}", file=log)
+    print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr if log is None else log)
     try:
         yield client
     finally:
