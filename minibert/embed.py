@@ -725,7 +725,7 @@ def read_embeddings(output) -> np.ndarray:
 
 
 @contextmanager
-def start_client(workers: int | None = None, scheduler: str | None = None, log=None):
+def start_client(workers: int | None = None, scheduler: str | None = None, timeout: str = "20s", log=None):
     """None (in-process), a new local cluster of `workers` processes of one thread each, or the one at `scheduler`."""
     if workers is None and scheduler is None:
         yield None
@@ -740,7 +740,7 @@ def start_client(workers: int | None = None, scheduler: str | None = None, log=N
         raise InputError("--workers and --scheduler need Dask: pip install 'minibert[cluster]'") from None
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError) as error:
             raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
         cluster = None

@@ -9,8 +9,8 @@ import pytest
 from embed_corpus import mixed_lines, write_lines
 from helpers import minilm_dir
 
-from minibert import SentenceEncoder, embed_file, read_embeddings
-from minibert.embed import read_manifest
+from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
+from minibert.embed import read_manifest, start_client
 
 distributed = pytest.importorskip("distributed")
 
@@ -125,3 +125,17 @@ def test_a_run_interrupted_in_process_resumes_on_the_cluster_without_recomputing
     assert report.texts_encoded == N_FAULT - partitions[0]["lines"] - partitions[1]["lines"]
     np.testing.assert_array_equal(shard_line_numbers(out), np.arange(1, N_FAULT + 1))
     assert float(np.abs(read_embeddings(out) - in_process[:N_FAULT]).max()) <= EMBED_TOL
+
+
+def test_cli_scheduler_runs_the_job_on_a_running_cluster(corpus, model, in_process, client, tmp_path, capsys):
+    from minibert.cli import main
+
+    path = write_lines(tmp_path / "in.txt", corpus[0].read_text(encoding="utf-8").splitlines()[:40])
+    argv = ["embed", str(path), "--output", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    assert main([*argv, "--scheduler", client.scheduler.address]) == 0
+    out, err = capsys.readouterr()
+    assert "40 rows x 384" in out and "Dask dashboard" in err
+    assert float(np.abs(read_embeddings(tmp_path / "out") - in_process[:40]).max()) <= EMBED_TOL
+    with pytest.raises(InputError, match="--scheduler tcp://127.0.0.1:1: cannot connect"):
+        with start_client(scheduler="tcp://127.0.0.1:1", timeout="1s"):
+            pass
