@@ -563,7 +563,9 @@ def embed_file(
     dims = {s["dim"] for s in summaries}
     if skipped:
         dims.add(_shard_dim(directory / manifest["partitions"][skipped[0]]["shard"]))
-    dim = dims.pop() if len(dims) == 1 else manifest.get("dim")
+    if len(dims) != 1:  # cannot happen with one model; checked because a mixed output would read back wrong
+        raise MinibertError(f"{directory}: shards of different widths {sorted(dims)}; delete it and start over")
+    dim = dims.pop()
     manifest.update(complete=True, dim=dim, bad_lines=[list(b) for b in bad])
     _write_json(manifest_path, manifest)
 

@@ -254,3 +254,13 @@ def test_cli_embed_writes_rows_and_reports_errors_in_one_line(corpus, model, cle
     assert err.count("\n") == 1 and "missing.txt: cannot read the input file" in err
     assert main(["embed", str(path), "--output", str(tmp_path / "y.npy"), "--model", str(model), "--workers", "2"]) == 2
     assert "a single .npy output is for in-process runs" in capsys.readouterr().err
+
+
+def test_input_given_as_a_url_is_read_through_fsspec(corpus, model, encoder, clean_run, tmp_path):
+    pytest.importorskip("fsspec")
+    lines, _ = corpus
+    path = write_lines(tmp_path / "in.txt", lines[:30])
+    embed_file(path.as_uri(), tmp_path / "out", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    assert read_manifest(tmp_path / "out")["input"]["path"] == path.as_uri()
+    expected = read_embeddings(clean_run[0])[:30]
+    assert float(np.abs(read_embeddings(tmp_path / "out") - expected).max()) <= EMBED_TOL
