@@ -6,13 +6,16 @@ The corpus: the non-empty lines of every installed package's `*.dist-info/METADA
 long description: README prose, code, tables, links), in sorted file order, so anyone with the same environment
 gets the same lines. Compared on the same lines, in this order:
 
-  1. minibert job in-process, length bucketing (each partition sorted by length, batches of 32)
-  2. minibert job in-process, naive batches: input order, each batch padded to its longest text
-  3. sentence-transformers on torch, SentenceTransformer.encode(batch_size=32) (it sorts by length too)
-  4. minibert job on a local Dask cluster, 2 workers x 1 thread (cluster start-up timed apart)
-  5. optionally (--big N): N lines through the job with its progress bar, in-process
+  - minibert job in-process, BLAS on 2 threads and on 1 (the per-core rate), length bucketing (each partition
+    sorted by length, batches of 32)
+  - minibert job in-process, BLAS 1 thread, naive batches: input order, each padded to its longest text
+  - sentence-transformers on torch, SentenceTransformer.encode(batch_size=32) (it sorts by length too), 2 threads, 1
+  - minibert job on a local Dask cluster, 2 workers x 1 thread (cluster start-up timed apart)
+  - optionally (--big N): N lines through the job with its progress bar, in-process
 
-Rows 1 and 4 are also checked against each other (max abs difference). Prints a Markdown table.
+Every run is repeated --rounds times, in reversed order every other round, because the machine may be shared: the
+table gives the best of the rounds and each of them, with the load average before each run. Every run's rows are
+compared with the first run's (max abs difference). Prints a Markdown table.
 """
 
 import argparse
@@ -60,12 +63,14 @@ def timed_job(path, out, model, **kwargs) -> tuple[float, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lines", type=int, default=2000)
+    parser.add_argument("--lines", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2, help="every run this many times, order reversed each round")
     parser.add_argument("--big", type=int, default=0, help="also embed this many lines with the progress bar")
-    parser.add_argument("--partition-size", type=int, default=16 * 1024, help="bytes; ~270 corpus lines")
+    parser.add_argument("--partition-size", type=int, default=8 * 1024, help="bytes; ~140 corpus lines")
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true")
     args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
 
     model = model_dir()
     work = Path(tempfile.mkdtemp(prefix="minibert-embed-bench-"))
@@ -78,62 +83,80 @@ def main() -> None:
         f"median {int(np.median(lengths))}, mean {lengths.mean():.0f}, max {lengths.max()}"
     )
     print(f"machine: {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.2f}", flush=True)
-    rows, results = [], {}
+    job = {"partition_size": args.partition_size}
 
-    def row(name, seconds, note=""):
-        rows.append((name, args.lines / seconds, seconds, note))
-        print(f"  {name}: {args.lines / seconds:.1f} lines/s ({seconds:.1f} s) {note}", flush=True)
+    def minibert_job(blas_threads, **kwargs):
+        def run():
+            with threadpool_limits(blas_threads, user_api="blas"):
+                return timed_job(path, work / "out", model, **job, **kwargs)
 
-    seconds, results["bucketed"] = timed_job(path, work / "bucketed", model, partition_size=args.partition_size)
-    row("minibert job, in-process (BLAS 2 threads), length-bucketed batches", seconds)
-    seconds, results["naive"] = timed_job(
-        path, work / "naive", model, partition_size=args.partition_size, sort_by_length=False
-    )
-    diff = float(np.abs(results["naive"] - results["bucketed"]).max())
-    row("minibert job, in-process (BLAS 2 threads), naive pad-to-longest batches", seconds, f"max diff {diff:.1e}")
+        return run
 
+    runs = {
+        "minibert job, in-process, BLAS 2 threads, length-bucketed": minibert_job(2),
+        "minibert job, in-process, BLAS 1 thread, length-bucketed": minibert_job(1),
+        "minibert job, in-process, BLAS 1 thread, naive pad-to-longest": minibert_job(1, sort_by_length=False),
+    }
     if not args.skip_torch:
         import sentence_transformers
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(2)
         st = SentenceTransformer(model, device="cpu")
         st.encode(lines[:32])  # warm-up
-        started = time.perf_counter()
-        theirs = st.encode(lines[: args.lines], batch_size=32)
-        seconds = time.perf_counter() - started
-        diff = float(np.abs(theirs - results["bucketed"]).max())
-        name = f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__} (2 threads)"
-        row(name, seconds, f"max diff {diff:.1e}")
 
+        def sentence_transformers_run(threads):
+            def run():
+                torch.set_num_threads(threads)
+                started = time.perf_counter()
+                embeddings = st.encode(lines[: args.lines], batch_size=32)
+                return time.perf_counter() - started, embeddings
+
+            return run
+
+        version = f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__}"
+        runs[f"{version}, 2 threads"] = sentence_transformers_run(2)
+        runs[f"{version}, 1 thread"] = sentence_transformers_run(1)
     if not args.skip_cluster:
         from distributed import Client, LocalCluster
 
         started = time.perf_counter()
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
-        startup = time.perf_counter() - started
-        seconds, results["cluster"] = timed_job(
-            path, work / "cluster", model, partition_size=args.partition_size, client=client
+        print(f"local cluster started in {time.perf_counter() - started:.1f} s (not in the times below)")
+        runs["minibert job, local Dask cluster, 2 workers x 1 thread, length-bucketed"] = lambda: timed_job(
+            path, work / "out", model, **job, client=client
         )
-        diff = float(np.abs(results["cluster"] - results["bucketed"]).max())
-        row("minibert job, local Dask cluster (2 workers x 1 thread), length-bucketed", seconds,
-            f"max diff {diff:.1e}; cluster start-up {startup:.1f} s not included")  # fmt: skip
+
+    times = {name: [] for name in runs}
+    reference = None
+    for round_ in range(args.rounds):
+        for name in runs if round_ % 2 == 0 else reversed(runs):
+            load = os.getloadavg()[0]
+            seconds, embeddings = runs[name]()
+            if reference is None:
+                reference = np.asarray(embeddings)
+            diff = float(np.abs(np.asarray(embeddings) - reference).max())
+            times[name].append(seconds)
+            print(f"  {name}: {args.lines / seconds:.1f} lines/s ({seconds:.1f} s, load {load:.1f}, "
+                  f"max diff {diff:.1e})", flush=True)  # fmt: skip
+    if not args.skip_cluster:
         client.close()
         cluster.close()
 
     print(f"load average at end {os.getloadavg()[0]:.2f}")
-    print("\n| run | lines/s | seconds | note |\n|---|---:|---:|---|")
-    for name, rate, seconds, note in rows:
-        print(f"| {name} | {rate:.1f} | {seconds:.1f} | {note} |")
+    print(f"\n| run | lines/s (best of {args.rounds}) | each round |\n|---|---:|---|")
+    for name, seconds in times.items():
+        each = ", ".join(f"{args.lines / s:.1f}" for s in seconds)
+        print(f"| {name} | {args.lines / min(seconds):.1f} | {each} |")
 
     if args.big:
         big = work / "big.txt"
         big.write_text("".join(line + "\n" for line in lines[: args.big]), encoding="utf-8")
-        print(f"\n{args.big} lines through the job, in-process, with its progress bar:", flush=True)
+        print(f"\n{args.big} lines through the job, in-process, BLAS 1 thread, with its progress bar:", flush=True)
         started = time.perf_counter()
-        report = embed_file(big, work / "big.npy", model)
+        with threadpool_limits(1, user_api="blas"):
+            report = embed_file(big, work / "big.npy", model)
         seconds = time.perf_counter() - started
         print(f"{args.big} lines in {seconds:.1f} s: {args.big / seconds:.1f} lines/s, {report.rows} rows")
     shutil.rmtree(work)
