@@ -16,8 +16,8 @@ name, then os.replace), so a shard on disk is always complete. An output directo
 
 Rerunning the same call skips every partition whose shard is there and valid, so an interrupted run loses at most
 the partitions in flight; a shard or manifest made for another model, dtype, pooling or input is refused, never
-mixed in. An output named `*.npy` (in-process runs only) is worked on in `<name>.parts/` and assembled into one
-memory-mappable `.npy`, with its manifest beside it as `<name>.manifest.json`, when the last partition is done.
+mixed in. An output named like `emb.npy` (in-process runs only) is worked on in `emb.parts/` and, when the last
+partition is done, assembled into one memory-mappable `emb.npy` with its manifest beside it, `emb.manifest.json`.
 
 Bad lines (empty, not valid UTF-8, not JSON, JSON without the field) get a row of NaN rather than no row: row i is
 always input line i + 1, so embeddings can be zipped with the input without a lookup, and a bad line cannot shift
