@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import InputError, MinibertError
 
-# About 1 MiB of text per partition: ~19k lines of ~55 bytes, ~6 minutes of one core at the ~53 lines/s measured,
+# About 1 MiB of text per partition: ~19k lines of ~55 bytes, ~6 minutes of one core at the ~50 lines/s measured,
 # so a task's fixed costs (scheduling, reading 1 MiB, writing a ~29 MB shard) stay well under 1% of it, a lost
 # worker costs minutes, and 100 million such lines make ~5,300 tasks, which the Dask scheduler handles easily.
 # The estimate is in benchmarks/README.md.
