@@ -1,6 +1,7 @@
 """minibert: BERT's forward pass in NumPy, on real checkpoints, matching transformers."""
 
 from .config import BertConfig
+from .embed import embed_file, read_embeddings
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
 from .heads import BertForMaskedLM, BertForSequenceClassification, fill_mask
 from .model import BertModel, BertModelOutput
@@ -23,4 +24,6 @@ __all__ = [
     "Trace",
     "cosine_similarity",
     "fill_mask",
+    "embed_file",
+    "read_embeddings",
 ]

@@ -40,6 +40,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def byte_size(text: str) -> int:
+    """'1048576', '512K', '4M', '1G' -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1:].upper(), 1)
+    try:
+        value = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 1048576, 512K, 4M or 1G, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, found {text!r}")
+    return value
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, metavar="DIR",
@@ -301,6 +314,30 @@ def cmd_trace(args) -> int:
     return 0
 
 
+# ---- minibert embed ----
+
+
+def cmd_embed(args) -> int:
+    """Embed every line of a text or JSONL file, in this process or on a Dask cluster; rerun to resume."""
+    from pathlib import Path
+
+    from .embed import _layout, embed_file, start_client
+
+    _layout(Path(args.output), clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
+    with start_client(workers=args.workers, scheduler=args.scheduler) as client:
+        report = embed_file(
+            args.input, args.output, args.model, batch_size=args.batch_size, dtype=args.dtype,
+            input_format=args.format, field=args.field, client=client, partition_size=args.partition_size,
+            progress=not args.quiet,
+        )  # fmt: skip
+    print(
+        f"{report.output}: {report.rows} rows x {report.dim} (float32, input order), {len(report.bad_lines)} bad "
+        f"line(s) as NaN rows; {len(report.computed)} partition(s) embedded, {len(report.skipped)} already done, "
+        f"{report.seconds:.1f} s"
+    )
+    return 0
+
+
 # ---- the parser ----
 
 
@@ -376,6 +413,23 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--output", metavar="FILE.npz", help="write the arrays (and the inputs) to an .npz file")
     trace.add_argument("--values", type=positive_int, default=4, metavar="N", help="leading values to print")
     trace.set_defaults(run=cmd_trace)
+
+    embed = commands.add_parser("embed", help="embed every line of a text or JSONL file (resumable; Dask optional)")
+    embed.add_argument("input", help="a text file (one text a line) or JSONL (.jsonl/.ndjson, or --format jsonl)")
+    embed.add_argument("--output", required=True, help="a directory of shards, or a .npy file (in-process only)")
+    embed.add_argument("--model", required=True, help="a sentence-transformers model directory (modules.json)")
+    embed.add_argument("--batch-size", type=positive_int, default=32)
+    embed.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="compute dtype")
+    embed.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto", help="auto: by file suffix")
+    embed.add_argument("--field", default="text", help="the JSONL field holding the text")
+    embed.add_argument("--partition-size", type=byte_size, default="1M", help="bytes of input per shard/task")
+    where = embed.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=positive_int, help="start a local Dask cluster of N worker processes, 1 thread each"
+    )
+    where.add_argument("--scheduler", help="use a running Dask cluster, e.g. tcp://host:8786")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    embed.set_defaults(run=cmd_embed)
     return parser
 
 
