@@ -304,16 +304,8 @@ def check_tensor(name: str, tensor: np.ndarray, shape: tuple[int, ...], dtype, s
     return tensor.astype(dtype, copy=False)
 
 
-def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True,
-              used_heads: Collection[str] = ()):  # fmt: skip
-    """Map names, check the set of tensors and their shapes against the config, convert to `dtype`, nest.
-
-    Loading is strict: the expected names are computed from the config and compared with the file's, and every
-    missing, unexpected or misshapen tensor is named. Pooler weights are optional; without them the model returns
-    `pooler_output=None` rather than inventing random ones. Head tensors (cls., classifier., ...) are not returned;
-    those not named in `used_heads` (by their renamed names; heads.py reads its own) are logged as unused.
-    """
-    dtype = check_dtype(dtype)
+def rename_tensors(tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """The file's tensors under BertModel's names (RENAMES), refusing two file names that map to one name."""
     renamed: dict[str, np.ndarray] = {}
     original: dict[str, str] = {}  # the file's name of each renamed tensor, to name both sides of a collision
     for name, tensor in tensors.items():
@@ -324,6 +316,26 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
                 f"{source}: two tensors map to {new!r}: {first!r} and {second!r}; the checkpoint is ambiguous"
             )
         renamed[new], original[new] = tensor, name
+    return renamed
+
+
+def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True,
+              used_heads: Collection[str] = ()):  # fmt: skip
+    """Map names, check the set of tensors and their shapes against the config, convert to `dtype`, nest.
+
+    Loading is strict: the expected names are computed from the config and compared with the file's, and every
+    missing, unexpected or misshapen tensor is named. Pooler weights are optional; without them the model returns
+    `pooler_output=None` rather than inventing random ones. Head tensors (cls., classifier., ...) are not returned;
+    those not named in `used_heads` (by their renamed names; heads.py reads its own) are logged as unused.
+    """
+    return renamed_to_params(rename_tensors(tensors, source), config, check_dtype(dtype), source, check_finite,
+                             used_heads)  # fmt: skip
+
+
+def renamed_to_params(renamed: dict[str, np.ndarray], config: BertConfig, dtype: np.dtype, source: str,
+                      check_finite: bool = True, used_heads: Collection[str] = ()):  # fmt: skip
+    """to_params for tensors already under BertModel's names (rename_tensors) and a dtype already checked
+    (check_dtype), for a caller that reads the renamed tensors too, as heads.py does."""
     has_pooler = "pooler.dense.weight" in renamed or "pooler.dense.bias" in renamed
     expected = expected_shapes(config, pooler=has_pooler)
 

@@ -3,9 +3,10 @@
     BertForMaskedLM:                bert_model -> last_hidden_state -> bert_lm_prediction_head -> logits [B, S, V]
     BertForSequenceClassification: bert_model -> pooler_output -> bert_classifier -> logits [B, num_labels]
 
-The head's tensors are read from the same file as the encoder's, by their transformers names (`cls.predictions.*`,
-`classifier.*`); the encoder's are loaded by checkpoint.to_params exactly as for BertModel. Dropout is the identity at
-inference, so it does not appear.
+Each head holds its encoder as `.bert`, a BertModel, as transformers' classes do, and adds its head's parameters. The
+head's tensors are read from the same file as the encoder's, by their transformers names (`cls.predictions.*`,
+`classifier.*`); the encoder's are checked and nested by checkpoint.renamed_to_params exactly as for BertModel.
+Dropout is the identity at inference, so it does not appear.
 
 Shape legend: B batch, S sequence length, H hidden size, V vocabulary size, L number of labels.
 The upstream lines matched are those of transformers v5.24.0:
@@ -13,16 +14,17 @@ https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models
 """
 
 import logging
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from .checkpoint import check_tensor, read_checkpoint, rename, to_params
+from .checkpoint import check_tensor, read_checkpoint, rename_tensors, renamed_to_params
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, InputError
 from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
-from .inputs import check_inputs
-from .model import Params, bert_model
+from .model import BertModel, Params
+from .tokenizer import Tokenizer
 from .trace import NO_TRACE, Trace
 
 logger = logging.getLogger("minibert")
@@ -64,12 +66,13 @@ def _load_with_head(path, dtype, used_heads, shapes_of_head, check_finite: bool,
 
     `shapes_of_head(config, renamed)` gives {head tensor name: shape} from the config and the file's renamed tensors;
     `used_heads` are the head tensors the class accounts for (any other is logged as unused); `needs_pooler` for a
-    head that reads pooler_output.
+    head that reads pooler_output. `hub` holds revision, cache_dir and local_files_only, for read_checkpoint.
     """
-    config, tensors, source = read_checkpoint(path, dtype, **hub)
-    renamed = {rename(name): tensor for name, tensor in tensors.items()}
+    config, tensors, source = read_checkpoint(path, dtype, **hub)  # refuses an unsupported dtype before any download
+    dtype = np.dtype(dtype)  # checked by read_checkpoint
+    renamed = rename_tensors(tensors, source)
     shapes = shapes_of_head(config, renamed)
-    params = to_params(tensors, config, dtype, source=source, check_finite=check_finite, used_heads=used_heads)
+    params = renamed_to_params(renamed, config, dtype, source, check_finite=check_finite, used_heads=used_heads)
     if needs_pooler and "pooler" not in params:
         raise CheckpointError(
             f"{source}: no pooler weights; this head reads the pooled output, so the checkpoint must hold "
@@ -81,7 +84,6 @@ def _load_with_head(path, dtype, used_heads, shapes_of_head, check_finite: bool,
             f"{source}: missing task-head tensor(s) {', '.join(missing)}; was this checkpoint saved with that head "
             "(its config.json 'architectures')? For the encoder alone use minibert.BertModel"
         )
-    dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
     head = {
         name: check_tensor(name, renamed[name], shape, dtype, source, check_finite) for name, shape in shapes.items()
     }
@@ -90,7 +92,10 @@ def _load_with_head(path, dtype, used_heads, shapes_of_head, check_finite: bool,
 
 def _tied(config: BertConfig) -> bool:
     """Whether the decoder is the word-embedding matrix (transformers' default, tie_word_embeddings)."""
-    return config.extra.get("tie_word_embeddings", True)
+    tied = config.extra.get("tie_word_embeddings", True)
+    if not isinstance(tied, bool):  # a string "false" would otherwise count as true
+        raise ConfigError(f"config.json: tie_word_embeddings must be true or false, found {tied!r}")
+    return tied
 
 
 def _decoder_bias_name(config: BertConfig, names) -> str:
@@ -134,20 +139,27 @@ class BertForMaskedLM:
 
     def __init__(self, config: BertConfig, params: Params, head: Params):
         self.config = config
-        self.params = params  # the encoder's, laid out as BertModel's
-        self.head = head  # {"transform": {...}, "decoder": {"weight", "bias"}}
+        self.bert = BertModel(config, params)  # the encoder, as transformers' BertForMaskedLM.bert
+        self.head = head  # cls.predictions: {"transform": {...}, "decoder": {"weight", "bias"}}
+
+    @property
+    def params(self) -> Params:
+        """The encoder's parameters, laid out as BertModel's."""
+        return self.bert.params
 
     @property
     def dtype(self) -> np.dtype:
-        return self.params["embeddings"]["word_embeddings"]["weight"].dtype
+        return self.bert.dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True, **hub) -> "BertForMaskedLM":
+    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False, check_finite: bool = True) -> "BertForMaskedLM":  # fmt: skip
         """Load a BertForMaskedLM (or BertForPreTraining) checkpoint: the encoder, then cls.predictions.
 
         With tie_word_embeddings (transformers' default) the decoder is the word-embedding matrix and its bias is
         cls.predictions.bias, as transformers ties them; a stored cls.predictions.decoder.weight is then not used.
-        Untied, the checkpoint's own decoder weight and bias are used. `hub` as for BertModel.from_pretrained.
+        Untied, the checkpoint's own decoder weight and bias are used. The other arguments are
+        BertModel.from_pretrained's.
         """
 
         def head_shapes(config, renamed):
@@ -163,6 +175,7 @@ class BertForMaskedLM:
                 shapes["cls.predictions.decoder.weight"] = (V, H)
             return shapes
 
+        hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
         config, params, head, renamed, source = _load_with_head(path, dtype, cls.HEAD_TENSORS, head_shapes,
                                                                 check_finite, hub)  # fmt: skip
         word_embeddings = params["embeddings"]["word_embeddings"]["weight"]  # [V, H]
@@ -190,9 +203,8 @@ class BertForMaskedLM:
                  output_hidden_states: bool = False, output_attentions: bool = False,
                  trace: Trace = NO_TRACE) -> MaskedLMOutput:  # fmt: skip
         """Scores for every vocabulary entry at every position. Inputs as BertModel takes them."""
-        inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
-        out = bert_model(
-            self.params, self.config, *inputs, output_hidden_states=output_hidden_states,
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
             output_attentions=output_attentions, trace=trace.at("bert"),
         )  # fmt: skip
         logits = bert_lm_prediction_head(
@@ -217,7 +229,7 @@ class FillMaskPrediction:
     sequence: str  # the text with this [MASK] filled in, decoded
 
 
-def fill_mask(model: BertForMaskedLM, tokenizer, text: str, top_k: int = 5,
+def fill_mask(model: BertForMaskedLM, tokenizer: Tokenizer, text: str, top_k: int = 5,
               mask_token: str = "[MASK]") -> list[list[FillMaskPrediction]]:  # fmt: skip
     """The top_k most probable tokens for each mask_token in `text`: one list per mask, best first.
 
@@ -226,18 +238,38 @@ def fill_mask(model: BertForMaskedLM, tokenizer, text: str, top_k: int = 5,
     except that it always returns one list per mask, also for a single mask:
     https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/pipelines/fill_mask.py#L125-L164
     """
+    if not isinstance(model, BertForMaskedLM):
+        raise InputError(
+            f"fill_mask: model must be a BertForMaskedLM, found {type(model).__name__}; "
+            "load one with minibert.BertForMaskedLM.from_pretrained"
+        )
+    if not isinstance(tokenizer, Tokenizer):
+        raise InputError(
+            f"fill_mask: tokenizer must be a minibert.Tokenizer, found {type(tokenizer).__name__}; "
+            "load one with minibert.Tokenizer.from_pretrained"
+        )
     if not isinstance(text, str):
         raise InputError(f"fill_mask: text must be a string, found {type(text).__name__}")
     mask_id = tokenizer.backend.token_to_id(mask_token)
     if mask_id is None:
         raise InputError(f"fill_mask: the tokenizer's vocabulary has no mask token {mask_token!r}")
     vocab_size = model.config.vocab_size
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab_size:
+    # numbers.Integral takes Python and NumPy integers; bool is an Integral too but means something else.
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= vocab_size:
         raise InputError(f"fill_mask: top_k must be an integer in [1, {vocab_size}], found {top_k!r}")
+    top_k = int(top_k)
     encoded = tokenizer([text])
     input_ids = encoded["input_ids"][0]  # [S]
     positions = np.flatnonzero(input_ids == mask_id)
     if positions.size == 0:
+        whole = tokenizer([text], truncation=False)["input_ids"][0]  # [S'], S' > S when the text was cut
+        if whole.size > input_ids.size and np.any(whole == mask_id):
+            first = int(np.flatnonzero(whole == mask_id)[0])
+            raise InputError(
+                f"fill_mask: the text is {whole.size} tokens long and was truncated to the tokenizer's "
+                f"{input_ids.size}, which cut off its {mask_token} (token {first}); shorten the text or move the "
+                f"{mask_token} nearer its start"
+            )
         raise InputError(f"fill_mask: {text!r} has no {mask_token}; put one where a word should be predicted")
     logits = model(**encoded).logits[0, positions]  # [B=1, S, V] -> [masks, V]
     probs = softmax(logits, axis=-1)  # [masks, V]
@@ -298,7 +330,7 @@ class BertForSequenceClassification:
 
     def __init__(self, config: BertConfig, params: Params, classifier: Params):
         self.config = config
-        self.params = params
+        self.bert = BertModel(config, params)  # the encoder, as transformers' BertForSequenceClassification.bert
         self.classifier = classifier  # {"weight": [L, H], "bias": [L]}
         self.id2label = id2label_of(config)
         self.problem_type = config.extra.get("problem_type")
@@ -308,18 +340,26 @@ class BertForSequenceClassification:
         return len(self.id2label)
 
     @property
+    def params(self) -> Params:
+        """The encoder's parameters, laid out as BertModel's."""
+        return self.bert.params
+
+    @property
     def dtype(self) -> np.dtype:
-        return self.params["embeddings"]["word_embeddings"]["weight"].dtype
+        return self.bert.dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, check_finite: bool = True,
-                        **hub) -> "BertForSequenceClassification":  # fmt: skip
-        """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*."""
+    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False,
+                        check_finite: bool = True) -> "BertForSequenceClassification":  # fmt: skip
+        """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*.
+        The arguments are BertModel.from_pretrained's."""
 
         def head_shapes(config, renamed):
             num_labels = len(id2label_of(config))
             return {"classifier.weight": (num_labels, config.hidden_size), "classifier.bias": (num_labels,)}
 
+        hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
         config, params, head, _, _ = _load_with_head(
             path, dtype, cls.HEAD_TENSORS, head_shapes, check_finite, hub, needs_pooler=True
         )
@@ -329,9 +369,8 @@ class BertForSequenceClassification:
                  output_hidden_states: bool = False, output_attentions: bool = False,
                  trace: Trace = NO_TRACE) -> SequenceClassifierOutput:  # fmt: skip
         """Label scores for each row. Inputs as BertModel takes them (sentence pairs via token_type_ids)."""
-        inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
-        out = bert_model(
-            self.params, self.config, *inputs, output_hidden_states=output_hidden_states,
+        out = self.bert(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
             output_attentions=output_attentions, trace=trace.at("bert"),
         )  # fmt: skip
         logits = bert_classifier(out.pooler_output, **self.classifier, trace=trace)  # [B, H] -> [B, L]
