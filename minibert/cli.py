@@ -55,8 +55,9 @@ def byte_size(text: str) -> int:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, metavar="DIR",
-        help="a model directory: config.json, model.safetensors, tokenizer.json or vocab.txt",
+        "--model", required=True, metavar="ID_OR_PATH",
+        help="a model directory (config.json, model.safetensors, tokenizer.json or vocab.txt) or a hub id "
+        "'org/name', fetched through huggingface_hub's cache (required: there is no default model)",
     )  # fmt: skip
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                         help="the precision of the forward pass (default: float32)")  # fmt: skip
