@@ -41,15 +41,18 @@ def test_tiny_checkpoint_float64_matches_transformers_everywhere_padding_include
 
 
 @pytest.mark.parametrize("dtype, tol", [("float32", F32_TOL), ("float64", F64_TOL)])
-def test_minilm_matches_transformers_golden_outputs(dtype, tol):
+def test_minilm_matches_transformers_golden_outputs_on_every_layer(dtype, tol):
+    """Every hidden state and attention of the real checkpoint, then last_hidden_state and pooler_output, in the order
+    the forward pass makes them: float32 on real tokens, float64 everywhere, padding included."""
     reference = WEIGHTS / "minilm-reference.npz"
     inputs = inputs_of(reference)
     model = minibert.BertModel.from_pretrained(minilm_dir(), dtype=dtype)
-    out = model(**inputs, output_attentions=True)
-    ours = {"last_hidden_state": out.last_hidden_state, "pooler_output": out.pooler_output,
-            "attentions.5": out.attentions[5]}  # fmt: skip
+    out = model(**inputs, output_hidden_states=True, output_attentions=True)
+    assert out.last_hidden_state.dtype == np.dtype(dtype)
+    expected = golden(reference, dtype)
+    assert len(expected) == 2 * model.config.num_hidden_layers + 3  # 7 hidden states, 6 attentions, last, pooler
     mask = inputs["attention_mask"] if dtype == "float32" else None
-    assert first_divergence(ours, golden(reference, dtype), tol, mask) is None
+    assert first_divergence(named_outputs(out), expected, tol, mask) is None
 
 
 def test_pooler_output_is_tanh_of_dense_over_token_0():
