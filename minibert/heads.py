@@ -1,7 +1,7 @@
 """Task heads on top of bert_model: masked-LM (fill-mask) and sequence classification, as in modeling_bert.py.
 
-    BertForMaskedLM:                bert_model -> last_hidden_state -> bert_lm_prediction_head -> logits [B, S, V]
-    BertForSequenceClassification: bert_model -> pooler_output -> bert_classifier -> logits [B, num_labels]
+    BertForMaskedLM:                .bert -> last_hidden_state -> bert_lm_prediction_head -> logits [B, S, V]
+    BertForSequenceClassification: .bert -> pooler_output -> bert_classifier -> logits [B, num_labels]
 
 Each head holds its encoder as `.bert`, a BertModel, as transformers' classes do, and adds its head's parameters. The
 head's tensors are read from the same file as the encoder's, by their transformers names (`cls.predictions.*`,
