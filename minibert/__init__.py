@@ -1,19 +1,29 @@
 """minibert: BERT's forward pass in NumPy, on real checkpoints, matching transformers."""
 
 from .config import BertConfig
+from .embed import embed_file, read_embeddings
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
+from .heads import BertForMaskedLM, BertForSequenceClassification, fill_mask
 from .model import BertModel, BertModelOutput
+from .sentence import SentenceEncoder, cosine_similarity
 from .tokenizer import Tokenizer
 from .trace import Trace
 
 __all__ = [
     "BertConfig",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
     "BertModel",
     "BertModelOutput",
     "CheckpointError",
     "ConfigError",
     "InputError",
     "MinibertError",
+    "SentenceEncoder",
     "Tokenizer",
     "Trace",
+    "cosine_similarity",
+    "fill_mask",
+    "embed_file",
+    "read_embeddings",
 ]

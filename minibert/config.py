@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,14 +90,19 @@ class BertConfig:
                 raise ConfigError(f"field {name!r} must be at least 1, found {value}")
         if isinstance(self.layer_norm_eps, bool) or not isinstance(self.layer_norm_eps, int | float):
             raise ConfigError(f"field 'layer_norm_eps' must be a number, found {self.layer_norm_eps!r}")
-        if not self.layer_norm_eps > 0:
-            raise ConfigError(f"field 'layer_norm_eps' must be positive, found {self.layer_norm_eps}")
+        # An infinite eps would turn every LayerNorm into its bias: a config that loads and computes nothing.
+        # (1e-12 < float max: compared as Python numbers, an integer too large for a float is refused too.)
+        if not 0 < self.layer_norm_eps <= sys.float_info.max:
+            raise ConfigError(f"field 'layer_norm_eps' must be positive and finite, found {self.layer_norm_eps}")
+        pad = self.pad_token_id  # unused by the forward pass, but heads and tokenizers read it
+        if pad is not None and (isinstance(pad, bool) or not isinstance(pad, int)):
+            raise ConfigError(f"field 'pad_token_id' must be an integer or null, found {pad!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
                 f"({self.num_attention_heads}); each head gets hidden_size / num_attention_heads dimensions"
             )
-        if self.hidden_act not in ACT2FN:
+        if not isinstance(self.hidden_act, str) or self.hidden_act not in ACT2FN:
             raise ConfigError(
                 f"hidden_act {self.hidden_act!r} is not supported; supported: {', '.join(sorted(ACT2FN))}"
             )

@@ -8,6 +8,8 @@ import numpy as np
 from .config import BertConfig
 from .errors import InputError
 
+_FOREIGN_IDS = "Were these ids made by another model's tokenizer?"
+
 
 def _as_integer_array(name: str, value, fix: str) -> np.ndarray:
     """`value` as a NumPy integer array, or an InputError that says why it cannot be one."""
@@ -15,17 +17,19 @@ def _as_integer_array(name: str, value, fix: str) -> np.ndarray:
         array = np.asarray(value)
     except ValueError:
         raise InputError(f"{name} is ragged (rows of different lengths); pad the rows to one length, {fix}") from None
+    if array.size == 0:  # `[]` is float64 to NumPy, but holds no value that is wrong: the shape checks speak
+        return array.astype(np.int64)
     if array.dtype == bool or array.dtype.kind not in "iu":
         raise InputError(f"{name} must hold integers, found dtype {array.dtype}; {fix}")
     return array
 
 
-def _check_range(name: str, array: np.ndarray, upper: int, field: str) -> None:
+def _check_range(name: str, array: np.ndarray, upper: int, field: str, fix: str) -> None:
     if array.size and (array.min() < 0 or array.max() >= upper):
         bad = array[(array < 0) | (array >= upper)]
         raise InputError(
             f"{name} holds {bad.size} value(s) outside [0, {upper}) (e.g. {bad.flat[0]}); "
-            f"the config's {field} is {upper}. Were these ids made by another model's tokenizer?"
+            f"the config's {field} is {upper}. {fix}"
         )
 
 
@@ -37,13 +41,13 @@ def _check_same_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> N
 def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_ids=None, position_ids=None):
     """Validate and complete the inputs of a forward pass. Returns int64/bool arrays (ids, mask, types, positions)."""
     input_ids = _as_integer_array("input_ids", input_ids, "e.g. from minibert.Tokenizer(texts)['input_ids']")
+    if input_ids.size == 0:
+        raise InputError(f"input_ids is empty (shape {input_ids.shape}); give at least one sequence of one token")
     if input_ids.ndim != 2:
         hint = "; for one sequence use input_ids[None, :]" if input_ids.ndim == 1 else ""
         raise InputError(f"input_ids must be 2-D [batch, sequence], found shape {input_ids.shape}{hint}")
     batch_size, seq_length = input_ids.shape
-    if batch_size == 0 or seq_length == 0:
-        raise InputError(f"input_ids is empty (shape {input_ids.shape}); give at least one sequence of one token")
-    _check_range("input_ids", input_ids, config.vocab_size, "vocab_size")
+    _check_range("input_ids", input_ids, config.vocab_size, "vocab_size", _FOREIGN_IDS)
 
     if attention_mask is None:
         attention_mask = np.ones_like(input_ids, dtype=bool)
@@ -53,10 +57,17 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
         except ValueError:
             raise InputError("attention_mask is ragged; it must have the shape of input_ids") from None
         _check_same_shape("attention_mask", attention_mask, input_ids.shape)
-        if attention_mask.dtype.kind not in "biuf" or not np.isin(attention_mask, (0, 1)).all():
+        # Only numbers are compared with 0 and 1: "1" (a string) or None must not slip through as truthy.
+        if attention_mask.dtype.kind not in "biuf":
+            raise InputError(
+                f"attention_mask must hold only 0 (padding) and 1 (token), found dtype {attention_mask.dtype}; "
+                "pass the integer mask the Tokenizer returns"
+            )
+        if not np.isin(attention_mask, (0, 1)).all():
             raise InputError(
                 "attention_mask must hold only 0 (padding) and 1 (token), found "
-                f"{np.unique(attention_mask)[:5]} of dtype {attention_mask.dtype}"
+                f"{np.unique(attention_mask)[:5]} of dtype {attention_mask.dtype}; an additive mask (0 / -inf) or "
+                "an extended [B, 1, 1, S] mask is made inside the model from this one"
             )
         attention_mask = attention_mask.astype(bool)
 
@@ -67,7 +78,10 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
             "token_type_ids", token_type_ids, "0 for the first segment, 1 for the second"
         )
         _check_same_shape("token_type_ids", token_type_ids, input_ids.shape)
-        _check_range("token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size")
+        _check_range(
+            "token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size",
+            "Use 0 for the first text and 1 for the second, as the Tokenizer does",
+        )  # fmt: skip
 
     if position_ids is None:
         if seq_length > config.max_position_embeddings:
@@ -86,9 +100,13 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
             or position_ids.shape[1] != seq_length
             or position_ids.shape[0] not in (1, batch_size)
         ):
+            expected = " or ".join(dict.fromkeys(f"({b}, {seq_length})" for b in (batch_size, 1)))
             raise InputError(
-                f"position_ids has shape {position_ids.shape}; "
-                f"expected ({batch_size}, {seq_length}) or (1, {seq_length})"
+                f"position_ids has shape {position_ids.shape} but input_ids has shape {input_ids.shape}; "
+                f"expected {expected}"
             )
-        _check_range("position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings")
+        _check_range(
+            "position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings",
+            "Leave position_ids out to number the tokens 0, 1, 2, ...",
+        )  # fmt: skip
     return input_ids, attention_mask, token_type_ids, position_ids

@@ -43,7 +43,10 @@ def bert_embeddings(input_ids, token_type_ids, position_ids, *, word_embeddings,
 
 
 def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """0 where a token may be attended to, the dtype's most negative number where not. [B, S] -> [B, 1, 1, S]"""
+    """0 where a token may be attended to, the dtype's most negative number where not. [B, S] -> [B, 1, 1, S]
+
+    A row whose mask is all 0 (only padding) is no error: all its scores become exactly finfo.min, its softmax is
+    uniform, its outputs finite and meaningless, and equal to transformers' eager ones (tests/test_robustness.py)."""
     # transformers adds finfo(dtype).min rather than -inf, so that a row whose keys are all padding gets equal
     # scores (a uniform softmax) instead of NaN. Padded positions then match transformers too.
     # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/masking_utils.py#L615-L617
@@ -201,11 +204,20 @@ class BertModel:
         return self.params["embeddings"]["word_embeddings"]["weight"].dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32) -> "BertModel":
-        """Load config.json and the weights of a model directory, checking every tensor against the config."""
+    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False, check_finite: bool = True) -> "BertModel":  # fmt: skip
+        """Load config.json and the weights of a model directory or hub id, checking every tensor against the config.
+
+        A hub id ("bert-base-uncased", "org/name") is fetched through huggingface_hub's cache; `revision`,
+        `cache_dir`, `local_files_only` and HF_HUB_OFFLINE mean what they mean there. check_finite=False skips the
+        scan for NaN and infinite weights, for a checkpoint known to hold them or already checked.
+        """
         from .checkpoint import load_pretrained
 
-        config, params = load_pretrained(path, dtype=dtype)
+        config, params = load_pretrained(
+            path, dtype=dtype, check_finite=check_finite, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )  # fmt: skip
         return cls(config, params)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -217,6 +229,22 @@ class BertModel:
             self.params, self.config, *inputs, output_hidden_states=output_hidden_states,
             output_attentions=output_attentions, trace=trace,
         )  # fmt: skip
+
+    def trace(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+              output_hidden_states: bool = False,
+              output_attentions: bool = False) -> tuple[BertModelOutput, dict[str, np.ndarray]]:  # fmt: skip
+        """The forward pass with every intermediate kept: `out, trace = model.trace(**tokenizer(texts))`.
+
+        `trace` maps names after the checkpoint's modules to copies of the arrays, in the order the forward pass made
+        them: `embeddings.word_embeddings` [B, S, H], ..., `encoder.layer.3.attention.self.query` [B, S, H],
+        `... .scores` (scaled, masked) and `... .probs` [B, N, S, S], `... .context` [B, S, H],
+        `encoder.layer.3.intermediate.dense` [B, S, I] (before the activation) and `... .intermediate_act_fn`
+        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__.
+        """
+        store: dict[str, np.ndarray] = {}
+        out = self(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
+                   output_attentions=output_attentions, trace=Trace(store))  # fmt: skip
+        return out, store
 
     def __repr__(self) -> str:
         pooler = "with pooler" if "pooler" in self.params else "no pooler"

@@ -26,12 +26,16 @@ class Tokenizer:
         self.pad_token = "[PAD]"
 
     @classmethod
-    def from_pretrained(cls, path) -> "Tokenizer":
+    def from_pretrained(cls, path, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False) -> "Tokenizer":  # fmt: skip
+        """The tokenizer of a model directory or hub id (fetched as BertModel.from_pretrained fetches one)."""
         from tokenizers import Tokenizer as Backend
 
         from .hub import resolve_model_dir
 
-        directory = resolve_model_dir(path)
+        directory = resolve_model_dir(
+            path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, purpose="tokenizer"
+        )
         settings = (
             _read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
         )
@@ -70,16 +74,27 @@ class Tokenizer:
                 )
         if padding not in (True, False, "longest", "max_length", "do_not_pad"):
             raise InputError(f"padding must be True, False, 'longest' or 'max_length', found {padding!r}")
+        if truncation not in (True, False, "longest_first", "do_not_truncate"):
+            raise InputError(f"truncation must be True, False or 'longest_first', found {truncation!r}")
         if max_length is not None and (
             isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
         ):
             raise InputError(f"max_length must be an integer of at least 2 ([CLS] and [SEP]), found {max_length!r}")
         limit = self.model_max_length if max_length is None else max_length
+        # The library cannot truncate below the special tokens and then silently returns longer rows.
+        processor = self.backend.post_processor
+        specials = processor.num_special_tokens_to_add(text_pairs is not None) if processor is not None else 0
+        if truncation not in (False, "do_not_truncate") and limit < specials:
+            layout = "[CLS] A [SEP] B [SEP]" if text_pairs is not None else "[CLS] A [SEP]"
+            raise InputError(
+                f"max_length {limit} leaves no room for the {specials} special tokens of each row ({layout}); "
+                f"pass max_length >= {specials}"
+            )
 
         backend = self.backend
         backend.no_truncation()
         backend.no_padding()
-        if truncation:
+        if truncation not in (False, "do_not_truncate"):
             backend.enable_truncation(max_length=limit, strategy="longest_first")
         if padding in (True, "longest", "max_length"):
             pad_id = backend.token_to_id(self.pad_token)
@@ -116,7 +131,15 @@ def _as_text_list(name: str, texts) -> list[str]:
         raise InputError(f"{name} must be a string or a non-empty list of strings, found {type(texts).__name__}")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise InputError(f"{name}[{i}] is a {type(text).__name__}, not a string")
+            hint = "; decode bytes first, e.g. data.decode('utf-8')" if isinstance(text, bytes) else ""
+            raise InputError(f"{name}[{i}] is a {type(text).__name__}, not a string{hint}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate: the tokenizers library fails with a bare TypeError
+            raise InputError(
+                f"{name}[{i}] holds {text[error.start]!r} at index {error.start}, a lone surrogate that is not valid "
+                "Unicode; decode the source bytes with errors='replace'"
+            ) from None
     return list(texts)
 
 

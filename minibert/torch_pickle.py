@@ -92,7 +92,11 @@ def load_torch_bin(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; expected a pytorch_model.bin written by torch.save")
-    if not zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except zipfile.BadZipFile:  # is_zipfile raises, not returns False, on some broken end records: a corrupt zip
+        is_zip = True  # ZipFile below then fails inside the try, and says so
+    if not is_zip:
         raise CheckpointError(f"{path}: {_why_not_a_zip(path)}")
     try:
         with zipfile.ZipFile(path) as archive:

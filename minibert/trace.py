@@ -2,7 +2,9 @@
 
 Every function in model.py takes a `trace` and hands a narrower one (`trace.at("attention")`) to the functions it
 calls, so an intermediate lands under its full name, e.g. `encoder.layer.3.attention.self.probs`. With the default
-`NO_TRACE` each call is one attribute check: the normal forward pass is the traced one, paying nothing for it.
+`NO_TRACE` each call is one attribute check: the normal forward pass is the traced one, paying nothing for it
+(benchmarks/trace_overhead.py measures ~0.1 us a call, 14 us per MiniLM forward pass). Users call
+`out, trace = model.trace(...)` (BertModel.trace), which passes `Trace(store)` and returns the store.
 """
 
 import numpy as np

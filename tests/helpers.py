@@ -56,10 +56,13 @@ def token_mask(name: str, attention_mask: np.ndarray | None, shape) -> np.ndarra
 
 
 def first_divergence(ours: dict, theirs: dict, tol: float, attention_mask=None) -> tuple[str, float] | None:
-    """The first tensor, in forward order, where the two differ by more than tol (None if none), and by how much."""
+    """The first tensor, in forward order, where the two differ by more than tol (None if none), and by how much.
+
+    `ours` sets the order (named_outputs makes them in forward order), whatever order a golden file stored them in.
+    """
     assert set(ours) == set(theirs), f"different outputs: {sorted(set(ours) ^ set(theirs))}"
-    for name, expected in theirs.items():
-        actual = ours[name]
+    for name, actual in ours.items():
+        expected = theirs[name]
         assert actual.shape == expected.shape, f"{name}: shape {actual.shape}, transformers {expected.shape}"
         where = token_mask(name, attention_mask, expected.shape)
         diff = float(np.max(np.abs(actual[where].astype(np.float64) - expected[where])))

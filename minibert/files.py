@@ -1,0 +1,46 @@
+"""Writing output files atomically: a reader sees the old file or the complete new one, never half of one."""
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import InputError
+
+
+def check_writable(path, suffixes: tuple[str, ...]) -> Path:
+    """`path` as a Path, after checking that it can be an output file with one of `suffixes` (e.g. ".npy")."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name, e.g. {path / ('out' + suffixes[0])}")
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{path}: the output must be a file ending in {' or '.join(suffixes)}, found {path.name!r}")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: the directory {path.parent} does not exist; create it first")
+    try:  # find out now, not after the work, that the directory takes no new files
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise InputError(f"{path}: cannot create a file in {path.parent} ({error.strerror})") from None
+    return path
+
+
+def write_atomically(path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call `write(f)` on a temporary file beside `path`, then rename it to `path` (os.replace is atomic)."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise InputError(f"{path}: cannot write there ({error.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it a normal file's mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,304 @@
+"""Sentence embeddings as sentence-transformers computes them: BertModel, then pooling, then (optionally) L2 norm.
+
+    texts -> Tokenizer (truncated to max_seq_length) -> bert_model -> last_hidden_state [B, S, H]
+          -> pooling over the real tokens (mean, cls, max, ...) [B, H] -> normalize -> [B, H]
+
+A sentence-transformers model directory says which steps to take: `modules.json` lists the modules in order (a
+Transformer, a Pooling, and often a Normalize), `sentence_bert_config.json` holds max_seq_length, and the Pooling
+module's `config.json` holds its modes. Only those three module types are implemented; any other (Dense, LayerNorm,
+Router, ...) is refused by name rather than skipped, since skipping it would give different embeddings.
+
+Pooling functions mirror sentence-transformers v6.2.0, `sentence_transformers/sentence_transformer/modules/
+pooling.py`, `Pooling._forward_padded`, operation for operation; the encode loop mirrors
+`SentenceTransformer._inference` (sort by length, batch, restore input order).
+
+Shape legend: B batch, S sequence length, H hidden size.
+"""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, InputError
+from .model import BertModel
+
+# ----------------------------------------------------------------------------------------------------------
+# Pooling: pure functions of (token_embeddings [B, S, H], attention_mask [B, S]) -> [B, H], in the embeddings' dtype.
+
+
+def _mask_as(attention_mask: np.ndarray, dtype) -> np.ndarray:
+    return attention_mask.astype(dtype, copy=False)[:, :, None]  # [B, S] -> [B, S, 1]
+
+
+def cls_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """h[b, first real token]: the first position the mask marks (0 unless the batch is left-padded). -> [B, H]"""
+    first = np.argmax(attention_mask != 0, axis=1)  # [B]; an all-zero row gives 0, as torch's argmax does
+    return token_embeddings[np.arange(len(first)), first]  # [B, S, H] -> [B, H]
+
+
+def max_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """max over real tokens of h[b, s, :]. Padded positions are set to -inf first (v6.2; v2 used -1e9). -> [B, H]"""
+    masked = np.where(_mask_as(attention_mask, token_embeddings.dtype) == 0, -np.inf, token_embeddings)
+    return masked.max(axis=1).astype(token_embeddings.dtype, copy=False)  # [B, S, H] -> [B, H]
+
+
+def _masked_sum_and_count(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mask = _mask_as(attention_mask, token_embeddings.dtype)  # [B, S, 1]
+    total = (token_embeddings * mask).sum(axis=1)  # [B, S, H] -> [B, H]
+    # clamp(min=1e-9) as upstream: a row without tokens gives 0 / 1e-9 = 0 rather than NaN.
+    count = np.maximum(mask.sum(axis=1), token_embeddings.dtype.type(1e-9))  # [B, 1]
+    return total, count
+
+
+def mean_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """sum over real tokens of h / max(number of real tokens, 1e-9). -> [B, H]"""
+    total, count = _masked_sum_and_count(token_embeddings, attention_mask)
+    return total / count
+
+
+def mean_sqrt_len_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """sum over real tokens of h / sqrt(max(number of real tokens, 1e-9)). -> [B, H]"""
+    total, count = _masked_sum_and_count(token_embeddings, attention_mask)
+    return total / np.sqrt(count)
+
+
+def weighted_mean_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """sum of w_s h_s / sum of w_s over real tokens, w_s = position counted from the first real token, 1-based."""
+    B, S, _ = token_embeddings.shape
+    mask = _mask_as(attention_mask, token_embeddings.dtype)  # [B, S, 1]
+    weights = np.arange(1, S + 1, dtype=token_embeddings.dtype)[None, :, None]  # [1, S, 1]
+    weights = weights - np.argmax(attention_mask != 0, axis=1).astype(token_embeddings.dtype)[:, None, None]
+    weighted_mask = mask * weights  # [B, S, 1]
+    total = (token_embeddings * weighted_mask).sum(axis=1)  # [B, H]
+    return total / np.maximum(weighted_mask.sum(axis=1), token_embeddings.dtype.type(1e-9))
+
+
+def last_token_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """h[b, last real token]; a row without tokens gives zeros. -> [B, H]"""
+    B, S, _ = token_embeddings.shape
+    real = attention_mask != 0
+    last = S - 1 - np.argmax(real[:, ::-1], axis=1)  # [B]
+    last = np.where(real.any(axis=1), last, 0)  # upstream gathers position 0 of the masked (zeroed) embeddings
+    masked = token_embeddings * _mask_as(attention_mask, token_embeddings.dtype)
+    return masked[np.arange(B), last]  # [B, H]
+
+
+# sentence-transformers' mode names, in the order it concatenates them when a config turns on several.
+POOLING_FUNCTIONS = {
+    "cls": cls_pooling,
+    "max": max_pooling,
+    "mean": mean_pooling,
+    "mean_sqrt_len_tokens": mean_sqrt_len_pooling,
+    "weightedmean": weighted_mean_pooling,
+    "lasttoken": last_token_pooling,
+}
+# The boolean keys of 1_Pooling/config.json as written by sentence-transformers before v6, in that same order.
+_LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Each mode's pooled vector, concatenated in the order given. [B, S, H], [B, S] -> [B, len(modes) * H]"""
+    attention_mask = np.asarray(attention_mask)
+    return np.concatenate([POOLING_FUNCTIONS[m](token_embeddings, attention_mask) for m in modes], axis=-1)
+
+
+def normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """x / max(||x||_2, eps) along the last axis, as torch.nn.functional.normalize. [..., H] -> [..., H]"""
+    norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))  # [..., 1]
+    return x / np.maximum(norm, x.dtype.type(eps))
+
+
+def cosine_similarity(a, b) -> np.ndarray:
+    """cos(a_i, b_j) for every pair of rows: [n, H] x [m, H] -> [n, m]; a 1-D vector counts as one row.
+
+    Like sentence_transformers.util.cos_sim, the result is always 2-D: `cosine_similarity(u, v)[0, 0]` for two
+    vectors.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim not in (1, 2) or x.dtype.kind != "f":
+            raise InputError(f"cosine_similarity: {name} must be a 1-D or 2-D float array, found {x.dtype} {x.shape}")
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    if a.shape[1] != b.shape[1]:
+        raise InputError(f"cosine_similarity: a has {a.shape[1]} dimensions but b has {b.shape[1]}; they must match")
+    return normalize(a) @ normalize(b).T  # [n, H] @ [H, m] -> [n, m]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading a sentence-transformers directory.
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot be read as JSON ({error})") from None
+
+
+def _module_kind(entry, modules_json: Path) -> str:
+    """'Transformer', 'Pooling' or 'Normalize' for a modules.json entry, or a CheckpointError naming the module."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise CheckpointError(f"{modules_json}: each entry needs a 'type' string, found {entry!r}")
+    kind = entry["type"].rsplit(".", 1)[-1]
+    # The same class has lived under several module paths (sentence_transformers.models.Pooling before v6,
+    # sentence_transformers.sentence_transformer.modules.pooling.Pooling after); the class name decides.
+    if entry["type"].startswith("sentence_transformers.") and kind in ("Transformer", "Pooling", "Normalize"):
+        return kind
+    raise CheckpointError(
+        f"{modules_json}: module {entry.get('idx', '?')} ({entry.get('path', '')!r}) has type {entry['type']!r}, "
+        "which minibert does not implement; supported: sentence_transformers Transformer (a BERT), Pooling, Normalize. "
+        "Skipping it would give different embeddings, so use sentence-transformers for this model."
+    )
+
+
+def pooling_modes(config: dict, source: str) -> tuple[str, ...]:
+    """The pooling modes a Pooling config.json turns on: `pooling_mode` (v6) or the pooling_mode_* booleans."""
+    if "pooling_mode" in config:
+        modes = config["pooling_mode"]
+        modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    else:
+        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key, False))
+        modes = modes or ("mean",)  # upstream's default when no flag is set
+    unknown = [m for m in modes if m not in POOLING_FUNCTIONS]
+    if unknown or not modes:
+        raise CheckpointError(
+            f"{source}: pooling mode(s) {unknown or modes} not supported; known: {list(POOLING_FUNCTIONS)}"
+        )
+    # include_prompt only matters with prompts, which encode() does not take.
+    return modes
+
+
+class SentenceEncoder:
+    """`SentenceEncoder.from_pretrained(dir).encode(texts)` -> float32 [len(texts), dim], as SentenceTransformer."""
+
+    def __init__(self, model: BertModel, tokenizer, max_seq_length: int, modes: Sequence[str], normalize: bool):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.pooling_modes = tuple(modes)
+        self.normalize = normalize
+
+    @property
+    def dim(self) -> int:
+        return len(self.pooling_modes) * self.model.config.hidden_size
+
+    @classmethod
+    def from_pretrained(cls, path, dtype=np.float32) -> "SentenceEncoder":
+        """Read modules.json, then the Transformer's BertModel and tokenizer, the Pooling config, and Normalize."""
+        from .hub import resolve_model_dir
+        from .tokenizer import Tokenizer
+
+        directory = resolve_model_dir(path)
+        modules_json = directory / "modules.json"
+        if not modules_json.is_file():
+            raise CheckpointError(
+                f"{directory}: no modules.json, so this is not a sentence-transformers model directory; "
+                "for a plain BERT checkpoint use minibert.BertModel"
+            )
+        entries = _read_json(modules_json)
+        if not isinstance(entries, list) or not entries:
+            raise CheckpointError(f"{modules_json}: expected a non-empty JSON list of modules")
+        kinds = [_module_kind(entry, modules_json) for entry in entries]
+        if kinds[0] != "Transformer" or kinds.count("Transformer") != 1 or kinds.count("Pooling") > 1:
+            raise CheckpointError(
+                f"{modules_json}: modules are {kinds}; minibert runs one Transformer, then at most one Pooling "
+                "and Normalize"
+            )
+        if "Pooling" not in kinds:
+            raise CheckpointError(f"{modules_json}: no Pooling module; minibert needs one to make sentence embeddings")
+        if (
+            kinds.index("Pooling") != 1
+            or ("Normalize" in kinds and kinds[-1] != "Normalize")
+            or kinds.count("Normalize") > 1
+        ):
+            raise CheckpointError(f"{modules_json}: modules are {kinds}; expected Transformer, Pooling[, Normalize]")
+
+        transformer_dir = directory / entries[0].get("path", "")
+        model = BertModel.from_pretrained(transformer_dir, dtype=dtype)
+        tokenizer = Tokenizer.from_pretrained(transformer_dir)
+
+        st_config_path = transformer_dir / "sentence_bert_config.json"
+        st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
+        max_seq_length = st_config.get("max_seq_length")
+        if max_seq_length is None:
+            # upstream: the tokenizer's model_max_length, capped at max_position_embeddings
+            max_seq_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+        if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 2:
+            raise CheckpointError(f"{st_config_path}: max_seq_length must be an integer >= 2, found {max_seq_length!r}")
+        if st_config.get("do_lower_case", False):
+            _lowercase_first(tokenizer)
+
+        pooling_entry = entries[1]
+        pooling_config_path = directory / pooling_entry.get("path", "") / "config.json"
+        if not pooling_config_path.is_file():
+            raise CheckpointError(f"{pooling_config_path}: missing; the Pooling module's modes are read from it")
+        pooling_config = _read_json(pooling_config_path)
+        modes = pooling_modes(pooling_config, str(pooling_config_path))
+        dim = pooling_config.get("embedding_dimension", pooling_config.get("word_embedding_dimension"))
+        if dim is not None and dim != model.config.hidden_size:
+            raise CheckpointError(
+                f"{pooling_config_path}: embedding dimension {dim}, but the model's hidden_size is "
+                f"{model.config.hidden_size}; is this Pooling config from another model?"
+            )
+        return cls(model, tokenizer, max_seq_length, modes, normalize="Normalize" in kinds)
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """One batch, in the model's dtype: tokenize (pad to the longest, truncate), forward, pool, normalize."""
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length)
+        token_embeddings = self.model(**encoded).last_hidden_state  # [B, S, H]
+        embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes)  # [B, H']
+        return normalize(embeddings) if self.normalize else embeddings
+
+    def encode(self, texts, batch_size: int = 32, dtype=np.float32) -> np.ndarray:
+        """Embed texts: [len(texts), dim] (a single string gives [dim]), in input order, as `dtype` (float32, like
+        SentenceTransformer.encode; np.float64 keeps all of a float64 model's digits).
+
+        Texts are sorted longest first (by characters, as sentence-transformers does) and cut into batches, so each
+        batch pads to a similar length; the rows are put back in input order at the end.
+        """
+        single = isinstance(texts, str)
+        texts = [texts] if single else texts
+        if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
+            raise InputError("encode: texts must be a string or a list of strings")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"encode: batch_size must be a positive integer, found {batch_size!r}")
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first
+        out = np.empty((len(texts), self.dim), dtype=dtype)
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self.embed_batch([texts[i] for i in rows])
+        return out[0] if single else out
+
+    def __repr__(self) -> str:
+        modes = "+".join(self.pooling_modes)
+        return (
+            f"SentenceEncoder(dim={self.dim}, pooling={modes}, normalize={self.normalize}, "
+            f"max_seq_length={self.max_seq_length}, dtype={self.model.dtype})"
+        )
+
+
+def _lowercase_first(tokenizer) -> None:
+    """Put a Lowercase normalizer in front of the tokenizer's own, unless it already lower-cases (as upstream)."""
+    from tokenizers.normalizers import Lowercase, Sequence
+
+    normalizer = tokenizer.backend.normalizer
+    present = isinstance(normalizer, Lowercase) or (
+        isinstance(normalizer, Sequence) and any(isinstance(n, Lowercase) for n in normalizer)
+    )
+    if present:
+        return
+    parts = [Lowercase()]
+    if isinstance(normalizer, Sequence):
+        parts += list(normalizer)
+    elif normalizer is not None:
+        parts.append(normalizer)
+    tokenizer.backend.normalizer = Sequence(parts)

@@ -1,0 +1,271 @@
+"""Checkpoint layouts: task-model prefixes, old LayerNorm names, head tensors, sharded and half-precision safetensors.
+
+The files are written in a temporary directory, by transformers where it is installed (the comparisons then run
+transformers' BertModel on the same files), else with the safetensors library from the committed tiny checkpoints.
+"""
+
+import copy
+import json
+import logging
+
+import numpy as np
+import pytest
+from helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, named_outputs
+from safetensors.numpy import load_file, save_file
+
+import minibert
+from minibert.checkpoint import load_pretrained, read_safetensors, read_tensors
+from minibert.errors import CheckpointError
+
+TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+            max_position_embeddings=64)  # fmt: skip
+
+
+def batch(vocab_size: int = 99, seed: int = 0) -> dict[str, np.ndarray]:
+    """Three rows of random ids, two of them ending in padding, the third with a second segment."""
+    rng = np.random.default_rng(seed)
+    input_ids = rng.integers(0, vocab_size, size=(3, 9))
+    attention_mask = np.ones((3, 9), dtype=np.int64)
+    attention_mask[1, 6:] = 0
+    attention_mask[2, 8:] = 0
+    token_type_ids = np.zeros((3, 9), dtype=np.int64)
+    token_type_ids[2, 4:] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def transformers_outputs(bert, inputs) -> dict[str, np.ndarray]:
+    """transformers' BertModel `bert` on `inputs`, as {name: array} in forward order."""
+    import torch
+
+    with torch.no_grad():
+        out = bert(**{k: torch.from_numpy(v) for k, v in inputs.items()}, output_hidden_states=True)
+    arrays = {f"hidden_states.{i}": h.numpy() for i, h in enumerate(out.hidden_states)}
+    arrays["last_hidden_state"] = out.last_hidden_state.numpy()
+    if out.pooler_output is not None:
+        arrays["pooler_output"] = out.pooler_output.numpy()
+    return arrays
+
+
+def assert_matches_transformers(directory, bert32, bert64=None):
+    """minibert on `directory` against transformers' BertModel(s): float32 on tokens, float64 everywhere."""
+    inputs = batch()
+    ours = minibert.BertModel.from_pretrained(directory, dtype=np.float32)(**inputs, output_hidden_states=True)
+    diverged = first_divergence(
+        named_outputs(ours), transformers_outputs(bert32, inputs), F32_TOL, inputs["attention_mask"]
+    )
+    assert diverged is None, f"float32: first divergence at {diverged}"
+    if bert64 is not None:
+        ours = minibert.BertModel.from_pretrained(directory, dtype=np.float64)(**inputs, output_hidden_states=True)
+        diverged = first_divergence(named_outputs(ours), transformers_outputs(bert64, inputs), F64_TOL)
+        assert diverged is None, f"float64: first divergence at {diverged}"
+
+
+@pytest.mark.parametrize("task", ["BertForMaskedLM", "BertForSequenceClassification", "BertForPreTraining"])
+def test_task_model_checkpoint_loads_its_bert_encoder_and_matches_transformers(task, tmp_path, caplog):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(**TINY, attn_implementation="eager")
+    model = getattr(transformers, task)(config).eval()
+    model.save_pretrained(tmp_path)
+    with caplog.at_level(logging.INFO, logger="minibert"):
+        loaded = minibert.BertModel.from_pretrained(tmp_path)
+    # The heads are reported by name, not refused.
+    head = {"BertForMaskedLM": "cls.predictions.transform.dense.weight", "BertForSequenceClassification":
+            "classifier.weight", "BertForPreTraining": "cls.seq_relationship.weight"}[task]  # fmt: skip
+    assert head in caplog.text and "not used by BertModel" in caplog.text
+    # BertForMaskedLM is built without a pooler, so its checkpoint has none: pooler_output is None, as there.
+    assert (loaded.params.get("pooler") is None) == (task == "BertForMaskedLM")
+    assert_matches_transformers(tmp_path, model.bert, copy.deepcopy(model.bert).to(torch.float64))
+
+
+def test_old_gamma_beta_layernorm_names_load_as_weight_and_bias(tmp_path):
+    tensors = load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")
+    old = {}
+    for name, tensor in tensors.items():
+        if ".LayerNorm." in name:
+            name = name.replace(".weight", ".gamma").replace(".bias", ".beta")
+        old["bert." + name] = tensor
+    assert "bert.encoder.layer.1.output.LayerNorm.gamma" in old
+    save_file(old, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text((WEIGHTS / "tiny-gelu" / "config.json").read_text())
+    ours = minibert.BertModel.from_pretrained(tmp_path)
+    reference = minibert.BertModel.from_pretrained(WEIGHTS / "tiny-gelu")
+    np.testing.assert_array_equal(
+        ours.params["encoder"]["layer"][1]["output"]["LayerNorm"]["weight"],
+        tensors["encoder.layer.1.output.LayerNorm.weight"],
+    )
+    inputs = batch()
+    np.testing.assert_array_equal(ours(**inputs).last_hidden_state, reference(**inputs).last_hidden_state)
+
+
+def test_head_tensors_are_logged_and_unknown_tensors_refused(tmp_path, caplog):
+    tensors = load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")
+    (tmp_path / "config.json").write_text((WEIGHTS / "tiny-gelu" / "config.json").read_text())
+    save_file({**tensors, "qa_outputs.weight": np.zeros((2, 32), np.float32)}, tmp_path / "model.safetensors")
+    with caplog.at_level(logging.WARNING, logger="minibert"):
+        minibert.BertModel.from_pretrained(tmp_path)
+    assert "qa_outputs.weight" in caplog.text
+    save_file({**tensors, "encoder.layer.2.output.dense.weight": np.zeros((32, 37), np.float32)},
+              tmp_path / "model.safetensors")  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"unexpected 1 tensor\(s\): encoder\.layer\.2\.output\.dense\.weight"):
+        minibert.BertModel.from_pretrained(tmp_path)
+
+
+# Sharded safetensors.
+
+
+def shard_tiny_gelu(directory, shards: int = 3) -> dict[str, str]:
+    """Split tiny-gelu into `shards` files plus model.safetensors.index.json, as save_pretrained lays them out."""
+    tensors = load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")
+    names = sorted(tensors)
+    weight_map = {}
+    for i in range(shards):
+        shard = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {name: tensors[name] for name in names[i::shards]}
+        save_file(part, directory / shard)
+        weight_map.update(dict.fromkeys(part, shard))
+    write_index(directory, weight_map)
+    (directory / "config.json").write_text((WEIGHTS / "tiny-gelu" / "config.json").read_text())
+    return weight_map
+
+
+def write_index(directory, weight_map):
+    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index))
+
+
+def test_sharded_checkpoint_loads_the_same_as_one_file(tmp_path):
+    shard_tiny_gelu(tmp_path)
+    inputs = batch()
+    np.testing.assert_array_equal(
+        minibert.BertModel.from_pretrained(tmp_path)(**inputs).pooler_output,
+        minibert.BertModel.from_pretrained(WEIGHTS / "tiny-gelu")(**inputs).pooler_output,
+    )
+
+
+def test_sharded_checkpoint_missing_a_shard_names_the_shard_and_a_tensor(tmp_path):
+    weight_map = shard_tiny_gelu(tmp_path)
+    (tmp_path / "model-00002-of-00003.safetensors").unlink()
+    example = next(name for name, shard in weight_map.items() if shard == "model-00002-of-00003.safetensors")
+    with pytest.raises(CheckpointError, match=rf"shard\(s\) missing .*model-00002-of-00003\.safetensors .*{example}"):
+        minibert.BertModel.from_pretrained(tmp_path)
+
+
+def test_sharded_checkpoint_with_a_tensor_not_where_the_index_says_names_it(tmp_path):
+    weight_map = shard_tiny_gelu(tmp_path)
+    name = "encoder.layer.0.attention.self.query.weight"
+    wrong = next(shard for shard in sorted(set(weight_map.values())) if shard != weight_map[name])
+    write_index(tmp_path, {**weight_map, name: wrong})
+    right = weight_map[name]
+    with pytest.raises(CheckpointError, match=rf"1 tensor\(s\): '{name}': the index puts it in {wrong}, but {right} "):
+        minibert.BertModel.from_pretrained(tmp_path)
+    del weight_map[name]
+    write_index(tmp_path, weight_map)
+    with pytest.raises(CheckpointError, match=rf"1 tensor\(s\): '{name}' is in {right} but not in the index"):
+        minibert.BertModel.from_pretrained(tmp_path)
+    write_index(tmp_path, {**weight_map, name: right, "pooler.dense.extra": right})
+    with pytest.raises(CheckpointError, match=rf"'pooler.dense.extra': the index puts it in {right}, which does not"):
+        minibert.BertModel.from_pretrained(tmp_path)
+
+
+def test_sharded_index_naming_a_file_outside_the_directory_is_refused(tmp_path):
+    weight_map = shard_tiny_gelu(tmp_path)
+    write_index(tmp_path, {**weight_map, "pooler.dense.bias": "../elsewhere.safetensors"})
+    with pytest.raises(CheckpointError, match=r"'\.\./elsewhere\.safetensors', which is not a plain file name"):
+        minibert.BertModel.from_pretrained(tmp_path)
+
+
+def test_sharded_checkpoint_saved_by_transformers_matches_transformers(tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(1)
+    model = transformers.BertModel(transformers.BertConfig(**TINY, attn_implementation="eager")).eval()
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    assert len(list(tmp_path.glob("model-*-of-*.safetensors"))) > 1
+    assert not (tmp_path / "model.safetensors").exists()
+    assert_matches_transformers(tmp_path, model, copy.deepcopy(model).to(torch.float64))
+
+
+# Half precision.
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_half_precision_checkpoint_upcasts_exactly_as_transformers_does(half, tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(2)
+    config = transformers.BertConfig(**TINY, attn_implementation="eager")
+    transformers.BertModel(config).to(getattr(torch, half)).save_pretrained(tmp_path)
+    from safetensors.torch import load_file as load_torch
+
+    assert {t.dtype for t in load_torch(tmp_path / "model.safetensors").values()} == {getattr(torch, half)}
+    bert32 = transformers.BertModel.from_pretrained(tmp_path, dtype=torch.float32, attn_implementation="eager")
+    bert64 = transformers.BertModel.from_pretrained(tmp_path, dtype=torch.float64, attn_implementation="eager")
+    # The weights themselves, widened, are bit for bit transformers' ...
+    tensors, _ = read_tensors(tmp_path, np.float32)
+    for name, tensor in bert32.state_dict().items():
+        np.testing.assert_array_equal(tensors[name], tensor.numpy(), err_msg=name)
+    # ... and so are the outputs, to the usual tolerances.
+    assert_matches_transformers(tmp_path, bert32.eval(), bert64.eval())
+
+
+def test_bfloat16_bits_widen_to_the_float32_with_those_upper_bits(tmp_path):
+    # 1.0, -2.0, 0.15625 and the largest bfloat16 are exact in bfloat16: their float32 bits end in 16 zeros.
+    values = np.array([1.0, -2.0, 0.15625, 3.3895313892515355e38], dtype=np.float32)
+    bits = (values.view(np.uint32) >> 16).astype("<u2")
+    header = json.dumps({"x": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}}).encode()
+    (tmp_path / "bf16.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bits.tobytes())
+    np.testing.assert_array_equal(read_safetensors(tmp_path / "bf16.safetensors")["x"], values)
+    assert read_safetensors(tmp_path / "bf16.safetensors", np.float64)["x"].dtype == np.float64
+
+
+# Unreadable files.
+
+
+def write_raw_safetensors(path, header: dict, data: bytes = b""):
+    encoded = json.dumps(header).encode()
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data)
+
+
+def test_unreadable_safetensors_files_are_refused_with_the_file_and_tensor_named(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"\x01\x02")
+    with pytest.raises(CheckpointError, match="shorter than the 8-byte header length"):
+        read_safetensors(path)
+    path.write_bytes((10**6).to_bytes(8, "little") + b"{}")
+    with pytest.raises(CheckpointError, match="header length 1000000 does not fit"):
+        read_safetensors(path)
+    write_raw_safetensors(path, {"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}}, b"\0\0")
+    with pytest.raises(CheckpointError, match="tensor 'w' has dtype F8_E4M3, which minibert does not read"):
+        read_safetensors(path)
+    write_raw_safetensors(path, {"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}, b"\0" * 20)
+    with pytest.raises(CheckpointError, match=r"tensor 'w' \(F32, shape \(2, 3\), 24 bytes\) has data_offsets"):
+        read_safetensors(path)
+
+
+def test_directory_without_weights_lists_what_it_looked_for(tmp_path):
+    (tmp_path / "config.json").write_text((WEIGHTS / "tiny-gelu" / "config.json").read_text())
+    with pytest.raises(CheckpointError, match=r"no weights to load; expected one of \['model\.safetensors'"):
+        minibert.BertModel.from_pretrained(tmp_path)
+
+
+def test_float32_file_loaded_as_float32_is_read_once_without_conversion(tmp_path):
+    tensors, source = read_tensors(WEIGHTS / "tiny-gelu", np.float32)
+    assert source.endswith("model.safetensors")
+    weight = tensors["encoder.layer.0.intermediate.dense.weight"]
+    assert weight.dtype == np.float32 and weight.flags.owndata and weight.flags.writeable
+    np.testing.assert_array_equal(weight, load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")[
+        "encoder.layer.0.intermediate.dense.weight"])  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weight_is_refused_by_name_unless_check_finite_is_off(bad, tmp_path):
+    tensors = load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")
+    tensors["encoder.layer.1.intermediate.dense.weight"][3, 4] = bad
+    save_file(tensors, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text((WEIGHTS / "tiny-gelu" / "config.json").read_text())
+    with pytest.raises(CheckpointError, match=r"'encoder\.layer\.1\.intermediate\.dense\.weight' holds 1 NaN or inf"):
+        minibert.BertModel.from_pretrained(tmp_path)
+    _, params = load_pretrained(tmp_path, check_finite=False)
+    assert not np.isfinite(params["encoder"]["layer"][1]["intermediate"]["dense"]["weight"][3, 4])

@@ -1,0 +1,294 @@
+"""The `minibert` command, run in-process through minibert.cli.main: what it prints, what it writes, how it refuses."""
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import ROOT, WEIGHTS, minilm_dir
+
+import minibert
+from minibert.cli import main
+from minibert.files import write_atomically
+from minibert.plot import DPI, FIGSIZE
+
+TEXT = "Why is the pooled output different?"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """(model directory, model, tokenizer) of the real checkpoint, loaded once for the module."""
+    directory = str(minilm_dir())
+    return directory, minibert.BertModel.from_pretrained(directory), minibert.Tokenizer.from_pretrained(directory)
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def png_size(path) -> tuple[int, int]:
+    """Width and height from a PNG's header, after checking its signature and that IHDR comes first."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG: starts {header[:8]!r}"
+    length, chunk, width, height = struct.unpack(">I4sII", header[8:24])
+    assert chunk == b"IHDR" and length == 13
+    return width, height
+
+
+# ---- explain ----
+
+
+def test_explain_prints_tokens_ids_the_pooler_steps_and_a_passing_check(capsys, minilm):
+    directory, model, tokenizer = minilm
+    code, out, err = run(capsys, "explain", TEXT, "--model", directory)
+    assert code == 0 and err == ""
+    encoded = tokenizer([TEXT])
+    expected = model(**encoded)
+    h0, pooled = expected.last_hidden_state[0, 0], expected.pooler_output[0]
+    lines = out.splitlines()
+    assert lines[0].split() == ["tokens", *tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])]
+    assert lines[1].split() == ["ids", *map(str, encoded["input_ids"][0])]
+    (h0_line,) = [line for line in lines if line.startswith("h0 = last_hidden_state[0, 0]")]
+    assert h0_line.endswith(f"norm {np.linalg.norm(h0):.4f}")
+    assert f"{h0[0]:7.4f}" in h0_line
+    (pooled_line,) = [line for line in lines if line.startswith("pooler_output  ")]
+    assert pooled_line.endswith(f"norm {np.linalg.norm(pooled):.4f}")
+    cos = float(h0 @ pooled / np.linalg.norm(h0) / np.linalg.norm(pooled))
+    assert f"cosine(h0, pooler_output)  = {cos:7.4f}" in out
+    assert re.search(r"check: max \|tanh\(W h0 \+ b\) by hand - pooler_output\| = \S+ \(reproduced to float32", out)
+
+
+def test_explain_fails_with_status_1_when_the_pooler_does_not_reproduce(capsys, minilm, monkeypatch):
+    """The check can fail: a pooler that is off by 1e-4 is caught, reported and ends with exit status 1."""
+    directory, _, _ = minilm
+    original = minibert.model.bert_pooler
+    monkeypatch.setattr(minibert.model, "bert_pooler", lambda *a, **k: original(*a, **k) + np.float32(1e-4))
+    code, out, err = run(capsys, "explain", TEXT, "--model", directory)
+    assert code == 1
+    assert "= 0.0001 (NOT reproduced to float32 precision" in out
+    assert err == "minibert explain: tanh(W h0 + b) does not reproduce pooler_output; this is a bug\n"
+
+
+def test_explain_json_holds_the_full_vectors_for_scripts(capsys, minilm):
+    directory, model, tokenizer = minilm
+    code, out, _ = run(capsys, "explain", TEXT, "--model", directory, "--json", "--dtype", "float64")
+    assert code == 0
+    report = json.loads(out)
+    expected = minibert.BertModel.from_pretrained(directory, dtype=np.float64)(**tokenizer([TEXT]))
+    np.testing.assert_array_equal(report["h0"], expected.last_hidden_state[0, 0])
+    np.testing.assert_array_equal(report["pooler_output"], expected.pooler_output[0])
+    np.testing.assert_array_equal(report["pooler_activation"], np.tanh(report["pooler_dense"]))
+    assert report["reproduced"] is True and report["max_abs_diff_by_hand"] <= 4 * np.finfo(np.float64).eps
+    assert report["dtype"] == "float64" and report["tokens"][0] == "[CLS]"
+    assert report["cosine_h0_pooler_output"] < 0.5  # the pooled vector points elsewhere than h0
+
+
+def test_explain_pair_shows_both_segments_and_their_token_types(capsys, minilm):
+    directory, _, _ = minilm
+    code, out, _ = run(capsys, "explain", "first part", "--pair", "second part", "--model", directory)
+    assert code == 0
+    assert out.splitlines()[0].split() == ["tokens", "[CLS]", "first", "part", "[SEP]", "second", "part", "[SEP]"]
+    assert out.splitlines()[2].split() == ["types", "0", "0", "0", "0", "1", "1", "1"]
+
+
+def test_explain_plot_writes_a_png_of_the_figure_size(capsys, minilm, tmp_path):
+    directory, _, _ = minilm
+    path = tmp_path / "pooled.png"
+    code, out, _ = run(capsys, "explain", TEXT, "--model", directory, "--plot", path, "--layer", "2", "--head", "5")
+    assert code == 0 and f"wrote {path}" in out
+    assert png_size(path) == (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))
+    assert path.stat().st_size > 20_000  # four panels of real content, not an empty canvas
+    assert [p.name for p in tmp_path.iterdir()] == ["pooled.png"]  # no temporary file left beside it
+
+
+def test_explain_plot_without_matplotlib_says_which_extra_to_install(capsys, minilm, tmp_path, monkeypatch):
+    directory, _, _ = minilm
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib...` raise ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    code, out, err = run(capsys, "explain", TEXT, "--model", directory, "--plot", tmp_path / "p.png")
+    assert code == 2 and out == ""
+    assert err == "minibert explain: error: plotting needs matplotlib: pip install 'minibert[plot]'\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- trace ----
+
+
+def test_trace_lists_every_intermediate_with_its_shape_and_first_values(capsys, minilm):
+    directory, model, tokenizer = minilm
+    code, out, _ = run(capsys, "trace", TEXT, "--model", directory, "--values", "3")
+    assert code == 0
+    _, expected = model.trace(**tokenizer([TEXT]))
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == list(expected)  # all 79, in forward order
+    (probs,) = [line for line in lines if line.startswith("encoder.layer.3.attention.self.probs ")]
+    values = " ".join(f"{x:8.4f}" for x in expected["encoder.layer.3.attention.self.probs"][0, 0, 0, :3])
+    assert probs.split(None, 1)[1] == f"(1, 12, 10, 10)  [0, 0, 0, :] = [{values} ...]"
+
+
+def test_trace_match_filters_and_output_writes_the_arrays(capsys, minilm, tmp_path):
+    directory, model, tokenizer = minilm
+    path = tmp_path / "trace.npz"
+    code, out, _ = run(capsys, "trace", TEXT, "--model", directory, "--match", "pooler.", "--output", path)
+    assert code == 0 and out == f"wrote {path}: 3 arrays (float32) and the inputs\n"
+    encoded = tokenizer([TEXT])
+    _, expected = model.trace(**encoded)
+    with np.load(path) as f:
+        assert sorted(f.files) == sorted(["pooler.first_token", "pooler.dense", "pooler.activation", *encoded])
+        np.testing.assert_array_equal(f["pooler.dense"], expected["pooler.dense"])
+
+
+# ---- run ----
+
+
+def test_run_writes_the_chosen_output_as_npy(capsys, minilm, tmp_path):
+    directory, model, tokenizer = minilm
+    texts = ["first text", "a second, longer text"]
+    path = tmp_path / "pooled.npy"
+    code, out, _ = run(capsys, "run", *texts, "--model", directory, "--which", "pooler_output", "--output", path)
+    assert code == 0 and out.startswith(f"wrote {path}: pooler_output (2, 384) float32")
+    np.testing.assert_array_equal(np.load(path), model(**tokenizer(texts)).pooler_output)
+
+
+def test_run_writes_several_outputs_and_the_inputs_as_npz(capsys, minilm, tmp_path):
+    directory, _, tokenizer = minilm
+    lines = tmp_path / "texts.txt"
+    lines.write_text("one\ntwo more words\n", encoding="utf-8")
+    path = tmp_path / "out.npz"
+    argv = ["run", "--input", lines, "--model", directory, "--dtype", "float64",
+            "--which", "last_hidden_state,hidden_states,attentions", "--output", path]  # fmt: skip
+    assert run(capsys, *argv)[0] == 0
+    encoded = tokenizer(["one", "two more words"])
+    model = minibert.BertModel.from_pretrained(directory, dtype=np.float64)
+    expected = model(**encoded, output_hidden_states=True, output_attentions=True)
+    with np.load(path) as f:
+        assert sorted(f.files) == sorted(["last_hidden_state", "hidden_states", "attentions", *encoded])
+        np.testing.assert_array_equal(f["last_hidden_state"], expected.last_hidden_state)
+        np.testing.assert_array_equal(f["hidden_states"], np.stack(expected.hidden_states))  # [L + 1, B, S, H]
+        np.testing.assert_array_equal(f["attentions"], np.stack(expected.attentions))  # [L, B, N, S, S]
+        np.testing.assert_array_equal(f["attention_mask"], encoded["attention_mask"])
+        assert f["hidden_states"].dtype == np.float64
+
+
+def test_run_without_output_prints_shapes_and_token_0_of_each_text(capsys, minilm, monkeypatch):
+    directory, model, tokenizer = minilm
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("from stdin\n"))
+    code, out, _ = run(capsys, "run", "an argument", "--input", "-", "--model", directory, "--values", "3")
+    assert code == 0
+    encoded = tokenizer(["an argument", "from stdin"])
+    expected = model(**encoded).last_hidden_state
+    lines = out.splitlines()
+    assert lines[:3] == ["output last_hidden_state", f"shape  {expected.shape}", "dtype  float32"]
+    n0, n1 = encoded["attention_mask"].sum(axis=1)
+    assert lines[3].startswith(f"[0] 'an argument' ({n0} tokens): last_hidden_state[0, 0] = [")
+    assert lines[4].startswith(f"[1] 'from stdin' ({n1} tokens): last_hidden_state[1, 0] = [")
+    assert " ".join(f"{x:.4f}" for x in expected[1, 0, :3]) in lines[4]
+
+
+def test_write_atomically_leaves_the_old_file_and_no_temporary_when_writing_fails(tmp_path):
+    path = tmp_path / "out.npy"
+    path.write_bytes(b"old")
+
+    def half_then_fail(f):
+        f.write(b"half of a new file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, half_then_fail)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.npy"]
+
+
+# ---- every refusal: one line on stderr, exit status 2, no traceback ----
+
+
+@pytest.fixture(scope="module")
+def no_pooler_model(tmp_path_factory):
+    """tiny-relu-no-pooler with a made-up 64-word vocabulary, so that the CLI can tokenize for it."""
+    directory = tmp_path_factory.mktemp("no-pooler")
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(WEIGHTS / "tiny-relu-no-pooler" / name, directory / name)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(59))]
+    (directory / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    return directory
+
+
+BAD = [  # (argv with {model}, {tmp} and {nopooler} filled in, words the message must contain)
+    ([], "required: COMMAND"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["explain"], "required: text, --model"),
+    (["explain", "x"], "required: --model"),
+    (["explain", "x", "--model", "{tmp}/nowhere"], "no such directory"),
+    (["explain", "x", "--model", "{tmp}"], "config.json: no such file"),
+    (["explain", "", "--model", "{model}"], "the text is empty"),
+    (["explain", "x", "--pair", "  ", "--model", "{model}"], "--pair is empty"),
+    (["explain", "x", "--model", "{model}", "--layer", "6"], "--layer 6 is out of range: this model has 6 layers"),
+    (["explain", "x", "--model", "{model}", "--head", "-1"], "--head -1 is out of range"),
+    (["explain", "x", "--model", "{model}", "--layer", "two"], "invalid int value: 'two'"),
+    (["explain", "x", "--model", "{model}", "--values", "0"], "at least 1, found 0"),
+    (["explain", "x", "--model", "{model}", "--dtype", "float16"], "invalid choice: 'float16'"),
+    (["explain", "x", "--model", "{model}", "--plot", "{tmp}/a.jpg"], "ending in .png"),
+    (["explain", "x", "--model", "{model}", "--plot", "{tmp}/missing/a.png"], "does not exist"),
+    (["explain", "x", "--model", "{nopooler}"], "no pooler weights"),
+    (["run", "--model", "{model}"], "no text given"),
+    (["run", "x", "--model", "{model}", "--which", "logits"], "--which 'logits' is not an output"),
+    (
+        ["run", "x", "--model", "{model}", "--which", "pooler_output,attentions", "--output", "{tmp}/o.npy"],
+        "a .npy file holds one array",
+    ),  # fmt: skip
+    (["run", "x", "--model", "{model}", "--output", "{tmp}/o.txt"], "ending in .npy or .npz"),
+    (["run", "x", "--model", "{model}", "--output", "{tmp}"], "is a directory"),
+    (["run", "x", "--model", "{model}", "--output", "/proc/o.npy"], "cannot create a file in /proc"),
+    (["run", "x", "--model", "{model}", "--input", "{tmp}/none.txt"], "no such file"),
+    (["run", "--model", "{model}", "--input", "{tmp}/latin1.txt"], "not UTF-8 text"),
+    (["run", "--model", "{model}", "--input", "{tmp}/blank.txt"], "line 2 is empty"),
+    (["run", "x", "--model", "{nopooler}", "--which", "pooler_output"], "no pooler weights"),
+    (["run", "x", "--model", "{model}", "--max-length", "-3"], "at least 1, found -3"),
+    (["run", "x", "--model", "{model}", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+    (["trace", "x", "--model", "{model}", "--match", "layer.9."], "--match 'layer.9.' matches none of the 79"),
+    (["trace", "x", "--model", "{model}", "--output", "{tmp}/t.npy"], "ending in .npz"),
+    (["trace", "", "--model", "{model}"], "the text is empty"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a[:1] + a[2:3]) + f" [{m}]" for a, m in BAD])
+def test_every_bad_command_line_gives_one_line_and_exit_status_2(capsys, tmp_path, minilm, no_pooler_model,
+                                                                   argv, message):  # fmt: skip
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    (tmp_path / "blank.txt").write_text("one\n\nthree\n", encoding="utf-8")
+    fill = {"model": minilm[0], "tmp": tmp_path, "nopooler": no_pooler_model}
+    code, out, err = run(capsys, *(a.format(**fill) for a in argv))
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("minibert"), err
+    assert message in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.txt", "latin1.txt"]  # nothing written
+
+
+@pytest.mark.parametrize("command", [[], ["explain"], ["run"], ["trace"]])
+def test_help_describes_every_command(capsys, command):
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: minibert {' '.join(command)}".rstrip())
+    for word in {(): ["explain", "run", "trace"], ("explain",): ["--plot", "--json", "--pair", "example"],
+                 ("run",): ["--output", "--which", "--input", "examples"],
+                 ("trace",): ["--match", "--output", "examples"]}[tuple(command)]:  # fmt: skip
+        assert word in out
+
+
+def test_python_dash_m_minibert_help_runs_as_a_program():
+    result = subprocess.run([sys.executable, "-m", "minibert", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "explain" in result.stdout and "run" in result.stdout
+
+
+def test_importing_minibert_and_its_cli_pulls_in_no_matplotlib():
+    script = "import sys, minibert, minibert.cli\nassert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)

@@ -1,0 +1,266 @@
+"""The corpus embedding job in one process: rows in input order, bad lines as NaN rows, resume, refusals, CLI."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from embed_corpus import mixed_lines, write_lines
+from helpers import minilm_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
+from minibert.cli import main
+from minibert.embed import _read_lines, plan_partitions, read_manifest
+
+# The job batches and pads differently from one SentenceEncoder.encode call over all texts (per partition, shortest
+# first), so float32 sums may differ by an ulp or so; 1e-6 is the bound the job promises (issue 9).
+EMBED_TOL = 1e-6
+PARTITION_SIZE = 1024  # bytes: the 120-line corpus makes ~8 partitions, so every test crosses partition boundaries
+N_LINES = 120
+
+
+class CountingEncoder:
+    """A SentenceEncoder that counts the texts it is asked to embed, to prove a resumed run recomputes nothing."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.texts = 0
+        self.dim = encoder.dim
+
+    def encode(self, texts, batch_size=32):
+        self.texts += len(texts)
+        return self.encoder.encode(texts, batch_size=batch_size)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(k):
+    done = []
+
+    def hook(summary):
+        done.append(summary["index"])
+        if len(done) == k:
+            raise Interrupted(f"stopped after partitions {done}")
+
+    return hook
+
+
+@pytest.fixture(scope="module")
+def model():
+    return minilm_dir()
+
+
+@pytest.fixture(scope="module")
+def encoder(model):
+    return SentenceEncoder.from_pretrained(model)
+
+
+@pytest.fixture(scope="module")
+def corpus(model, tmp_path_factory):
+    lines = mixed_lines(model, N_LINES, seed=5)
+    return lines, write_lines(tmp_path_factory.mktemp("corpus") / "corpus.txt", lines)
+
+
+@pytest.fixture(scope="module")
+def clean_run(corpus, model, encoder, tmp_path_factory):
+    """One uninterrupted run over the corpus, the reference the other tests compare with."""
+    out = tmp_path_factory.mktemp("clean") / "out"
+    report = embed_file(corpus[1], out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    return out, report
+
+
+def test_job_rows_equal_sentence_encoder_rows_in_input_order(corpus, encoder, clean_run):
+    lines, _ = corpus
+    out, report = clean_run
+    embeddings = read_embeddings(out)
+    expected = encoder.encode(lines)
+    assert embeddings.dtype == np.float32 and embeddings.shape == expected.shape == (N_LINES, 384)
+    assert float(np.abs(embeddings - expected).max()) <= EMBED_TOL
+    manifest = read_manifest(out)
+    assert len(manifest["partitions"]) >= 4, "the corpus should span several partitions"
+    assert manifest["complete"] and manifest["rows"] == N_LINES and manifest["bad_lines"] == []
+    assert manifest["model"]["pooling"]["pooling_mode_mean_tokens"] and manifest["model"]["dtype"] == "float32"
+    assert report.texts_encoded == N_LINES and report.bad_lines == []
+
+
+def test_npy_output_equals_directory_output_and_is_memory_mapped(corpus, model, encoder, clean_run, tmp_path):
+    out = tmp_path / "emb.npy"
+    embed_file(corpus[1], out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    embeddings = read_embeddings(out)
+    assert isinstance(embeddings, np.memmap)
+    np.testing.assert_array_equal(embeddings, read_embeddings(clean_run[0]))
+    assert read_manifest(out)["complete"] and not (tmp_path / "emb.parts").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.manifest.json", "emb.npy"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(st.text(alphabet="ab \r", max_size=12), max_size=30),
+    trailing_newline=st.booleans(),
+    partition_size=st.integers(1, 40),
+)
+def test_partitions_hold_every_line_exactly_once(tmp_path_factory, lines, trailing_newline, partition_size):
+    data = "\n".join(lines).encode() + (b"\n" if trailing_newline and lines else b"")
+    path = tmp_path_factory.mktemp("p") / "f.txt"
+    path.write_bytes(data)
+    ranges = plan_partitions(str(path), len(data), partition_size)
+    read = [line for start, end in ranges for line in _read_lines(str(path), start, end)]
+    expected = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        expected.pop()
+    assert read == expected
+    assert all(start < end for start, end in ranges), "no empty partition"
+    assert [start for start, _ in ranges[1:]] == [end for _, end in ranges[:-1]], "contiguous"
+    assert all(data[start - 1 : start] == b"\n" for start, _ in ranges[1:]), "every partition starts a line"
+
+
+def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(model, encoder, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(
+        b"\xef\xbb\xbfa first line after a byte-order mark\n"  # 1
+        b"\n"  # 2: empty
+        b"   \t \n"  # 3: only spaces
+        b"caf\xe9 in latin-1\n"  # 4: not UTF-8
+        b"a windows line\r\n"  # 5
+        b"the last line, without a newline"  # 6
+    )
+    log = io.StringIO()
+    report = embed_file(path, tmp_path / "out", model, encoder=encoder, partition_size=16, progress=False, log=log)
+    expected_bad = [
+        (2, "empty line"),
+        (3, "empty line"),
+        (4, "not valid UTF-8 (byte 0xe9 at byte 3 of the line)"),
+    ]
+    assert report.bad_lines == expected_bad
+    assert read_manifest(tmp_path / "out")["bad_lines"] == [list(b) for b in expected_bad]
+    for line, reason in expected_bad:
+        assert f"line {line}: {reason}" in log.getvalue()
+    embeddings = read_embeddings(tmp_path / "out")
+    assert embeddings.shape == (6, 384)
+    assert np.isnan(embeddings[[1, 2, 3]]).all()
+    good = ["a first line after a byte-order mark", "a windows line", "the last line, without a newline"]
+    assert float(np.abs(embeddings[[0, 4, 5]] - encoder.encode(good)).max()) <= EMBED_TOL
+
+
+def test_jsonl_embeds_the_field_and_reports_records_without_it(model, encoder, tmp_path):
+    records = [
+        json.dumps({"id": 1, "body": "the first document"}),
+        json.dumps({"id": 2, "text": "no body field"}),
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"body": 42}),
+        json.dumps({"body": "the second document", "extra": [1, 2]}),
+    ]
+    path = write_lines(tmp_path / "docs.jsonl", records)
+    report = embed_file(path, tmp_path / "out", model, encoder=encoder, field="body", progress=False, log=io.StringIO())
+    assert [line for line, _ in report.bad_lines] == [2, 3, 4, 5]
+    assert "without a 'body' field" in report.bad_lines[0][1]
+    assert "not valid JSON" in report.bad_lines[1][1]
+    assert "not an object" in report.bad_lines[2][1]
+    assert "is a JSON int, not a string" in report.bad_lines[3][1]
+    embeddings = read_embeddings(tmp_path / "out")
+    expected = encoder.encode(["the first document", "the second document"])
+    assert float(np.abs(embeddings[[0, 5]] - expected).max()) <= EMBED_TOL
+    assert np.isnan(embeddings[1:5]).all()
+
+
+@pytest.mark.parametrize("name", ["out", "emb.npy"])
+def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
+    corpus, model, encoder, clean_run, tmp_path, name
+):
+    counting = CountingEncoder(encoder)
+    out = tmp_path / name
+    with pytest.raises(Interrupted):
+        embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False,
+                   on_partition_done=interrupt_after(3))  # fmt: skip
+    manifest = json.loads(((tmp_path / "emb.parts" if name.endswith(".npy") else out) / "manifest.json").read_text())
+    first_three = sum(p["lines"] for p in manifest["partitions"][:3])
+    assert counting.texts == first_three
+    with pytest.raises(InputError, match="has not finished"):
+        read_embeddings(out)
+
+    report = embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
+    assert report.skipped == [0, 1, 2]
+    assert report.computed == list(range(3, len(manifest["partitions"])))
+    assert report.texts_encoded == N_LINES - first_three
+    assert counting.texts == N_LINES, "every line encoded exactly once over the two runs"
+    expected = read_embeddings(clean_run[0])
+    assert float(np.abs(read_embeddings(out) - expected).max()) <= EMBED_TOL
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_a_truncated_shard_is_recomputed_and_only_it(corpus, model, encoder, clean_run, tmp_path):
+    out = tmp_path / "out"
+    embed_file(corpus[1], out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    shard = out / "part-00002.npz"
+    shard.write_bytes(shard.read_bytes()[:500])  # what a crash mid-write could leave without the atomic rename
+    counting = CountingEncoder(encoder)
+    report = embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
+    assert report.computed == [2]
+    assert counting.texts == read_manifest(out)["partitions"][2]["lines"]
+    assert float(np.abs(read_embeddings(out) - read_embeddings(clean_run[0])).max()) <= EMBED_TOL
+
+
+def test_rerun_refuses_to_mix_shards_of_another_dtype_or_input(corpus, model, encoder, tmp_path):
+    lines, _ = corpus
+    path = write_lines(tmp_path / "in.txt", lines[:20])
+    out = tmp_path / "out"
+    embed_file(path, out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    with pytest.raises(InputError, match="dtype 'float32', this run has 'float64'"):
+        embed_file(path, out, model, dtype="float64", progress=False)
+    write_lines(path, lines[:21])
+    with pytest.raises(InputError, match="input size in bytes"):
+        embed_file(path, out, model, encoder=encoder, progress=False)
+
+
+def test_a_shard_from_another_run_is_refused_not_overwritten(corpus, model, encoder, tmp_path):
+    lines, _ = corpus
+    a, b = write_lines(tmp_path / "a.txt", lines[:30]), write_lines(tmp_path / "b.txt", lines[30:60])
+    embed_file(a, tmp_path / "out-a", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    with pytest.raises(Interrupted):
+        embed_file(b, tmp_path / "out-b", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False,
+                   on_partition_done=interrupt_after(1))  # fmt: skip
+    foreign = (tmp_path / "out-a" / "part-00001.npz").read_bytes()
+    (tmp_path / "out-b" / "part-00001.npz").write_bytes(foreign)
+    with pytest.raises(InputError, match="made by another run"):
+        embed_file(b, tmp_path / "out-b", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    assert (tmp_path / "out-b" / "part-00001.npz").read_bytes() == foreign
+
+
+def test_progress_bar_counts_lines(corpus, model, encoder, tmp_path, capsys):
+    pytest.importorskip("tqdm")
+    lines, _ = corpus
+    path = write_lines(tmp_path / "in.txt", lines[:40])
+    embed_file(path, tmp_path / "out", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=True)
+    assert "40/40" in capsys.readouterr().err
+
+
+def test_cli_embed_writes_rows_and_reports_errors_in_one_line(corpus, model, clean_run, tmp_path, capsys):
+    lines, _ = corpus
+    path = write_lines(tmp_path / "in.txt", lines[:12] + [""])
+    assert main(["embed", str(path), "--output", str(tmp_path / "e.npy"), "--model", str(model), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "13 rows x 384" in out and "line 13: empty line" in err
+    embeddings = read_embeddings(tmp_path / "e.npy")
+    assert float(np.abs(embeddings[:12] - read_embeddings(clean_run[0])[:12]).max()) <= EMBED_TOL
+    assert np.isnan(embeddings[12]).all()
+
+    assert main(["embed", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "x"), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.txt: cannot read the input file" in err
+    assert main(["embed", str(path), "--output", str(tmp_path / "y.npy"), "--model", str(model), "--workers", "2"]) == 2
+    assert "a single .npy output is for in-process runs" in capsys.readouterr().err
+
+
+def test_input_given_as_a_url_is_read_through_fsspec(corpus, model, encoder, clean_run, tmp_path):
+    pytest.importorskip("fsspec")
+    lines, _ = corpus
+    path = write_lines(tmp_path / "in.txt", lines[:30])
+    embed_file(path.as_uri(), tmp_path / "out", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    assert read_manifest(tmp_path / "out")["input"]["path"] == path.as_uri()
+    expected = read_embeddings(clean_run[0])[:30]
+    assert float(np.abs(read_embeddings(tmp_path / "out") - expected).max()) <= EMBED_TOL
