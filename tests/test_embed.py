@@ -29,9 +29,9 @@ class CountingEncoder:
         self.texts = 0
         self.dim = encoder.dim
 
-    def encode(self, texts, batch_size=32):
+    def embed_batch(self, texts):
         self.texts += len(texts)
-        return self.encoder.encode(texts, batch_size=batch_size)
+        return self.encoder.embed_batch(texts)
 
 
 class Interrupted(Exception):

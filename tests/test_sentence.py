@@ -135,7 +135,8 @@ def test_similar_sentences_score_higher(encoder):
 
 
 def write_st_dir(tmp_path, modules, pooling_config=None):
-    """A sentence-transformers directory whose Transformer module is the real MiniLM checkpoint (an absolute path)."""
+    """A sentence-transformers directory whose Transformer module, 0_Transformer/, links to the real MiniLM checkpoint."""
+    (tmp_path / "0_Transformer").symlink_to(minilm_dir(), target_is_directory=True)
     (tmp_path / "modules.json").write_text(json.dumps(modules))
     if pooling_config is not None:
         (tmp_path / "1_Pooling").mkdir()
@@ -144,7 +145,7 @@ def write_st_dir(tmp_path, modules, pooling_config=None):
 
 
 def transformer_entry():
-    return {"idx": 0, "name": "0", "path": str(minilm_dir()), "type": "sentence_transformers.models.Transformer"}
+    return {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"}
 
 
 def pooling_entry():
