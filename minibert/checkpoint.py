@@ -189,13 +189,21 @@ def read_safetensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
     return tensors
 
 
+def read_json(path: Path, expect: type = dict):
+    """A JSON file of a model directory, which must hold a JSON `expect` (dict or list); else a CheckpointError."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot be read as JSON ({error}); re-download or repair it") from None
+    if not isinstance(values, expect):
+        what = {dict: "object", list: "list"}.get(expect, expect.__name__)
+        raise CheckpointError(f"{path}: expected a JSON {what}, found {type(values).__name__}")
+    return values
+
+
 def read_sharded_index(index_path: Path) -> dict[str, str]:
     """model.safetensors.index.json's weight_map: tensor name -> the shard file, beside the index, that holds it."""
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{index_path}: cannot be read as JSON ({error}); re-download it") from None
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    weight_map = read_json(index_path).get("weight_map")
     if not isinstance(weight_map, dict) or not all(
         isinstance(name, str) and isinstance(shard, str) for name, shard in weight_map.items()
     ):
@@ -408,6 +416,24 @@ WEIGHT_FILES = [
 ]
 # config.json as transformers writes it; bert_config.json is the original Google release's, the same fields.
 CONFIG_FILES = ("config.json", "bert_config.json")
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The files read_tensors(directory) reads, in a fixed order: the weights file that marks the layout and, for a
+    sharded safetensors or a TF checkpoint, every shard or .data-* file beside it. For hashing a model's identity."""
+    for filename, _ in WEIGHT_FILES:
+        marker = directory / filename
+        if not marker.is_file():
+            continue
+        if filename == "model.safetensors.index.json":
+            return [marker, *(directory / shard for shard in sorted(set(read_sharded_index(marker).values())))]
+        if filename == "bert_model.ckpt.index":
+            return [marker, *sorted(directory.glob("bert_model.ckpt.data-*"))]
+        return [marker]
+    raise CheckpointError(
+        f"{directory}: no weights to load; expected one of {[name for name, _ in WEIGHT_FILES]}, "
+        f"the directory holds {sorted(p.name for p in directory.iterdir())}"
+    )
 
 
 def read_tensors(directory: Path, dtype=None) -> tuple[dict[str, np.ndarray], str]:

@@ -31,7 +31,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, MinibertError
+from .files import write_atomically
 
 # About 1 MiB of text per partition: ~19k lines of ~55 bytes, ~6 minutes of one core at the ~50 lines/s measured,
 # so a task's fixed costs (scheduling, reading 1 MiB, writing a ~29 MB shard) stay well under 1% of it, a lost
@@ -49,7 +49,6 @@ DEFAULT_PARTITION_SIZE = 1 << 20
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "tf_model.h5")
 
 
 @dataclass
@@ -187,13 +186,6 @@ def _load_encoder(model: str, dtype: str):
     return _ENCODERS[key]
 
 
-def _embedding_dim(encoder) -> int:
-    """The encoder's output width, for a partition with no usable line (every row NaN)."""
-    if isinstance(getattr(encoder, "dim", None), int):
-        return encoder.dim
-    return int(np.asarray(encoder.encode(["dim"], batch_size=1)).shape[1])
-
-
 def embed_partition(task: dict, encoder=None, on_batch: Callable[[int], None] | None = None) -> dict:
     """Embed the lines of one partition and write its shard atomically. Returns a small summary (no embeddings)."""
     started = time.perf_counter()
@@ -216,21 +208,17 @@ def embed_partition(task: dict, encoder=None, on_batch: Callable[[int], None] | 
             bad.append((first + i, reason))
 
     # Sorted by length, a batch holds texts of similar length, so little of it is padding; rows go back in place.
+    # The sorting is done here, once, so the batches go straight to embed_batch (encode would sort each again).
     order = sorted(range(len(texts)), key=lambda j: len(texts[j])) if task["sort_by_length"] else range(len(texts))
     order = np.asarray(order, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
-    embeddings = None
+    embeddings = np.full((len(raw_lines), encoder.dim), np.nan, dtype=np.float32)  # bad lines stay NaN
     batch_size = task["batch_size"]
     for b in range(0, len(order), batch_size):
         batch = order[b : b + batch_size]
-        vectors = np.asarray(encoder.encode([texts[j] for j in batch], batch_size=len(batch)))  # [b, dim]
-        if embeddings is None:
-            embeddings = np.full((len(raw_lines), vectors.shape[1]), np.nan, dtype=np.float32)
-        embeddings[rows[batch]] = vectors
+        embeddings[rows[batch]] = encoder.embed_batch([texts[j] for j in batch])  # [b, dim], as float32
         if on_batch is not None:
             on_batch(len(batch))
-    if embeddings is None:  # every line of the partition is bad
-        embeddings = np.full((len(raw_lines), _embedding_dim(encoder)), np.nan, dtype=np.float32)
     if on_batch is not None and bad:
         on_batch(len(bad))
 
@@ -254,17 +242,9 @@ def embed_partition(task: dict, encoder=None, on_batch: Callable[[int], None] | 
 
 
 def _write_shard(path: Path, **arrays) -> None:
-    # A unique temporary name: if Dask runs a task twice (a worker presumed lost that was not), each copy writes its
-    # own file and the last rename wins with identical content. os.replace is atomic on one filesystem.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # write_atomically's temporary name is unique: if Dask runs a task twice (a worker presumed lost that was not),
+    # each copy writes its own file and the last rename wins with identical content.
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -272,12 +252,34 @@ def _write_shard(path: Path, **arrays) -> None:
 
 
 def _write_json(path: Path, values: dict) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    write_atomically(path, lambda f: f.write((json.dumps(values, indent=1) + "\n").encode("utf-8")))
+
+
+# The keys every manifest has, and those a finished one adds (the .npy's sidecar has them too).
+_MANIFEST_KEYS = ("format", "version", "model", "input", "partitions", "rows", "fingerprint", "complete")
+_COMPLETE_KEYS = ("dim", "bad_lines")
+
+
+def _read_manifest(path: Path) -> dict:
+    """A manifest file, checked to be one: JSON, minibert's format, and every key the job and read_embeddings use."""
     try:
-        temporary.write_text(json.dumps(values, indent=1) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(
+            f"{path}: cannot be read as JSON ({error}); it is damaged. Delete the output and run again"
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "minibert-embeddings":
+        raise InputError(f"{path}: not a minibert embeddings manifest; pass another output")
+    required = _MANIFEST_KEYS + (_COMPLETE_KEYS if manifest.get("complete") else ())
+    missing = [key for key in required if key not in manifest]
+    missing += [key for key in ("model", "input") if not isinstance(manifest.get(key, {}), dict)]
+    missing += [key for key in ("partitions",) if not isinstance(manifest.get(key, []), list)]
+    if missing:
+        raise InputError(
+            f"{path}: a minibert embeddings manifest without a valid {', '.join(missing)}; it is damaged. Delete "
+            "the output and run again"
+        )
+    return manifest
 
 
 def _sha256(path: Path) -> str:
@@ -289,31 +291,36 @@ def _sha256(path: Path) -> str:
 
 
 def _model_identity(model, dtype: str) -> dict:
-    """The model's path, its weights' SHA-256 (what the shards are checked against), revision if known, pooling."""
-    from .hub import resolve_model_dir
+    """The model's path, its weights' SHA-256 (what the shards are checked against), revision if known, pooling.
 
-    directory = resolve_model_dir(model).resolve()
-    files = [name for name in ("config.json", *WEIGHT_FILES) if (directory / name).is_file()]
+    Reading the sentence-transformers config checks it too, so a directory that is not such a model is refused here,
+    before the output is created. The SHA-256 covers the Transformer module's config and exactly the weight files
+    minibert would read from its folder (checkpoint.weight_files: every shard, every TF .data-* file).
+    """
+    from .checkpoint import CONFIG_FILES, weight_files
+    from .hub import resolve_model_dir
+    from .sentence import read_sentence_config
+
+    directory = resolve_model_dir(model, purpose="sentence").resolve()
+    config = read_sentence_config(directory)
+    transformer = config.transformer_dir
+    config_file = [transformer / name for name in CONFIG_FILES if (transformer / name).is_file()][:1]
+    files = [*config_file, *weight_files(transformer)]
     digest = hashlib.sha256()
-    for name in files:
-        digest.update(f"{name}:{_sha256(directory / name)}\n".encode())
+    for path in files:
+        digest.update(f"{path.relative_to(directory).as_posix()}:{_sha256(path)}\n".encode())
     # A hub cache keeps each revision in snapshots/<commit>/.
     revision = directory.name if directory.parent.name == "snapshots" else None
-    modules, pooling = [], None
-    if (directory / "modules.json").is_file():
-        for module in json.loads((directory / "modules.json").read_text(encoding="utf-8")):
-            modules.append(module.get("type", "?"))
-            pooling_config = directory / module.get("path", "") / "config.json"
-            if module.get("type", "").endswith("Pooling") and pooling_config.is_file():
-                pooling = json.loads(pooling_config.read_text(encoding="utf-8"))
     return {
         "path": str(directory),
         "revision": revision,
         "sha256": digest.hexdigest(),
-        "files": files,
+        "files": [path.relative_to(directory).as_posix() for path in files],
         "dtype": dtype,
-        "modules": modules,
-        "pooling": pooling,
+        "modules": list(config.modules),
+        "pooling": config.pooling_config,
+        "max_seq_length": config.max_seq_length,
+        "do_lower_case": config.do_lower_case,
     }
 
 
@@ -324,6 +331,8 @@ _IDENTITY_FIELDS = [
     ("model", "dtype", "dtype"),
     ("model", "modules", "sentence-transformers modules"),
     ("model", "pooling", "pooling"),
+    ("model", "max_seq_length", "max_seq_length (sentence_bert_config.json)"),
+    ("model", "do_lower_case", "do_lower_case (sentence_bert_config.json)"),
     ("input", "path", "input path"),
     ("input", "size", "input size in bytes"),
     ("input", "mtime", "input modification time"),
@@ -468,7 +477,8 @@ def embed_file(
     and in the manifest. With a `dask.distributed.Client`, partitions run as tasks on its workers (which must see
     the input, the model directory and the output at the same paths); otherwise one after the other here.
     Rerunning an interrupted call continues where it stopped. `encoder` (in-process only) replaces loading `model`,
-    which still names the model in the manifest; `on_partition_done` is called with each finished partition's
+    which still names the model in the manifest: an object with `dim` and `embed_batch(texts) -> [len(texts), dim]`,
+    as SentenceEncoder has; `on_partition_done` is called with each finished partition's
     summary.
     """
     started = time.perf_counter()
@@ -499,21 +509,33 @@ def embed_file(
     if final_npy is not None and final_npy.is_file():
         sidecar = final_npy.with_suffix(".manifest.json")
         if sidecar.is_file():
-            done = json.loads(sidecar.read_text(encoding="utf-8"))
+            done = _read_manifest(sidecar)
             _check_same_run(done, wanted, sidecar)
             print(f"{final_npy}: already complete, nothing to do", file=log)
             return EmbedReport(final_npy, done["rows"], done["dim"], [tuple(b) for b in done["bad_lines"]],
                                seconds=time.perf_counter() - started)  # fmt: skip
+    manifest = None
     if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        _check_same_run(manifest, wanted, manifest_path)
-        if manifest["partition_size"] != partition_size:
+        try:
+            manifest = _read_manifest(manifest_path)
+            _check_same_run(manifest, wanted, manifest_path)
+        except InputError as error:
+            if any(directory.glob("part-*.npz")):
+                raise
+            # No shard was written under it (a run that failed at its start): nothing to keep apart, start afresh.
+            print(f"{manifest_path}: replaced, since no shard was written under it ({error})", file=log)
+            manifest = None
+    if manifest is not None:
+        if manifest.get("partition_size") != partition_size:
             print(
-                f"{manifest_path}: resuming with the partitions of the first run ({manifest['partition_size']} "
+                f"{manifest_path}: resuming with the partitions of the first run ({manifest.get('partition_size')} "
                 f"bytes), not {partition_size}",
                 file=log,
             )
     else:
+        if client is None and encoder is None:
+            # Load now, so that a model that cannot be loaded fails before the output is created.
+            encoder = _load_encoder(model_path, dtype)
         directory.mkdir(parents=True, exist_ok=True)
         manifest = _plan(wanted, input_path, partition_size, client)
         _write_json(manifest_path, manifest)
@@ -650,25 +672,22 @@ def _shard_dim(path: Path) -> int:
 
 
 def _assemble_npy(directory: Path, manifest: dict, final_npy: Path) -> None:
-    """The shards, in order, into one .npy written through a memory map, then renamed; the parts go away."""
+    """The shards, in order, streamed into one .npy written atomically; then its manifest; the parts go away."""
     import shutil
 
-    temporary = final_npy.with_name(f".{final_npy.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        out = np.lib.format.open_memmap(
-            temporary, mode="w+", dtype=np.float32, shape=(manifest["rows"], manifest["dim"])
-        )
+    def write(f) -> None:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (manifest["rows"], manifest["dim"])}
+        np.lib.format.write_array_header_1_0(f, header)  # as np.save writes it, so np.load can memory-map the file
+        # The partitions follow each other in the input, and each shard holds its lines in order (checked by
+        # _shard_is_complete, or written so by embed_partition), so the rows go out in input order.
         for partition in manifest["partitions"]:
             with np.load(directory / partition["shard"], allow_pickle=False) as shard:
-                out[shard["lines"] - 1] = shard["embeddings"]
-        out.flush()
-        del out
-        sidecar = {k: v for k, v in manifest.items() if k != "partitions"}
-        sidecar["partitions"] = [{k: p[k] for k in ("index", "start", "end", "first_line", "lines")}
-                                 for p in manifest["partitions"]]  # fmt: skip
-        os.replace(temporary, final_npy)
-    finally:
-        temporary.unlink(missing_ok=True)
+                f.write(np.ascontiguousarray(shard["embeddings"], dtype="<f4").tobytes())
+
+    write_atomically(final_npy, write)
+    sidecar = {k: v for k, v in manifest.items() if k != "partitions"}
+    sidecar["partitions"] = [{k: p[k] for k in ("index", "start", "end", "first_line", "lines")}
+                             for p in manifest["partitions"]]  # fmt: skip
     _write_json(final_npy.with_suffix(".manifest.json"), sidecar)
     shutil.rmtree(directory)
 
@@ -697,7 +716,7 @@ def read_manifest(output) -> dict:
             path = output.with_suffix(".parts") / MANIFEST
     if not path.is_file():
         raise InputError(f"{output}: no {path.name} there; is it the output of `minibert embed`?")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return _read_manifest(path)
 
 
 def read_embeddings(output) -> np.ndarray:

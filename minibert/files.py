@@ -27,7 +27,12 @@ def check_writable(path, suffixes: tuple[str, ...]) -> Path:
 
 
 def write_atomically(path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call `write(f)` on a temporary file beside `path`, then rename it to `path` (os.replace is atomic)."""
+    """Call `write(f)` on a temporary file beside `path`, then rename it to `path` (os.replace is atomic).
+
+    The temporary name is unique, so two writers of the same file (a Dask task run twice) never share one; the
+    last rename wins. The file is fsynced before the rename and the directory after it, so that after a power loss
+    `path` is the old file or the complete new one, not a renamed empty one.
+    """
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -36,6 +41,8 @@ def write_atomically(path, write: Callable[[BinaryIO], None]) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it a normal file's mode
@@ -43,4 +50,19 @@ def write_atomically(path, write: Callable[[BinaryIO], None]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
     return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable. POSIX only: Windows cannot open a directory, and needs no such step."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems (network mounts) refuse fsync on a directory; the rename still happened
+        pass
+    finally:
+        os.close(fd)

@@ -5,12 +5,16 @@
 
 For a hub id only what the caller needs is fetched, with huggingface_hub's `hf_hub_download` into its usual cache:
 config.json and the best weight format the repository has (checkpoint.WEIGHT_FILES, best first) for a model, the
-tokenizer files for a tokenizer. Offline (`local_files_only=True`, or HF_HUB_OFFLINE=1) nothing goes over the
-network: the snapshot folder is found with `try_to_load_from_cache` and its files are whatever the cache holds.
+tokenizer files for a tokenizer; for a sentence-transformers model ("sentence"), modules.json first, then the
+Transformer module's config, weights, tokenizer files and sentence_bert_config.json, and the Pooling module's
+config.json, each in the folder modules.json names. Offline (`local_files_only=True`, or HF_HUB_OFFLINE=1) nothing
+goes over the network: the snapshot folder is found with `try_to_load_from_cache` and its files are whatever the cache
+holds.
 """
 
 import logging
 import os
+import posixpath
 from pathlib import Path
 
 from .errors import CheckpointError, InputError
@@ -19,12 +23,19 @@ logger = logging.getLogger("minibert")
 
 # What each caller needs from a repository, besides the weights (which checkpoint.WEIGHT_FILES chooses).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+PURPOSES = ("model", "tokenizer", "sentence")
 
 
 def resolve_model_dir(path_or_id, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False,
                       purpose: str = "model") -> Path:  # fmt: skip
     """The local directory holding a model's files: `path_or_id` itself if it is a directory, else the hub snapshot
-    of the repository `path_or_id`, with the files `purpose` ("model" or "tokenizer") needs downloaded into it."""
+    of the repository `path_or_id`, with the files `purpose` ("model", "tokenizer" or "sentence", a
+    sentence-transformers model) needs downloaded into it."""
+    if not isinstance(path_or_id, str | os.PathLike):
+        raise InputError(
+            f"expected a model directory or a hub id like 'org/name' (a str or a path), found "
+            f"{type(path_or_id).__name__} {path_or_id!r}"
+        )
     path = Path(path_or_id).expanduser()
     if path.is_dir():
         if revision is not None:
@@ -37,8 +48,8 @@ def resolve_model_dir(path_or_id, *, revision: str | None = None, cache_dir=None
             f"{path}: no such directory (and not a hub id like 'org/name'); pass a model directory holding "
             "config.json and model.safetensors, or a hub id"
         )
-    if purpose not in ("model", "tokenizer"):
-        raise InputError(f"purpose must be 'model' or 'tokenizer', found {purpose!r}")
+    if purpose not in PURPOSES:
+        raise InputError(f"purpose must be one of {PURPOSES}, found {purpose!r}")
     return _hub_snapshot(path_or_id, revision, cache_dir, local_files_only, purpose)
 
 
@@ -79,18 +90,49 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
         logger.warning("%s: cannot reach the hub (%s); using the local cache", where, error)
         return _snapshot_from_cache(repo_id, revision, cache_dir, purpose, where, cache, reason=f"unreachable: {error}")
     snapshot = None
-    for filename in _files_to_download(repo_files, purpose, where):
+    if purpose == "sentence":
+        # Which folders to fetch from is known only from modules.json, so it comes first.
+        if "modules.json" not in repo_files:
+            raise CheckpointError(
+                f"{where}: the repository has no modules.json, so it is not a sentence-transformers model; "
+                "for a plain BERT checkpoint use minibert.BertModel"
+            )
+        from .sentence import read_modules
+
+        local = Path(_download(repo_id, "modules.json", revision, cache_dir, where))
+        snapshot = local.parent
+        revision = snapshot.name  # the commit, as below
+        modules = read_modules(local)
+        wanted = [name for kind, path in modules for name in _module_files(repo_files, kind, path, where)]
+        wanted = list(dict.fromkeys(wanted))  # a Pooling in the Transformer's folder would list config.json twice
+    else:
+        wanted = _files_to_download(repo_files, purpose, where)
+    for filename in wanted:
         local = _download(repo_id, filename, revision, cache_dir, where)
         # The first download records which commit `revision` names (refs/<revision>); the rest ask for that commit,
         # so that every file lands in one snapshot folder even if the branch moves meanwhile.
-        snapshot = Path(local).parent
+        snapshot = Path(local).parents[filename.count("/")]  # a module's file sits in a folder of the snapshot
         revision = snapshot.name
-        if filename == "model.safetensors.index.json":  # the shards are known only from the index
+        if posixpath.basename(filename) == "model.safetensors.index.json":  # the shards are known only from the index
             from .checkpoint import read_sharded_index
 
             for shard in sorted(set(read_sharded_index(Path(local)).values())):
-                _download(repo_id, shard, revision, cache_dir, where)
+                _download(repo_id, posixpath.join(posixpath.dirname(filename), shard), revision, cache_dir, where)
     return snapshot
+
+
+def _module_files(repo_files: list[str], kind: str, folder: str, where: str) -> list[str]:
+    """The files one sentence-transformers module reads, from its folder of the repository listing."""
+    prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+    if kind == "Pooling":
+        return [prefix + "config.json"]  # read_sentence_config says so by name if it is missing
+    if kind == "Normalize":
+        return []  # no parameters
+    inside = [name[len(prefix) :] for name in repo_files if name.startswith(prefix)]
+    where = f"{where}, Transformer module folder {folder!r}" if prefix else where
+    wanted = _files_to_download(inside, "model", where) + _files_to_download(inside, "tokenizer", where)
+    wanted += [name for name in ("sentence_bert_config.json",) if name in inside]
+    return [prefix + name for name in wanted]
 
 
 def _list_repo_files(repo_id: str, revision: str | None) -> list[str]:
@@ -167,12 +209,12 @@ def _snapshot_from_cache(repo_id: str, revision: str | None, cache_dir, purpose:
 
     from .checkpoint import CONFIG_FILES
 
-    markers = TOKENIZER_FILES if purpose == "tokenizer" else CONFIG_FILES
+    markers = {"tokenizer": TOKENIZER_FILES, "sentence": ("modules.json",)}.get(purpose, CONFIG_FILES)
     for name in markers:
         found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=revision)
         if isinstance(found, str):
             return Path(found).parent
-    what = "tokenizer files" if purpose == "tokenizer" else "config.json"
+    what = {"tokenizer": "tokenizer files", "sentence": "modules.json"}.get(purpose, "config.json")
     how = (
         "connect to the hub once (without HF_HUB_OFFLINE=1 / local_files_only=True) to download it"
         if reason == "offline"

@@ -15,12 +15,13 @@ pooling.py`, `Pooling._forward_padded`, operation for operation; the encode loop
 Shape legend: B batch, S sequence length, H hidden size.
 """
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .checkpoint import read_json
 from .errors import CheckpointError, InputError
 from .model import BertModel
 
@@ -137,11 +138,21 @@ def cosine_similarity(a, b) -> np.ndarray:
 # Reading a sentence-transformers directory.
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: cannot be read as JSON ({error})") from None
+def pooling_modes(config: dict, source: str) -> tuple[str, ...]:
+    """The pooling modes a Pooling config.json turns on: `pooling_mode` (v6) or the pooling_mode_* booleans."""
+    if "pooling_mode" in config:
+        modes = config["pooling_mode"]
+        modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    else:
+        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key, False))
+        modes = modes or ("mean",)  # upstream's default when no flag is set
+    unknown = [m for m in modes if m not in POOLING_FUNCTIONS]
+    if unknown or not modes:
+        raise CheckpointError(
+            f"{source}: pooling mode(s) {unknown or modes} not supported; known: {list(POOLING_FUNCTIONS)}"
+        )
+    # include_prompt only matters with prompts, which encode() does not take.
+    return modes
 
 
 def _module_kind(entry, modules_json: Path) -> str:
@@ -160,21 +171,86 @@ def _module_kind(entry, modules_json: Path) -> str:
     )
 
 
-def pooling_modes(config: dict, source: str) -> tuple[str, ...]:
-    """The pooling modes a Pooling config.json turns on: `pooling_mode` (v6) or the pooling_mode_* booleans."""
-    if "pooling_mode" in config:
-        modes = config["pooling_mode"]
-        modes = (modes,) if isinstance(modes, str) else tuple(modes)
-    else:
-        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key, False))
-        modes = modes or ("mean",)  # upstream's default when no flag is set
-    unknown = [m for m in modes if m not in POOLING_FUNCTIONS]
-    if unknown or not modes:
+def _module_path(entry: dict, modules_json: Path) -> str:
+    """The module's folder, relative to the model directory ("" for the directory itself); never outside it."""
+    path = entry.get("path", "")
+    if not isinstance(path, str) or PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
         raise CheckpointError(
-            f"{source}: pooling mode(s) {unknown or modes} not supported; known: {list(POOLING_FUNCTIONS)}"
+            f"{modules_json}: module {entry.get('idx', '?')} has path {path!r}; expected a folder inside the model "
+            "directory, such as '1_Pooling' (no '..', not absolute)"
         )
-    # include_prompt only matters with prompts, which encode() does not take.
-    return modes
+    return path
+
+
+def read_modules(modules_json: Path) -> list[tuple[str, str]]:
+    """modules.json -> [(kind, folder)]: a Transformer, a Pooling, and optionally a Normalize, in that order."""
+    entries = read_json(modules_json, expect=list)
+    if not entries:
+        raise CheckpointError(f"{modules_json}: expected a non-empty JSON list of modules")
+    kinds = [_module_kind(entry, modules_json) for entry in entries]
+    if kinds[0] != "Transformer" or kinds.count("Transformer") != 1 or kinds.count("Pooling") > 1:
+        raise CheckpointError(
+            f"{modules_json}: modules are {kinds}; minibert runs one Transformer, then at most one Pooling "
+            "and Normalize"
+        )
+    if "Pooling" not in kinds:
+        raise CheckpointError(f"{modules_json}: no Pooling module; minibert needs one to make sentence embeddings")
+    normalize_misplaced = "Normalize" in kinds and (kinds[-1] != "Normalize" or kinds.count("Normalize") > 1)
+    if kinds.index("Pooling") != 1 or normalize_misplaced:
+        raise CheckpointError(f"{modules_json}: modules are {kinds}; expected Transformer, Pooling[, Normalize]")
+    return [(kind, _module_path(entry, modules_json)) for kind, entry in zip(kinds, entries, strict=True)]
+
+
+@dataclass(frozen=True)
+class SentenceConfig:
+    """What a sentence-transformers model directory says, checked; read by read_sentence_config."""
+
+    transformer_dir: Path  # the Transformer module's folder: config.json, the weights, the tokenizer files
+    modules: tuple[str, ...]  # modules.json's kinds, in order: Transformer, Pooling[, Normalize]
+    pooling_modes: tuple[str, ...]
+    pooling_config: dict  # the Pooling module's config.json as written
+    pooling_config_path: Path
+    normalize: bool
+    max_seq_length: int | None  # sentence_bert_config.json's; None: the tokenizer's, capped at the position table
+    do_lower_case: bool
+
+
+def read_sentence_config(directory: Path) -> SentenceConfig:
+    """Parse and check a sentence-transformers directory's modules.json, sentence_bert_config.json and Pooling
+    config.json (no weights are read): the one place that knows that layout."""
+    directory = Path(directory)
+    modules_json = directory / "modules.json"
+    if not modules_json.is_file():
+        raise CheckpointError(
+            f"{directory}: no modules.json, so this is not a sentence-transformers model directory; "
+            "for a plain BERT checkpoint use minibert.BertModel"
+        )
+    modules = read_modules(modules_json)
+    kinds = tuple(kind for kind, _ in modules)
+    transformer_dir = directory / modules[0][1]
+
+    st_config_path = transformer_dir / "sentence_bert_config.json"
+    st_config = read_json(st_config_path) if st_config_path.is_file() else {}
+    max_seq_length = st_config.get("max_seq_length")
+    if max_seq_length is not None and (
+        isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 2
+    ):
+        raise CheckpointError(f"{st_config_path}: max_seq_length must be an integer >= 2, found {max_seq_length!r}")
+
+    pooling_config_path = directory / modules[1][1] / "config.json"
+    if not pooling_config_path.is_file():
+        raise CheckpointError(f"{pooling_config_path}: missing; the Pooling module's modes are read from it")
+    pooling_config = read_json(pooling_config_path)
+    return SentenceConfig(
+        transformer_dir=transformer_dir,
+        modules=kinds,
+        pooling_modes=pooling_modes(pooling_config, str(pooling_config_path)),
+        pooling_config=pooling_config,
+        pooling_config_path=pooling_config_path,
+        normalize="Normalize" in kinds,
+        max_seq_length=max_seq_length,
+        do_lower_case=bool(st_config.get("do_lower_case", False)),
+    )
 
 
 class SentenceEncoder:
@@ -192,64 +268,34 @@ class SentenceEncoder:
         return len(self.pooling_modes) * self.model.config.hidden_size
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32) -> "SentenceEncoder":
-        """Read modules.json, then the Transformer's BertModel and tokenizer, the Pooling config, and Normalize."""
+    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
+                        local_files_only: bool = False, check_finite: bool = True) -> "SentenceEncoder":  # fmt: skip
+        """A sentence-transformers model directory or hub id: modules.json, then the Transformer's BertModel and
+        tokenizer, the Pooling config, and Normalize. A hub id fetches those files (hub.py, purpose "sentence");
+        `revision`, `cache_dir`, `local_files_only` and `check_finite` mean what they mean for BertModel."""
         from .hub import resolve_model_dir
         from .tokenizer import Tokenizer
 
-        directory = resolve_model_dir(path)
-        modules_json = directory / "modules.json"
-        if not modules_json.is_file():
-            raise CheckpointError(
-                f"{directory}: no modules.json, so this is not a sentence-transformers model directory; "
-                "for a plain BERT checkpoint use minibert.BertModel"
-            )
-        entries = _read_json(modules_json)
-        if not isinstance(entries, list) or not entries:
-            raise CheckpointError(f"{modules_json}: expected a non-empty JSON list of modules")
-        kinds = [_module_kind(entry, modules_json) for entry in entries]
-        if kinds[0] != "Transformer" or kinds.count("Transformer") != 1 or kinds.count("Pooling") > 1:
-            raise CheckpointError(
-                f"{modules_json}: modules are {kinds}; minibert runs one Transformer, then at most one Pooling "
-                "and Normalize"
-            )
-        if "Pooling" not in kinds:
-            raise CheckpointError(f"{modules_json}: no Pooling module; minibert needs one to make sentence embeddings")
-        if (
-            kinds.index("Pooling") != 1
-            or ("Normalize" in kinds and kinds[-1] != "Normalize")
-            or kinds.count("Normalize") > 1
-        ):
-            raise CheckpointError(f"{modules_json}: modules are {kinds}; expected Transformer, Pooling[, Normalize]")
-
-        transformer_dir = directory / entries[0].get("path", "")
-        model = BertModel.from_pretrained(transformer_dir, dtype=dtype)
-        tokenizer = Tokenizer.from_pretrained(transformer_dir)
-
-        st_config_path = transformer_dir / "sentence_bert_config.json"
-        st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
-        max_seq_length = st_config.get("max_seq_length")
+        directory = resolve_model_dir(
+            path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, purpose="sentence"
+        )
+        config = read_sentence_config(directory)
+        model = BertModel.from_pretrained(config.transformer_dir, dtype=dtype, check_finite=check_finite)
+        tokenizer = Tokenizer.from_pretrained(config.transformer_dir)
+        max_seq_length = config.max_seq_length
         if max_seq_length is None:
             # upstream: the tokenizer's model_max_length, capped at max_position_embeddings
             max_seq_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
-        if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 2:
-            raise CheckpointError(f"{st_config_path}: max_seq_length must be an integer >= 2, found {max_seq_length!r}")
-        if st_config.get("do_lower_case", False):
+        if config.do_lower_case:
             _lowercase_first(tokenizer)
-
-        pooling_entry = entries[1]
-        pooling_config_path = directory / pooling_entry.get("path", "") / "config.json"
-        if not pooling_config_path.is_file():
-            raise CheckpointError(f"{pooling_config_path}: missing; the Pooling module's modes are read from it")
-        pooling_config = _read_json(pooling_config_path)
-        modes = pooling_modes(pooling_config, str(pooling_config_path))
-        dim = pooling_config.get("embedding_dimension", pooling_config.get("word_embedding_dimension"))
+        pooling = config.pooling_config
+        dim = pooling.get("embedding_dimension", pooling.get("word_embedding_dimension"))
         if dim is not None and dim != model.config.hidden_size:
             raise CheckpointError(
-                f"{pooling_config_path}: embedding dimension {dim}, but the model's hidden_size is "
+                f"{config.pooling_config_path}: embedding dimension {dim}, but the model's hidden_size is "
                 f"{model.config.hidden_size}; is this Pooling config from another model?"
             )
-        return cls(model, tokenizer, max_seq_length, modes, normalize="Normalize" in kinds)
+        return cls(model, tokenizer, max_seq_length, config.pooling_modes, normalize=config.normalize)
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         """One batch, in the model's dtype: tokenize (pad to the longest, truncate), forward, pool, normalize."""

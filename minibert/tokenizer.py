@@ -5,11 +5,11 @@ vocab.txt and tokenizer_config.json out of the library's own parts, the same par
 https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/convert_slow_tokenizer.py
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import read_json
 from .errors import CheckpointError, InputError
 
 # transformers writes this "no limit" sentinel as model_max_length when a tokenizer sets none.
@@ -37,7 +37,7 @@ class Tokenizer:
             path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, purpose="tokenizer"
         )
         settings = (
-            _read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
+            read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
         )
         if (directory / "tokenizer.json").is_file():
             try:
@@ -141,16 +141,6 @@ def _as_text_list(name: str, texts) -> list[str]:
                 "Unicode; decode the source bytes with errors='replace'"
             ) from None
     return list(texts)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: cannot be read as JSON ({error})") from None
-    if not isinstance(values, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return values
 
 
 def _wordpiece_from_vocab(vocab_file: Path, settings: dict):

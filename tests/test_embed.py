@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from embed_corpus import mixed_lines, write_lines
-from helpers import minilm_dir
+from helpers import WEIGHTS, minilm_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,9 +29,9 @@ class CountingEncoder:
         self.texts = 0
         self.dim = encoder.dim
 
-    def encode(self, texts, batch_size=32):
+    def embed_batch(self, texts):
         self.texts += len(texts)
-        return self.encoder.encode(texts, batch_size=batch_size)
+        return self.encoder.embed_batch(texts)
 
 
 class Interrupted(Exception):
@@ -264,3 +264,111 @@ def test_input_given_as_a_url_is_read_through_fsspec(corpus, model, encoder, cle
     assert read_manifest(tmp_path / "out")["input"]["path"] == path.as_uri()
     expected = read_embeddings(clean_run[0])[:30]
     assert float(np.abs(read_embeddings(tmp_path / "out") - expected).max()) <= EMBED_TOL
+
+
+# The model's identity, and runs that fail at their start. A tiny sentence-transformers model keeps these fast.
+
+TINY_PHRASES = ["a cat sat", "on the mat", "tok3", "a dog ran far"]  # words of test_sentence.TINY_VOCAB
+TINY_LINES = [" ".join([TINY_PHRASES[i % 4]] * (1 + i % 3)) for i in range(40)]
+
+
+def interrupted_tiny_run(tmp_path, model):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        embed_file(path, out, model, partition_size=100, progress=False, on_partition_done=interrupt_after(1))
+    return path, out
+
+
+def test_changed_weights_of_a_sharded_checkpoint_in_a_module_folder_are_refused_on_resume(tmp_path):
+    from safetensors.numpy import load_file, save_file
+    from test_sentence import tiny_sentence_repo
+
+    model = tiny_sentence_repo(tmp_path / "st", transformer="0_BERT", sharded=True)
+    path, out = interrupted_tiny_run(tmp_path, model)
+    files = read_manifest(out)["model"]["files"]
+    assert files == ["0_BERT/config.json", "0_BERT/model.safetensors.index.json",
+                     *(f"0_BERT/model-0000{i}-of-00003.safetensors" for i in (1, 2, 3))]  # fmt: skip
+    shard = model / "0_BERT" / "model-00003-of-00003.safetensors"
+    tensors = load_file(shard)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + np.float32(1e-3)  # a fine-tuned copy: same names, shapes and config
+    save_file(tensors, shard)
+    with pytest.raises(InputError, match=r"made with model weights \(SHA-256 of config.json and weights\) '"):
+        embed_file(path, out, model, partition_size=100, progress=False)
+
+
+def test_changed_max_seq_length_is_refused_on_resume(tmp_path):
+    from test_sentence import tiny_sentence_repo
+
+    model = tiny_sentence_repo(tmp_path / "st")
+    path, out = interrupted_tiny_run(tmp_path, model)
+    (model / "0_BERT" / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 8}))
+    with pytest.raises(InputError, match="max_seq_length .* 16, this run has 8"):
+        embed_file(path, out, model, partition_size=100, progress=False)
+
+
+def test_a_run_with_a_model_that_cannot_load_creates_no_output_and_the_right_model_then_runs(tmp_path):
+    from test_sentence import tiny_sentence_repo
+
+    from minibert import CheckpointError
+
+    path = write_lines(tmp_path / "in.txt", TINY_LINES)
+    out = tmp_path / "out"
+    with pytest.raises(CheckpointError, match="no modules.json, so this is not a sentence-transformers model"):
+        embed_file(path, out, WEIGHTS / "tiny-mlm", progress=False)  # a plain BERT, no sentence-transformers model
+    assert not out.exists()
+    broken = tiny_sentence_repo(tmp_path / "broken")
+    weights = broken / "0_BERT" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # passes the identity hash, fails when the weights are read
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        embed_file(path, out, broken, progress=False)
+    assert not out.exists()
+    model = tiny_sentence_repo(tmp_path / "st")
+    report = embed_file(path, out, model, partition_size=100, progress=False)
+    assert report.rows == len(TINY_LINES) and report.skipped == []
+
+
+def test_a_manifest_without_shards_is_replaced_but_one_with_shards_is_refused_if_damaged(tmp_path):
+    from test_sentence import tiny_sentence_repo
+
+    model = tiny_sentence_repo(tmp_path / "st")
+    path = write_lines(tmp_path / "in.txt", TINY_LINES)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"format": "minibert-embe')  # a run killed while writing it, before atomicity
+    log = io.StringIO()
+    report = embed_file(path, out, model, partition_size=100, progress=False, log=log)
+    assert "manifest.json: replaced, since no shard was written under it (" in log.getvalue()
+    assert report.rows == len(TINY_LINES) and read_embeddings(out).shape == (len(TINY_LINES), 32)
+
+    manifest = read_manifest(out)
+    (out / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "rows"}))
+    with pytest.raises(InputError, match="manifest.json: a minibert embeddings manifest without a valid rows; it is"):
+        read_embeddings(out)
+    with pytest.raises(InputError, match="without a valid rows"):
+        embed_file(path, out, model, partition_size=100, progress=False)
+    (out / "manifest.json").write_text("{")
+    with pytest.raises(InputError, match="manifest.json: cannot be read as JSON .*damaged. Delete the output"):
+        read_embeddings(out)
+    with pytest.raises(InputError, match="manifest.json: cannot be read as JSON"):
+        embed_file(path, out, model, partition_size=100, progress=False)
+    (out / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="manifest.json: not a minibert embeddings manifest"):
+        read_embeddings(out)
+
+
+def test_a_manifest_of_another_run_without_shards_is_replaced(tmp_path):
+    from test_sentence import tiny_sentence_repo
+
+    model = tiny_sentence_repo(tmp_path / "st")
+    a = write_lines(tmp_path / "a.txt", TINY_LINES)
+    b = write_lines(tmp_path / "b.txt", TINY_LINES[:7])
+    out = tmp_path / "out"
+    embed_file(a, out, model, partition_size=100, progress=False)
+    for shard in out.glob("part-*.npz"):
+        shard.unlink()
+    log = io.StringIO()
+    report = embed_file(b, out, model, partition_size=100, progress=False, log=log)
+    assert "replaced, since no shard was written under it (" in log.getvalue() and "input path" in log.getvalue()
+    assert report.rows == 7 and read_embeddings(out).shape == (7, 32)

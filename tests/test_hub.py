@@ -277,3 +277,84 @@ def test_HF_HUB_OFFLINE_set_after_huggingface_hub_was_imported_is_honoured(monke
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # constants.HF_HUB_OFFLINE stays False: read at import
     assert minibert.BertModel.from_pretrained(MINILM_ID).config.num_hidden_layers == 6
+
+
+# SentenceEncoder by hub id: modules.json decides which folders' files are fetched.
+
+
+def test_sentence_encoder_by_hub_id_downloads_modules_json_then_each_modules_files_then_works_offline(
+    serve, tmp_path, monkeypatch
+):
+    from test_sentence import TINY_TEXTS, tiny_sentence_repo
+
+    source = tiny_sentence_repo(tmp_path / "repo", transformer="0_BERT")
+    for name in (
+        "0_BERT/pytorch_model.bin",
+        "0_BERT/onnx/model.onnx",
+        "README.md",
+        "config_sentence_transformers.json",
+    ):
+        (source / name).parent.mkdir(exist_ok=True)
+        (source / name).write_bytes(b"never downloaded")
+    hub = serve({("org/tiny-st", "main"): (COMMIT_1, source)})
+    cache = tmp_path / "cache"
+    encoder = minibert.SentenceEncoder.from_pretrained("org/tiny-st", cache_dir=cache)
+    assert hub.downloads == [
+        "modules.json",
+        "0_BERT/config.json",
+        "0_BERT/model.safetensors",
+        "0_BERT/vocab.txt",
+        "0_BERT/sentence_bert_config.json",
+        "1_Pooling/config.json",
+    ]
+    local = minibert.SentenceEncoder.from_pretrained(source)
+    np.testing.assert_array_equal(encoder.encode(TINY_TEXTS), local.encode(TINY_TEXTS))
+    assert huggingface_hub.scan_cache_dir(cache).warnings == []
+    hub.close()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = minibert.SentenceEncoder.from_pretrained("org/tiny-st", cache_dir=cache)
+    np.testing.assert_array_equal(again.encode(TINY_TEXTS), local.encode(TINY_TEXTS))
+
+
+def test_sentence_encoder_by_hub_id_fetches_the_shards_of_a_sharded_transformer_module(serve, tmp_path):
+    from test_sentence import TINY_TEXTS, tiny_sentence_repo
+
+    source = tiny_sentence_repo(tmp_path / "repo", transformer="0_BERT", sharded=True)
+    hub = serve({("org/tiny-st", "main"): (COMMIT_1, source)})
+    encoder = minibert.SentenceEncoder.from_pretrained("org/tiny-st", cache_dir=tmp_path / "cache")
+    shards = [f"0_BERT/model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    assert hub.downloads[:3] == ["modules.json", "0_BERT/config.json", "0_BERT/model.safetensors.index.json"]
+    assert hub.downloads[3:6] == shards
+    local = minibert.SentenceEncoder.from_pretrained(source)
+    np.testing.assert_array_equal(encoder.encode(TINY_TEXTS), local.encode(TINY_TEXTS))
+
+
+def test_sentence_encoder_by_hub_id_refuses_a_repository_without_modules_json(serve, tmp_path):
+    hub = serve({("org/plain-bert", "main"): (COMMIT_1, repo_like_bert_base_uncased(tmp_path / "repo"))})
+    with pytest.raises(
+        CheckpointError, match="'org/plain-bert'.*no modules.json, so it is not a sentence-transformers"
+    ):
+        minibert.SentenceEncoder.from_pretrained("org/plain-bert", cache_dir=tmp_path / "cache")
+    assert hub.downloads == []
+
+
+def test_sentence_encoder_by_hub_id_loads_minilm_from_the_cache_offline(offline, no_network):
+    encoder = minibert.SentenceEncoder.from_pretrained(MINILM_ID)
+    local = minibert.SentenceEncoder.from_pretrained(minilm_dir())
+    texts = ["Loaded by its hub id.", "Offline, from huggingface_hub's cache."]
+    np.testing.assert_array_equal(encoder.encode(texts), local.encode(texts))
+    assert (encoder.dim, encoder.max_seq_length, encoder.normalize) == (384, 256, True)
+
+
+def test_sentence_encoder_by_hub_id_with_cache_dir_and_local_files_only(online, tmp_path, no_network):
+    from test_sentence import TINY_TEXTS, tiny_sentence_repo
+
+    source = tiny_sentence_repo(tmp_path / "repo", transformer="")
+    make_cached_repo(tmp_path / "cache", "org/tiny-st", {"main": (COMMIT_1, source)})
+    encoder = minibert.SentenceEncoder.from_pretrained(
+        "org/tiny-st", cache_dir=tmp_path / "cache", local_files_only=True
+    )
+    local = minibert.SentenceEncoder.from_pretrained(source)
+    np.testing.assert_array_equal(encoder.encode(TINY_TEXTS), local.encode(TINY_TEXTS))
+    with pytest.raises(CheckpointError, match="'org/absent'.*not in the local cache.*no modules.json for revision"):
+        minibert.SentenceEncoder.from_pretrained("org/absent", cache_dir=tmp_path / "cache", local_files_only=True)

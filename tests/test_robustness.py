@@ -776,3 +776,63 @@ def test_tie_word_embeddings_that_is_not_a_bool_is_config_error(tmp_path, value)
     (directory / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match=f"tie_word_embeddings must be true or false, found {value!r}"):
         minibert.BertForMaskedLM.from_pretrained(directory)
+
+
+# A model argument that is neither a path nor a hub id, and damaged embedding manifests (review P1.4).
+
+
+@pytest.mark.parametrize("model", [None, 5, 3.5, ["org/name"], b"org/name"])
+def test_a_model_that_is_not_a_str_or_path_is_input_error_naming_what_was_found(model, tmp_path):
+    found = type(model).__name__
+    expected = rf"expected a model directory or a hub id like 'org/name' \(a str or a path\), found {found}"
+    with pytest.raises(InputError, match=expected):
+        minibert.BertModel.from_pretrained(model)
+    with pytest.raises(InputError, match=expected):
+        minibert.Tokenizer.from_pretrained(model)
+    with pytest.raises(InputError, match=expected):
+        minibert.SentenceEncoder.from_pretrained(model)
+    corpus = tmp_path / "in.txt"
+    corpus.write_text("a line\n")
+    with pytest.raises(InputError, match=expected):
+        minibert.embed_file(corpus, tmp_path / "out", model, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+MANIFESTS = {
+    "not JSON": (b'{"format": "minibert-embeddings", "rows": 3', "manifest.json: cannot be read as JSON"),
+    "not UTF-8": (b"\xff\xfe{}", "manifest.json: cannot be read as JSON"),
+    "a list": (b"[]", "manifest.json: not a minibert embeddings manifest"),
+    "another format": (b'{"format": "parquet"}', "manifest.json: not a minibert embeddings manifest"),
+    "no rows": (
+        b'{"format": "minibert-embeddings", "version": 1, "model": {}, "input": {}, "partitions": [], '
+        b'"fingerprint": "0", "complete": true, "dim": 4, "bad_lines": []}',
+        "manifest.json: a minibert embeddings manifest without a valid rows",
+    ),
+    "complete without dim": (
+        b'{"format": "minibert-embeddings", "version": 1, "model": {}, "input": {}, "partitions": [], "rows": 0, '
+        b'"fingerprint": "0", "complete": true, "bad_lines": []}',
+        "without a valid dim",
+    ),
+    "model not an object": (
+        b'{"format": "minibert-embeddings", "version": 1, "model": 5, "input": {}, "partitions": [], "rows": 0, '
+        b'"fingerprint": "0", "complete": false}',
+        "without a valid model",
+    ),
+}
+
+
+@pytest.mark.parametrize("content, match", MANIFESTS.values(), ids=MANIFESTS.keys())
+def test_a_damaged_embeddings_manifest_is_input_error_naming_the_file(tmp_path, content, match):
+    from minibert.embed import read_manifest
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_bytes(content)
+    for read in (minibert.read_embeddings, read_manifest):
+        with pytest.raises(InputError, match=match):
+            read(out)
+    npy = tmp_path / "emb.npy"
+    np.save(npy, np.zeros((0, 4), dtype=np.float32))
+    (tmp_path / "emb.manifest.json").write_bytes(content)
+    with pytest.raises(InputError, match=match.replace("manifest.json", "emb.manifest.json")):
+        minibert.read_embeddings(npy)

@@ -135,7 +135,8 @@ def test_similar_sentences_score_higher(encoder):
 
 
 def write_st_dir(tmp_path, modules, pooling_config=None):
-    """A sentence-transformers directory whose Transformer module is the real MiniLM checkpoint (an absolute path)."""
+    """A sentence-transformers directory whose Transformer module, 0_Transformer/, links to the MiniLM checkpoint."""
+    (tmp_path / "0_Transformer").symlink_to(minilm_dir(), target_is_directory=True)
     (tmp_path / "modules.json").write_text(json.dumps(modules))
     if pooling_config is not None:
         (tmp_path / "1_Pooling").mkdir()
@@ -144,7 +145,7 @@ def write_st_dir(tmp_path, modules, pooling_config=None):
 
 
 def transformer_entry():
-    return {"idx": 0, "name": "0", "path": str(minilm_dir()), "type": "sentence_transformers.models.Transformer"}
+    return {"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"}
 
 
 def pooling_entry():
@@ -235,3 +236,92 @@ def test_readme_semantic_search_output_is_true(encoder):
     ]
     scores = minibert.cosine_similarity(encoder.encode(["Where do cats like to sleep?"]), encoder.encode(docs))[0]
     assert [f"{s:.4f}" for s in scores] == ["0.5982", "-0.0715", "0.1129", "0.6706"]  # as printed in README.md
+
+
+# A small sentence-transformers model to lay out in different ways: tiny-gelu (vocab 99) as the Transformer.
+
+TINY_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    + ["##" + chr(c) for c in range(ord("a"), ord("z") + 1)]
+    + [f"tok{i}" for i in range(42)]
+)  # 99 tokens, tiny-gelu's vocab_size: every lower-case word tokenizes into letters
+
+
+def tiny_sentence_repo(directory, transformer: str = "0_BERT", sharded: bool = False):
+    """A sentence-transformers directory around tiny-gelu: modules.json (Transformer in the folder `transformer`, ""
+    for the top one, as older releases lay it out; mean Pooling; Normalize), vocab.txt, max_seq_length 16."""
+    from test_checkpoint_layouts import shard_tiny_gelu
+
+    bert = directory / transformer
+    bert.mkdir(parents=True, exist_ok=True)
+    if sharded:
+        shard_tiny_gelu(bert)
+    else:
+        for name in ("config.json", "model.safetensors"):
+            (bert / name).write_bytes((WEIGHTS / "tiny-gelu" / name).read_bytes())
+    (bert / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    (bert / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 16, "do_lower_case": False}))
+    (directory / "1_Pooling").mkdir()
+    (directory / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
+    )
+    modules = [
+        {"idx": 0, "name": "0", "path": transformer, "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (directory / "modules.json").write_text(json.dumps(modules))
+    return directory
+
+
+TINY_TEXTS = ["a cat sat on the mat", "tok3 dog", "x"]
+
+
+@pytest.mark.parametrize("transformer, sharded", [("", False), ("0_BERT", False), ("0_BERT", True)])
+def test_transformer_module_in_a_subfolder_or_sharded_is_bert_then_mean_pooling_then_normalize(
+    tmp_path, transformer, sharded
+):
+    directory = tiny_sentence_repo(tmp_path / "st", transformer, sharded)
+    encoder = minibert.SentenceEncoder.from_pretrained(directory, dtype=np.float64)
+    assert (encoder.dim, encoder.max_seq_length, encoder.pooling_modes) == (32, 16, ("mean",))
+    tokenizer = minibert.Tokenizer.from_pretrained(directory / transformer)
+    inputs = tokenizer(TINY_TEXTS, max_length=16)
+    hidden = minibert.BertModel.from_pretrained(WEIGHTS / "tiny-gelu", dtype=np.float64)(**inputs).last_hidden_state
+    mask = inputs["attention_mask"][:, :, None]
+    expected = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(encoder.encode(TINY_TEXTS, dtype=np.float64), expected, rtol=0, atol=F64_TOL)
+
+
+@pytest.mark.parametrize("path", ["../outside", "/etc", "0_BERT/../../outside"])
+def test_module_path_outside_the_model_directory_is_refused(tmp_path, path):
+    directory = tiny_sentence_repo(tmp_path / "st")
+    modules = json.loads((directory / "modules.json").read_text())
+    modules[0]["path"] = path
+    (directory / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(CheckpointError, match=rf"module 0 has path '{path}'.*no '\.\.', not absolute"):
+        minibert.SentenceEncoder.from_pretrained(directory)
+
+
+def test_sentence_encoder_takes_check_finite_and_refuses_a_revision_for_a_directory(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    directory = tiny_sentence_repo(tmp_path / "st")
+    weights = directory / "0_BERT" / "model.safetensors"
+    tensors = load_file(weights)
+    tensors["encoder.layer.0.output.dense.bias"][3] = np.nan
+    save_file(tensors, weights)
+    with pytest.raises(CheckpointError, match=r"'encoder.layer.0.output.dense.bias' holds 1 NaN"):
+        minibert.SentenceEncoder.from_pretrained(directory)
+    encoder = minibert.SentenceEncoder.from_pretrained(directory, check_finite=False)
+    assert np.isnan(encoder.encode("a b c")).all()  # the NaN reaches every output, as it would in torch
+    with pytest.raises(InputError, match="revision='main' applies to hub ids"):
+        minibert.SentenceEncoder.from_pretrained(directory, revision="main", local_files_only=True, cache_dir=tmp_path)
+
+
+def test_modules_json_that_is_not_a_list_is_a_checkpoint_error(tmp_path):
+    directory = tiny_sentence_repo(tmp_path / "st")
+    (directory / "modules.json").write_text(json.dumps({"0": "Transformer"}))
+    with pytest.raises(CheckpointError, match=r"modules.json: expected a JSON list, found dict"):
+        minibert.SentenceEncoder.from_pretrained(directory)
