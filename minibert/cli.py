@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, MinibertError
+from .sentence import cosine_similarity
 
 RUN_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
 
@@ -77,10 +78,6 @@ def check_text(what: str, text: str) -> str:
     return text
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
 def aligned(rows: list[list[str]], labels: list[str], width: int = 100) -> str:
     """Columns of strings lined up under each other (tokens over their ids), wrapped at `width` characters."""
     columns = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -129,8 +126,8 @@ def explain(model, tokenizer, text: str, pair: str | None = None) -> tuple[dict,
         "pooler_output": pooled,
         "tanh_by_hand": by_hand,
         "mean_pooling": mean,
-        "cosine_h0_pooler_output": cosine(h0, pooled),
-        "cosine_h0_mean_pooling": cosine(h0, mean),
+        "cosine_h0_pooler_output": float(cosine_similarity(h0, pooled)[0, 0]),
+        "cosine_h0_mean_pooling": float(cosine_similarity(h0, mean)[0, 0]),
         "max_abs_diff_by_hand": float(np.abs(by_hand - pooled).max()),
         "epsilon": float(np.finfo(model.dtype).eps),
     }
@@ -418,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     embed = commands.add_parser("embed", help="embed every line of a text or JSONL file (resumable; Dask optional)")
     embed.add_argument("input", help="a text file (one text a line) or JSONL (.jsonl/.ndjson, or --format jsonl)")
     embed.add_argument("--output", required=True, help="a directory of shards, or a .npy file (in-process only)")
-    embed.add_argument("--model", required=True, help="a sentence-transformers model directory (modules.json)")
+    embed.add_argument(
+        "--model", required=True, metavar="ID_OR_PATH",
+        help="a sentence-transformers model (modules.json): a directory or a hub id 'org/name'",
+    )  # fmt: skip
     embed.add_argument("--batch-size", type=positive_int, default=32)
     embed.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="compute dtype")
     embed.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto", help="auto: by file suffix")

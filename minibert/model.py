@@ -54,14 +54,15 @@ def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.n
     return mask.astype(dtype, copy=False)  # [B, 1, 1, S]
 
 
-def bert_self_attention(hidden_states, mask, *, query, key, value, num_heads: int,
+def bert_self_attention(hidden_states, mask, *, query, key, value, num_attention_heads: int,
                         trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """softmax(Q Kᵀ / sqrt(D) + mask) V for every head. Returns the context [B, S, H] and probabilities [B, N, S, S]."""
     B, S, H = hidden_states.shape
-    D = H // num_heads
+    N = num_attention_heads
+    D = H // N
 
     def split_heads(x):  # [B, S, H] -> [B, N, S, D]
-        return x.reshape(B, S, num_heads, D).transpose(0, 2, 1, 3)
+        return x.reshape(B, S, N, D).transpose(0, 2, 1, 3)
 
     q = trace("query", linear(hidden_states, **query))  # [B, S, H]
     k = trace("key", linear(hidden_states, **key))  # [B, S, H]
@@ -85,8 +86,8 @@ def bert_self_attention(hidden_states, mask, *, query, key, value, num_heads: in
 
 def bert_self_output(context, input_tensor, *, dense, LayerNorm, eps: float, trace: Trace = NO_TRACE) -> np.ndarray:
     """LayerNorm(context Wᵀ + b + input): project the heads back and add the residual. [B, S, H] -> [B, S, H]"""
-    hidden_states = trace("dense", linear(context, **dense))
-    hidden_states += input_tensor
+    hidden_states = trace("dense", linear(context, **dense))  # [B, S, H] -> [B, S, H]
+    hidden_states += input_tensor  # the residual: the attention's input
     return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
 
 
@@ -94,7 +95,7 @@ def bert_attention(hidden_states, mask, *, self, output, config: BertConfig,
                    trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Self-attention, then its output projection with residual and LayerNorm. [B, S, H] -> [B, S, H]"""
     context, probs = bert_self_attention(
-        hidden_states, mask, **self, num_heads=config.num_attention_heads, trace=trace.at("self")
+        hidden_states, mask, **self, num_attention_heads=config.num_attention_heads, trace=trace.at("self")
     )
     attention_output = bert_self_output(
         context, hidden_states, **output, eps=config.layer_norm_eps, trace=trace.at("output")
@@ -113,7 +114,7 @@ def bert_output(intermediate_output, input_tensor, *, dense, LayerNorm, eps: flo
                 trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
     """LayerNorm(x Wᵀ + b + input): the narrowing half of the feed-forward network. [B, S, I] -> [B, S, H]"""
     hidden_states = trace("dense", linear(intermediate_output, **dense))  # [B, S, I] -> [B, S, H]
-    hidden_states += input_tensor
+    hidden_states += input_tensor  # the residual: the feed-forward network's input
     return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
 
 

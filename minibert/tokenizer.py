@@ -92,6 +92,8 @@ class Tokenizer:
             )
 
         backend = self.backend
+        # The backend keeps truncation and padding as state, so each call sets both afresh. That makes one Tokenizer
+        # unsafe to call from two threads at once; use one per thread (or per process, as the embed job does).
         backend.no_truncation()
         backend.no_padding()
         if truncation not in (False, "do_not_truncate"):
