@@ -123,7 +123,22 @@ class MaskedLMOutput:
     attentions: tuple[np.ndarray, ...] | None = None
 
 
-class BertForMaskedLM:
+class _BertTaskModel:
+    """What both task models share: the encoder as `.bert`, as in transformers' BertFor* classes."""
+
+    bert: BertModel
+
+    @property
+    def params(self) -> Params:
+        """The encoder's parameters, laid out as BertModel's."""
+        return self.bert.params
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.bert.dtype
+
+
+class BertForMaskedLM(_BertTaskModel):
     """`BertForMaskedLM.from_pretrained(dir)(**tokenizer(texts)).logits`: [B, S, V] scores over the vocabulary."""
 
     # Every head tensor this class accounts for (a tied checkpoint may hold the decoder's or not).
@@ -141,15 +156,6 @@ class BertForMaskedLM:
         self.config = config
         self.bert = BertModel(config, params)  # the encoder, as transformers' BertForMaskedLM.bert
         self.head = head  # cls.predictions: {"transform": {...}, "decoder": {"weight", "bias"}}
-
-    @property
-    def params(self) -> Params:
-        """The encoder's parameters, laid out as BertModel's."""
-        return self.bert.params
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.bert.dtype
 
     @classmethod
     def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
@@ -323,7 +329,7 @@ def id2label_of(config: BertConfig) -> dict[int, str]:
     return labels
 
 
-class BertForSequenceClassification:
+class BertForSequenceClassification(_BertTaskModel):
     """`BertForSequenceClassification.from_pretrained(dir)(**tokenizer(texts))`: .logits [B, L], .probabilities."""
 
     HEAD_TENSORS = ("classifier.weight", "classifier.bias")
@@ -338,15 +344,6 @@ class BertForSequenceClassification:
     @property
     def num_labels(self) -> int:
         return len(self.id2label)
-
-    @property
-    def params(self) -> Params:
-        """The encoder's parameters, laid out as BertModel's."""
-        return self.bert.params
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.bert.dtype
 
     @classmethod
     def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
