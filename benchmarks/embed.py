@@ -131,11 +131,14 @@ def main() -> None:
             # How much of the wall time the two workers spent inside tasks: what is left is the cluster's own
             # overhead (scheduling, the line-count tasks, moving summaries), apart from how fast the cores are.
             summaries = []
-            seconds, embeddings = timed_job(path, work / "out", model, **job, client=client,
-                                            on_partition_done=summaries.append)  # fmt: skip
+            seconds, embeddings = timed_job(
+                path, work / "out", model, **job, client=client, on_partition_done=summaries.append
+            )
             busy.append(sum(s["seconds"] for s in summaries) / (2 * seconds))
-            print(f"  (workers busy {busy[-1]:.1%} of 2 x wall time; in-task rate "
-                  f"{args.lines / sum(s['seconds'] for s in summaries):.1f} lines/s per worker)")  # fmt: skip
+            print(
+                f"  (workers busy {busy[-1]:.1%} of 2 x wall time; in-task rate "
+                f"{args.lines / sum(s['seconds'] for s in summaries):.1f} lines/s per worker)"
+            )
             return seconds, embeddings
 
         runs["minibert job, local Dask cluster, 2 workers x 1 thread, length-bucketed"] = cluster_run
@@ -152,8 +155,10 @@ def main() -> None:
                 reference = np.asarray(embeddings)
             diff = float(np.abs(np.asarray(embeddings) - reference).max())
             times[name].append(seconds)
-            print(f"  {name}: {args.lines / seconds:.1f} lines/s ({seconds:.1f} s, load {load:.1f}, "
-                  f"max diff {diff:.1e})", flush=True)  # fmt: skip
+            print(
+                f"  {name}: {args.lines / seconds:.1f} lines/s ({seconds:.1f} s, load {load:.1f}, max diff {diff:.1e})",
+                flush=True,
+            )
     if not args.skip_cluster:
         client.close()
         cluster.close()

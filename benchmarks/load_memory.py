@@ -102,10 +102,15 @@ def main() -> None:
         directory = args.keep or Path(tmp)
         subprocess.run([sys.executable, __file__, "--save-only", str(directory)], check=True, capture_output=True)
         paths = {name: directory / name for name in NAMES}
-        cases = [("float32", "float32", "minibert"), ("float32-sharded", "float32", "minibert"),
-                 ("float16", "float32", "minibert"), ("bfloat16", "float32", "minibert"),
-                 ("pytorch_model.bin", "float32", "minibert"),
-                 ("float32", "float64", "minibert"), ("float32", "float32", "safetensors.numpy.load_file")]  # fmt: skip
+        cases = [
+            ("float32", "float32", "minibert"),
+            ("float32-sharded", "float32", "minibert"),
+            ("float16", "float32", "minibert"),
+            ("bfloat16", "float32", "minibert"),
+            ("pytorch_model.bin", "float32", "minibert"),
+            ("float32", "float64", "minibert"),
+            ("float32", "float32", "safetensors.numpy.load_file"),
+        ]
         mib = 2**20
         print(
             "| file | loaded as | reader | file size | loaded params | baseline RSS | peak RSS | peak - baseline "
@@ -116,11 +121,15 @@ def main() -> None:
             size = file_size(paths[name])
             r = measure(paths[name], dtype, how)
             above = r["peak"] - r["baseline"]
-            print(f"| {name} | {dtype} | {how} | {size / mib:.0f} MiB | {r['loaded'] / mib:.0f} MiB "
-                  f"| {r['baseline'] / mib:.0f} MiB | {r['peak'] / mib:.0f} MiB | {above / mib:.0f} MiB "
-                  f"| {above / size:.2f}x | {above / r['loaded']:.2f}x |")  # fmt: skip
-    print(f"\npython {sys.version.split()[0]}, numpy {measure_versions()}, {platform.platform()}; peak = VmHWM, "
-          "one fresh process per row")  # fmt: skip
+            print(
+                f"| {name} | {dtype} | {how} | {size / mib:.0f} MiB | {r['loaded'] / mib:.0f} MiB "
+                f"| {r['baseline'] / mib:.0f} MiB | {r['peak'] / mib:.0f} MiB | {above / mib:.0f} MiB "
+                f"| {above / size:.2f}x | {above / r['loaded']:.2f}x |"
+            )
+    print(
+        f"\npython {sys.version.split()[0]}, numpy {measure_versions()}, {platform.platform()}; peak = VmHWM, "
+        "one fresh process per row"
+    )
 
 
 if __name__ == "__main__":

@@ -99,11 +99,20 @@ def onnx_path(name: str, directory: Path) -> Path:
         dynamic = {0: "batch", 1: "sequence"}
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.onnx.export(
-            Outputs().eval(), (ids, ids, 0 * ids), str(path), dynamo=False, opset_version=17, input_names=list(NAMES),
+            Outputs().eval(),
+            (ids, ids, 0 * ids),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=list(NAMES),
             output_names=["last_hidden_state", "pooler_output"],
-            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "token_type_ids": dynamic,
-                          "last_hidden_state": dynamic},
-        )  # fmt: skip
+            dynamic_axes={
+                "input_ids": dynamic,
+                "attention_mask": dynamic,
+                "token_type_ids": dynamic,
+                "last_hidden_state": dynamic,
+            },
+        )
     return path
 
 
@@ -309,8 +318,11 @@ def run_child(engine: str, name: str, directory: str, threads: int) -> None:
     config = json.loads((Path(directory) / "config.json").read_text())
     forward(*make_inputs(*COLD_SHAPE, config["vocab_size"]))
     first = time.perf_counter()
-    print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "forward_s": first - loaded}),
-          file=reply, flush=True)  # fmt: skip
+    print(
+        json.dumps({"import_s": imported - start, "load_s": loaded - imported, "forward_s": first - loaded}),
+        file=reply,
+        flush=True,
+    )
     forward(*make_inputs(*MEMORY_SHAPE, config["vocab_size"]))
     print(json.dumps({"peak_rss_mib": peak_rss_mib()}), file=reply, flush=True)
 
@@ -412,17 +424,28 @@ def main(argv=None) -> int:
     threads = blas_threads()
 
     info = machine()
-    print(f"{info['cpu']}, {info['cores']} cores; numpy {info['numpy']} BLAS "
-          f"{[(b['internal_api'], b['version'], b.get('architecture'), b['num_threads']) for b in info['blas']]}; "
-          f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; threads {threads}; "
-          f"env {info['env']}")  # fmt: skip
+    print(
+        f"{info['cpu']}, {info['cores']} cores; numpy {info['numpy']} BLAS "
+        f"{[(b['internal_api'], b['version'], b.get('architecture'), b['num_threads']) for b in info['blas']]}; "
+        f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; threads {threads}; "
+        f"env {info['env']}"
+    )
     if "OPENBLAS_CORETYPE" in os.environ:
-        print("note: OPENBLAS_CORETYPE is set, which pins NumPy's OpenBLAS to that kernel; for the machine's own "
-              "kernel run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py")  # fmt: skip
-    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "quick": args.quick, "machine": info, "threads": threads, "repetitions": repetitions,
-               "load_average_start": os.getloadavg(), "sgemm": [sgemm_peak(repetitions)], "forward": [],
-               "cold_start": {}}  # fmt: skip
+        print(
+            "note: OPENBLAS_CORETYPE is set, which pins NumPy's OpenBLAS to that kernel; for the machine's own "
+            "kernel run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py"
+        )
+    results = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": info,
+        "threads": threads,
+        "repetitions": repetitions,
+        "load_average_start": os.getloadavg(),
+        "sgemm": [sgemm_peak(repetitions)],
+        "forward": [],
+        "cold_start": {},
+    }
     print(f"sgemm: {results['sgemm'][0]['median_gflops']:.0f} GFLOP/s (median at 2048^3, before the run)")
 
     for name, directory in dirs.items():
@@ -442,23 +465,31 @@ def main(argv=None) -> int:
             median = {engine: statistics.median(s) for engine, s in samples.items()}
             flops = matmul_flops(config, batch, seq)
             row = {
-                "model": name, "batch": batch, "seq": seq, "median_s": median, "samples_s": samples,
+                "model": name,
+                "batch": batch,
+                "seq": seq,
+                "median_s": median,
+                "samples_s": samples,
                 "minibert/torch": median["minibert"] / median["torch"],
                 "minibert/onnxruntime": median["minibert"] / median["onnxruntime"],
                 "matmul_gflop": flops / 1e9,
                 "gflops": {engine: flops / t / 1e9 for engine, t in median.items()},
-                "sgemm_gflops": sgemm, "roofline_gflops": statistics.median(sgemm),
+                "sgemm_gflops": sgemm,
+                "roofline_gflops": statistics.median(sgemm),
                 "max_abs_diff_vs_torch": {
                     engine: max_abs_diff_unmasked(outputs[engine], outputs["torch"], inputs[1])
                     for engine in ("minibert", "onnxruntime")
                 },
-            }  # fmt: skip
+            }
             results["forward"].append(row)
-            print(f"{name:9} {batch:>2}x{seq:<3} minibert {median['minibert'] * 1e3:8.2f} ms  "
-                  f"torch {median['torch'] * 1e3:8.2f} ms  onnxruntime {median['onnxruntime'] * 1e3:8.2f} ms  "
-                  f"ratio/torch {row['minibert/torch']:.2f}  ratio/ort {row['minibert/onnxruntime']:.2f}  "
-                  f"{row['gflops']['minibert']:.0f} GFLOP/s (sgemm {row['roofline_gflops']:.0f})  "
-                  f"diff {row['max_abs_diff_vs_torch']['minibert']:.1e}", flush=True)  # fmt: skip
+            print(
+                f"{name:9} {batch:>2}x{seq:<3} minibert {median['minibert'] * 1e3:8.2f} ms  "
+                f"torch {median['torch'] * 1e3:8.2f} ms  onnxruntime {median['onnxruntime'] * 1e3:8.2f} ms  "
+                f"ratio/torch {row['minibert/torch']:.2f}  ratio/ort {row['minibert/onnxruntime']:.2f}  "
+                f"{row['gflops']['minibert']:.0f} GFLOP/s (sgemm {row['roofline_gflops']:.0f})  "
+                f"diff {row['max_abs_diff_vs_torch']['minibert']:.1e}",
+                flush=True,
+            )
         for worker in workers.values():
             worker.close()
 
@@ -477,9 +508,15 @@ def main(argv=None) -> int:
             summary[engine]["runs"] = rs
         summary["minibert/torch"] = summary["minibert"]["to_first_output_s"] / summary["torch"]["to_first_output_s"]
         results["cold_start"][name] = summary
-        print(f"{name:9} cold start to first output: " + "  ".join(
-            f"{e} {summary[e]['to_first_output_s']:.2f} s (peak {summary[e]['peak_rss_mib']:.0f} MiB)" for e in ENGINES
-        ) + f"  ratio/torch {summary['minibert/torch']:.2f}", flush=True)  # fmt: skip
+        print(
+            f"{name:9} cold start to first output: "
+            + "  ".join(
+                f"{e} {summary[e]['to_first_output_s']:.2f} s (peak {summary[e]['peak_rss_mib']:.0f} MiB)"
+                for e in ENGINES
+            )
+            + f"  ratio/torch {summary['minibert/torch']:.2f}",
+            flush=True,
+        )
 
     results["load_average_end"] = os.getloadavg()
     results["targets"] = check_targets(results)
@@ -530,13 +567,18 @@ def markdown_table(results: dict) -> str:
             f"({100 * r['fraction_of_roofline']['minibert']:.0f}%) | "
             f"{r['max_abs_diff_vs_torch']['minibert']:.1e} |"
         )
-    lines += ["", "| model | engine | to first output s | import s | load s | first forward s | peak RSS MiB |",
-              "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "| model | engine | to first output s | import s | load s | first forward s | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for model, cold in results["cold_start"].items():
         for engine in ENGINES:
             c = cold[engine]
-            lines.append(f"| {model} | {engine} | {c['to_first_output_s']:.2f} | {c['import_s']:.2f} | "
-                         f"{c['load_s']:.2f} | {c['forward_s']:.3f} | {c['peak_rss_mib']:.0f} |")  # fmt: skip
+            lines.append(
+                f"| {model} | {engine} | {c['to_first_output_s']:.2f} | {c['import_s']:.2f} | "
+                f"{c['load_s']:.2f} | {c['forward_s']:.3f} | {c['peak_rss_mib']:.0f} |"
+            )
     return "\n".join(lines)
 
 

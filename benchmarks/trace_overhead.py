@@ -134,15 +134,20 @@ def main() -> None:
         f"NO_TRACE) and {counting.counts['at']} trace.at calls ({per_at * 1e9:.0f} ns each): "
         f"{bound * 1e6:.1f} us of tracing-off cost per forward pass"
     )
-    print("| batch x seq | no trace code (ms) | default, NO_TRACE (ms) | ratio | bound from call count | "
-          "tracing on (ms) | ratio |")  # fmt: skip
+    print(
+        "| batch x seq | no trace code (ms) | default, NO_TRACE (ms) | ratio | bound from call count | "
+        "tracing on (ms) | ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     for shape in args.shapes.split(","):
         batch, seq = (int(n) for n in shape.split("x"))
         ids = rng.integers(1000, model.config.vocab_size, size=(batch, seq))
         np.testing.assert_array_equal(untraced(ids).last_hidden_state, model(ids).last_hidden_state)
-        runs = {"stripped": lambda ids=ids: untraced(ids), "default": lambda ids=ids: model(ids),
-                "traced": lambda ids=ids: model.trace(ids)}  # fmt: skip
+        runs = {
+            "stripped": lambda ids=ids: untraced(ids),
+            "default": lambda ids=ids: model(ids),
+            "traced": lambda ids=ids: model.trace(ids),
+        }
         for fn in runs.values():  # warm up caches and BLAS threads
             fn()
         times = {name: [] for name in runs}
@@ -152,9 +157,11 @@ def main() -> None:
                 times[name].append(timed(runs[name]))
         med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
         bound_ratio = 1 + bound / (med["stripped"] / 1e3)
-        print(f"| {batch} x {seq} | {med['stripped']:.3f} | {med['default']:.3f} | "
-              f"{med['default'] / med['stripped']:.3f} | {bound_ratio:.4f} | {med['traced']:.3f} | "
-              f"{med['traced'] / med['stripped']:.2f} |")  # fmt: skip
+        print(
+            f"| {batch} x {seq} | {med['stripped']:.3f} | {med['default']:.3f} | "
+            f"{med['default'] / med['stripped']:.3f} | {bound_ratio:.4f} | {med['traced']:.3f} | "
+            f"{med['traced'] / med['stripped']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

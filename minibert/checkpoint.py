@@ -74,9 +74,17 @@ def rename(name: str) -> str:
 # read as their raw uint16 bits and widened to float32 exactly (dtypes.bfloat16_bits_to_float32).
 # https://github.com/huggingface/safetensors/blob/v0.8.0/README.md#format
 SAFETENSORS_DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
-    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?",
-}  # fmt: skip
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+}
 _MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit; a larger "header" is a corrupt file
 
 
@@ -327,8 +335,14 @@ def rename_tensors(tensors: dict[str, np.ndarray], source: str) -> dict[str, np.
     return renamed
 
 
-def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source: str, check_finite: bool = True,
-              used_heads: Collection[str] = ()):  # fmt: skip
+def to_params(
+    tensors: dict[str, np.ndarray],
+    config: BertConfig,
+    dtype,
+    source: str,
+    check_finite: bool = True,
+    used_heads: Collection[str] = (),
+):
     """Map names, check the set of tensors and their shapes against the config, convert to `dtype`, nest.
 
     Loading is strict: the expected names are computed from the config and compared with the file's, and every
@@ -336,12 +350,19 @@ def to_params(tensors: dict[str, np.ndarray], config: BertConfig, dtype, source:
     `pooler_output=None` rather than inventing random ones. Head tensors (cls., classifier., ...) are not returned;
     those not named in `used_heads` (by their renamed names; heads.py reads its own) are logged as unused.
     """
-    return renamed_to_params(rename_tensors(tensors, source), config, check_dtype(dtype), source, check_finite,
-                             used_heads)  # fmt: skip
+    return renamed_to_params(
+        rename_tensors(tensors, source), config, check_dtype(dtype), source, check_finite, used_heads
+    )
 
 
-def renamed_to_params(renamed: dict[str, np.ndarray], config: BertConfig, dtype: np.dtype, source: str,
-                      check_finite: bool = True, used_heads: Collection[str] = ()):  # fmt: skip
+def renamed_to_params(
+    renamed: dict[str, np.ndarray],
+    config: BertConfig,
+    dtype: np.dtype,
+    source: str,
+    check_finite: bool = True,
+    used_heads: Collection[str] = (),
+):
     """to_params for tensors already under BertModel's names (rename_tensors) and a dtype already checked
     (check_dtype), for a caller that reads the renamed tensors too, as heads.py does."""
     has_pooler = "pooler.dense.weight" in renamed or "pooler.dense.bias" in renamed
@@ -453,8 +474,9 @@ def read_tensors(directory: Path, dtype=None) -> tuple[dict[str, np.ndarray], st
     )
 
 
-def read_checkpoint(path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
-                    local_files_only: bool = False) -> tuple[BertConfig, dict[str, np.ndarray], str]:  # fmt: skip
+def read_checkpoint(
+    path, dtype=np.float32, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False
+) -> tuple[BertConfig, dict[str, np.ndarray], str]:
     """A model directory or hub id -> (its config, its raw tensors by the file's names, the weights file's name)."""
     from .hub import resolve_model_dir
 

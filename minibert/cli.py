@@ -56,12 +56,18 @@ def byte_size(text: str) -> int:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, metavar="ID_OR_PATH",
+        "--model",
+        required=True,
+        metavar="ID_OR_PATH",
         help="a model directory (config.json, model.safetensors, tokenizer.json or vocab.txt) or a hub id "
         "'org/name', fetched through huggingface_hub's cache (required: there is no default model)",
-    )  # fmt: skip
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
-                        help="the precision of the forward pass (default: float32)")  # fmt: skip
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default="float32",
+        help="the precision of the forward pass (default: float32)",
+    )
 
 
 def load(args):
@@ -162,8 +168,10 @@ def print_explanation(report: dict, values: int) -> None:
     print(f"cosine(h0, pooler_output)  = {report['cosine_h0_pooler_output']:7.4f}")
     print(f"cosine(h0, mean pooling)   = {report['cosine_h0_mean_pooling']:7.4f}")
     verdict = "reproduced" if report["reproduced"] else "NOT reproduced"
-    print(f"check: max |tanh(W h0 + b) by hand - pooler_output| = {report['max_abs_diff_by_hand']:.3g} "
-          f"({verdict} to {report['dtype']} precision, eps {report['epsilon']:.3g})")  # fmt: skip
+    print(
+        f"check: max |tanh(W h0 + b) by hand - pooler_output| = {report['max_abs_diff_by_hand']:.3g} "
+        f"({verdict} to {report['dtype']} precision, eps {report['epsilon']:.3g})"
+    )
 
 
 def cmd_explain(args) -> int:
@@ -196,9 +204,16 @@ def cmd_explain(args) -> int:
 
         probs = trace[f"encoder.layer.{args.layer}.attention.self.probs"][0, args.head]  # [S, S]
         path = plot_explanation(
-            args.plot, tokens=report["tokens"], probs=probs, layer=args.layer, head=args.head, h0=report["h0"],
-            pooler_dense=report["pooler_dense"], pooled=report["pooler_output"], title=repr(args.text),
-        )  # fmt: skip
+            args.plot,
+            tokens=report["tokens"],
+            probs=probs,
+            layer=args.layer,
+            head=args.head,
+            h0=report["h0"],
+            pooler_dense=report["pooler_dense"],
+            pooled=report["pooler_output"],
+            title=repr(args.text),
+        )
         print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     if not report["reproduced"]:
         print("minibert explain: tanh(W h0 + b) does not reproduce pooler_output; this is a bug", file=sys.stderr)
@@ -256,8 +271,12 @@ def cmd_run(args) -> int:
         # hidden_states [L + 1, B, S, H] (embeddings first) and attentions [L, B, N, S, S], stacked.
         arrays[name] = np.stack(value) if isinstance(value, tuple) else value
     if output is None:
-        print(aligned([list(arrays), [str(a.shape) for a in arrays.values()],
-                       [str(a.dtype) for a in arrays.values()]], ["output", "shape", "dtype"]))  # fmt: skip
+        print(
+            aligned(
+                [list(arrays), [str(a.shape) for a in arrays.values()], [str(a.dtype) for a in arrays.values()]],
+                ["output", "shape", "dtype"],
+            )
+        )
         name = which[0]
         for i, text in enumerate(texts):  # token 0's values (in the last layer, head 0) for each text
             index = {"hidden_states": (-1, i, 0), "attentions": (-1, i, 0, 0), "pooler_output": (i,)}.get(name, (i, 0))
@@ -324,10 +343,17 @@ def cmd_embed(args) -> int:
     _layout(Path(args.output), clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
     with start_client(workers=args.workers, scheduler=args.scheduler) as client:
         report = embed_file(
-            args.input, args.output, args.model, batch_size=args.batch_size, dtype=args.dtype,
-            input_format=args.format, field=args.field, client=client, partition_size=args.partition_size,
+            args.input,
+            args.output,
+            args.model,
+            batch_size=args.batch_size,
+            dtype=args.dtype,
+            input_format=args.format,
+            field=args.field,
+            client=client,
+            partition_size=args.partition_size,
             progress=not args.quiet,
-        )  # fmt: skip
+        )
     print(
         f"{report.output}: {report.rows} rows x {report.dim} (float32, input order), {len(report.bad_lines)} bad "
         f"line(s) as NaN rows; {len(report.computed)} partition(s) embedded, {len(report.skipped)} already done, "
@@ -382,11 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("texts", nargs="*", metavar="TEXT", help="texts to run (or use --input)")
     run.add_argument("--input", metavar="FILE", help="a UTF-8 file with one text per line; '-' reads stdin")
     add_model_arguments(run)
-    run.add_argument("--which", default="last_hidden_state", metavar="NAME[,NAME]",
-                     help=f"outputs to keep, from {', '.join(RUN_OUTPUTS)} (default: last_hidden_state); "
-                     "hidden_states and attentions are stacked over layers")  # fmt: skip
-    run.add_argument("--output", metavar="FILE", help=".npy (one output) or .npz (several, plus input_ids, "
-                     "token_type_ids and attention_mask)")  # fmt: skip
+    run.add_argument(
+        "--which",
+        default="last_hidden_state",
+        metavar="NAME[,NAME]",
+        help=f"outputs to keep, from {', '.join(RUN_OUTPUTS)} (default: last_hidden_state); "
+        "hidden_states and attentions are stacked over layers",
+    )
+    run.add_argument(
+        "--output",
+        metavar="FILE",
+        help=".npy (one output) or .npz (several, plus input_ids, token_type_ids and attention_mask)",
+    )
     run.add_argument("--max-length", type=positive_int, metavar="N", help="truncate each text to this many tokens")
     run.add_argument(
         "--values", type=positive_int, default=6, metavar="N", help="leading values to print without --output"
@@ -416,9 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("input", help="a text file (one text a line) or JSONL (.jsonl/.ndjson, or --format jsonl)")
     embed.add_argument("--output", required=True, help="a directory of shards, or a .npy file (in-process only)")
     embed.add_argument(
-        "--model", required=True, metavar="ID_OR_PATH",
+        "--model",
+        required=True,
+        metavar="ID_OR_PATH",
         help="a sentence-transformers model (modules.json): a directory or a hub id 'org/name'",
-    )  # fmt: skip
+    )
     embed.add_argument("--batch-size", type=positive_int, default=32)
     embed.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="compute dtype")
     embed.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto", help="auto: by file suffix")
@@ -464,8 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if os.environ.get("MINIBERT_DEBUG"):
             raise
-        print(f"{where}: internal error: {type(error).__name__}: {error} (a bug in minibert; rerun with "
-              "MINIBERT_DEBUG=1 for the traceback and report it)", file=sys.stderr)  # fmt: skip
+        print(
+            f"{where}: internal error: {type(error).__name__}: {error} (a bug in minibert; rerun with "
+            "MINIBERT_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -81,8 +81,15 @@ class BertConfig:
 
     def validate(self) -> None:
         """Refuse any config this implementation would compute wrongly, naming the field and the fix."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):  # fmt: skip
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"field {name!r} must be an integer, found {value!r} ({type(value).__name__})")

@@ -512,8 +512,13 @@ def embed_file(
             done = _read_manifest(sidecar)
             _check_same_run(done, wanted, sidecar)
             print(f"{final_npy}: already complete, nothing to do", file=log)
-            return EmbedReport(final_npy, done["rows"], done["dim"], [tuple(b) for b in done["bad_lines"]],
-                               seconds=time.perf_counter() - started)  # fmt: skip
+            return EmbedReport(
+                final_npy,
+                done["rows"],
+                done["dim"],
+                [tuple(b) for b in done["bad_lines"]],
+                seconds=time.perf_counter() - started,
+            )
     manifest = None
     if manifest_path.is_file():
         try:
@@ -547,18 +552,20 @@ def embed_file(
         if _shard_is_complete(shard, partition, fingerprint):
             skipped.append(partition["index"])
             continue
-        tasks.append({
-            **partition,
-            "shard": str(shard.resolve()),
-            "input": input_path,
-            "model": model_path,
-            "dtype": dtype,
-            "format": input_format,
-            "field": field,
-            "batch_size": batch_size,
-            "sort_by_length": sort_by_length,
-            "fingerprint": fingerprint,
-        })  # fmt: skip
+        tasks.append(
+            {
+                **partition,
+                "shard": str(shard.resolve()),
+                "input": input_path,
+                "model": model_path,
+                "dtype": dtype,
+                "format": input_format,
+                "field": field,
+                "batch_size": batch_size,
+                "sort_by_length": sort_by_length,
+                "fingerprint": fingerprint,
+            }
+        )
     done_rows = sum(p["lines"] for p in manifest["partitions"] if p["index"] in set(skipped))
     if skipped:
         print(f"{directory}: {len(skipped)} of {len(manifest['partitions'])} partitions already done", file=log)
@@ -617,10 +624,16 @@ def _plan(wanted: dict, input_path: str, partition_size: int, client) -> dict:
         counts = client.gather(futures) if ranges else []
     partitions, first_line = [], 1
     for index, ((start, end), lines) in enumerate(zip(ranges, counts, strict=True)):
-        partitions.append({
-            "index": index, "start": start, "end": end, "first_line": first_line, "lines": lines,
-            "shard": f"part-{index:05d}.npz",
-        })  # fmt: skip
+        partitions.append(
+            {
+                "index": index,
+                "start": start,
+                "end": end,
+                "first_line": first_line,
+                "lines": lines,
+                "shard": f"part-{index:05d}.npz",
+            }
+        )
         first_line += lines
     manifest = {
         **wanted,
@@ -686,8 +699,9 @@ def _assemble_npy(directory: Path, manifest: dict, final_npy: Path) -> None:
 
     write_atomically(final_npy, write)
     sidecar = {k: v for k, v in manifest.items() if k != "partitions"}
-    sidecar["partitions"] = [{k: p[k] for k in ("index", "start", "end", "first_line", "lines")}
-                             for p in manifest["partitions"]]  # fmt: skip
+    sidecar["partitions"] = [
+        {k: p[k] for k in ("index", "start", "end", "first_line", "lines")} for p in manifest["partitions"]
+    ]
     _write_json(final_npy.with_suffix(".manifest.json"), sidecar)
     shutil.rmtree(directory)
 

@@ -33,16 +33,18 @@ logger = logging.getLogger("minibert")
 # The heads as pure functions.
 
 
-def bert_prediction_head_transform(hidden_states, *, dense, LayerNorm, hidden_act: str, eps: float,
-                                   trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+def bert_prediction_head_transform(
+    hidden_states, *, dense, LayerNorm, hidden_act: str, eps: float, trace: Trace = NO_TRACE
+) -> np.ndarray:
     """LayerNorm(act(h Wᵀ + b)), act = config.hidden_act: BertPredictionHeadTransform. [B, S, H] -> [B, S, H]"""
     hidden_states = trace("dense", linear(hidden_states, **dense))  # [B, S, H] -> [B, S, H]
     hidden_states = trace("transform_act_fn", ACT2FN[hidden_act](hidden_states))
     return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
 
 
-def bert_lm_prediction_head(hidden_states, *, transform, decoder, config: BertConfig,
-                            trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+def bert_lm_prediction_head(
+    hidden_states, *, transform, decoder, config: BertConfig, trace: Trace = NO_TRACE
+) -> np.ndarray:
     """transform(h) Eᵀ + bias, E the decoder weight [V, H] (the word embeddings when tied): BertLMPredictionHead.
     [B, S, H] -> [B, S, V]"""
     hidden_states = bert_prediction_head_transform(
@@ -158,8 +160,16 @@ class BertForMaskedLM(_BertTaskModel):
         self.head = head  # cls.predictions: {"transform": {...}, "decoder": {"weight", "bias"}}
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
-                        local_files_only: bool = False, check_finite: bool = True) -> "BertForMaskedLM":  # fmt: skip
+    def from_pretrained(
+        cls,
+        path,
+        dtype=np.float32,
+        *,
+        revision: str | None = None,
+        cache_dir=None,
+        local_files_only: bool = False,
+        check_finite: bool = True,
+    ) -> "BertForMaskedLM":
         """Load a BertForMaskedLM (or BertForPreTraining) checkpoint: the encoder, then cls.predictions.
 
         With tie_word_embeddings (transformers' default) the decoder is the word-embedding matrix and its bias is
@@ -182,8 +192,9 @@ class BertForMaskedLM(_BertTaskModel):
             return shapes
 
         hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
-        config, params, head, renamed, source = _load_with_head(path, dtype, cls.HEAD_TENSORS, head_shapes,
-                                                                check_finite, hub)  # fmt: skip
+        config, params, head, renamed, source = _load_with_head(
+            path, dtype, cls.HEAD_TENSORS, head_shapes, check_finite, hub
+        )
         word_embeddings = params["embeddings"]["word_embeddings"]["weight"]  # [V, H]
         if _tied(config) and "cls.predictions.decoder.weight" in renamed:
             stored = renamed["cls.predictions.decoder.weight"]
@@ -196,23 +207,39 @@ class BertForMaskedLM(_BertTaskModel):
         decoder_weight = word_embeddings if _tied(config) else head["cls.predictions.decoder.weight"]
         layout = {
             "transform": {
-                "dense": {"weight": head["cls.predictions.transform.dense.weight"],
-                          "bias": head["cls.predictions.transform.dense.bias"]},
-                "LayerNorm": {"weight": head["cls.predictions.transform.LayerNorm.weight"],
-                              "bias": head["cls.predictions.transform.LayerNorm.bias"]},
+                "dense": {
+                    "weight": head["cls.predictions.transform.dense.weight"],
+                    "bias": head["cls.predictions.transform.dense.bias"],
+                },
+                "LayerNorm": {
+                    "weight": head["cls.predictions.transform.LayerNorm.weight"],
+                    "bias": head["cls.predictions.transform.LayerNorm.bias"],
+                },
             },
             "decoder": {"weight": decoder_weight, "bias": head[_decoder_bias_name(config, renamed)]},
-        }  # fmt: skip
+        }
         return cls(config, params, layout)
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states: bool = False, output_attentions: bool = False,
-                 trace: Trace = NO_TRACE) -> MaskedLMOutput:  # fmt: skip
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        trace: Trace = NO_TRACE,
+    ) -> MaskedLMOutput:
         """Scores for every vocabulary entry at every position. Inputs as BertModel takes them."""
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions, trace=trace.at("bert"),
-        )  # fmt: skip
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            trace=trace.at("bert"),
+        )
         logits = bert_lm_prediction_head(
             out.last_hidden_state, **self.head, config=self.config, trace=trace.at("cls.predictions")
         )
@@ -220,9 +247,11 @@ class BertForMaskedLM(_BertTaskModel):
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"BertForMaskedLM(layers={c.num_hidden_layers}, hidden={c.hidden_size}, vocab={c.vocab_size}, "
-                f"tied={self.head['decoder']['weight'] is self.params['embeddings']['word_embeddings']['weight']}, "
-                f"dtype={self.dtype})")  # fmt: skip
+        return (
+            f"BertForMaskedLM(layers={c.num_hidden_layers}, hidden={c.hidden_size}, vocab={c.vocab_size}, "
+            f"tied={self.head['decoder']['weight'] is self.params['embeddings']['word_embeddings']['weight']}, "
+            f"dtype={self.dtype})"
+        )
 
 
 @dataclass
@@ -235,8 +264,9 @@ class FillMaskPrediction:
     sequence: str  # the text with this [MASK] filled in, decoded
 
 
-def fill_mask(model: BertForMaskedLM, tokenizer: Tokenizer, text: str, top_k: int = 5,
-              mask_token: str = "[MASK]") -> list[list[FillMaskPrediction]]:  # fmt: skip
+def fill_mask(
+    model: BertForMaskedLM, tokenizer: Tokenizer, text: str, top_k: int = 5, mask_token: str = "[MASK]"
+) -> list[list[FillMaskPrediction]]:
     """The top_k most probable tokens for each mask_token in `text`: one list per mask, best first.
 
     Mirrors transformers' FillMaskPipeline.postprocess (softmax over the vocabulary, top-k; the sequence decoded
@@ -346,9 +376,16 @@ class BertForSequenceClassification(_BertTaskModel):
         return len(self.id2label)
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
-                        local_files_only: bool = False,
-                        check_finite: bool = True) -> "BertForSequenceClassification":  # fmt: skip
+    def from_pretrained(
+        cls,
+        path,
+        dtype=np.float32,
+        *,
+        revision: str | None = None,
+        cache_dir=None,
+        local_files_only: bool = False,
+        check_finite: bool = True,
+    ) -> "BertForSequenceClassification":
         """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*.
         The arguments are BertModel.from_pretrained's."""
 
@@ -362,14 +399,26 @@ class BertForSequenceClassification(_BertTaskModel):
         )
         return cls(config, params, {"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states: bool = False, output_attentions: bool = False,
-                 trace: Trace = NO_TRACE) -> SequenceClassifierOutput:  # fmt: skip
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        trace: Trace = NO_TRACE,
+    ) -> SequenceClassifierOutput:
         """Label scores for each row. Inputs as BertModel takes them (sentence pairs via token_type_ids)."""
         out = self.bert(
-            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions, trace=trace.at("bert"),
-        )  # fmt: skip
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            trace=trace.at("bert"),
+        )
         logits = bert_classifier(out.pooler_output, **self.classifier, trace=trace)  # [B, H] -> [B, L]
         # The pipeline's default function_to_apply:
         # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/pipelines/text_classification.py#L183-L193
@@ -381,11 +430,18 @@ class BertForSequenceClassification(_BertTaskModel):
         else:
             probabilities = softmax(logits, axis=-1)
             predicted = [self.id2label[int(i)] for i in np.argmax(logits, axis=-1)]
-        return SequenceClassifierOutput(logits=logits, probabilities=probabilities, predicted_labels=predicted,
-                                        hidden_states=out.hidden_states, attentions=out.attentions)  # fmt: skip
+        return SequenceClassifierOutput(
+            logits=logits,
+            probabilities=probabilities,
+            predicted_labels=predicted,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
 
     def __repr__(self) -> str:
         c = self.config
         labels = ", ".join(self.id2label[i] for i in range(self.num_labels))
-        return (f"BertForSequenceClassification(layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
-                f"labels=[{labels}], dtype={self.dtype})")  # fmt: skip
+        return (
+            f"BertForSequenceClassification(layers={c.num_hidden_layers}, hidden={c.hidden_size}, "
+            f"labels=[{labels}], dtype={self.dtype})"
+        )

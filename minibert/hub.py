@@ -26,8 +26,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 PURPOSES = ("model", "tokenizer", "sentence")
 
 
-def resolve_model_dir(path_or_id, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False,
-                      purpose: str = "model") -> Path:  # fmt: skip
+def resolve_model_dir(
+    path_or_id, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False, purpose: str = "model"
+) -> Path:
     """The local directory holding a model's files: `path_or_id` itself if it is a directory, else the hub snapshot
     of the repository `path_or_id`, with the files `purpose` ("model", "tokenizer" or "sentence", a
     sentence-transformers model) needs downloaded into it."""
@@ -202,8 +203,9 @@ def _download(repo_id: str, filename: str, revision: str | None, cache_dir, wher
         ) from None
 
 
-def _snapshot_from_cache(repo_id: str, revision: str | None, cache_dir, purpose: str, where: str, cache: Path,
-                         reason: str) -> Path:  # fmt: skip
+def _snapshot_from_cache(
+    repo_id: str, revision: str | None, cache_dir, purpose: str, where: str, cache: Path, reason: str
+) -> Path:
     """The cached snapshot folder of `revision`, found through a file `purpose` needs; no network."""
     from huggingface_hub import try_to_load_from_cache
 

@@ -79,9 +79,12 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
         )
         _check_same_shape("token_type_ids", token_type_ids, input_ids.shape)
         _check_range(
-            "token_type_ids", token_type_ids, config.type_vocab_size, "type_vocab_size",
+            "token_type_ids",
+            token_type_ids,
+            config.type_vocab_size,
+            "type_vocab_size",
             "Use 0 for the first text and 1 for the second, as the Tokenizer does",
-        )  # fmt: skip
+        )
 
     if position_ids is None:
         if seq_length > config.max_position_embeddings:
@@ -106,7 +109,10 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
                 f"expected {expected}"
             )
         _check_range(
-            "position_ids", position_ids, config.max_position_embeddings, "max_position_embeddings",
+            "position_ids",
+            position_ids,
+            config.max_position_embeddings,
+            "max_position_embeddings",
             "Leave position_ids out to number the tokens 0, 1, 2, ...",
-        )  # fmt: skip
+        )
     return input_ids, attention_mask, token_type_ids, position_ids

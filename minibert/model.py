@@ -27,8 +27,18 @@ from .trace import NO_TRACE, Trace
 Params = dict  # a nested dict of np.ndarray, laid out like the checkpoint's tensor names
 
 
-def bert_embeddings(input_ids, token_type_ids, position_ids, *, word_embeddings, position_embeddings,
-                    token_type_embeddings, LayerNorm, eps: float, trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+def bert_embeddings(
+    input_ids,
+    token_type_ids,
+    position_ids,
+    *,
+    word_embeddings,
+    position_embeddings,
+    token_type_embeddings,
+    LayerNorm,
+    eps: float,
+    trace: Trace = NO_TRACE,
+) -> np.ndarray:
     """LayerNorm(word[input_ids] + token_type[token_type_ids] + position[position_ids]). [B, S] -> [B, S, H]"""
     words = word_embeddings["weight"][input_ids]  # [B, S] -> [B, S, H]
     token_types = token_type_embeddings["weight"][token_type_ids]  # [B, S] -> [B, S, H]
@@ -54,8 +64,9 @@ def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.n
     return mask.astype(dtype, copy=False)  # [B, 1, 1, S]
 
 
-def bert_self_attention(hidden_states, mask, *, query, key, value, num_attention_heads: int,
-                        trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def bert_self_attention(
+    hidden_states, mask, *, query, key, value, num_attention_heads: int, trace: Trace = NO_TRACE
+) -> tuple[np.ndarray, np.ndarray]:
     """softmax(Q Kᵀ / sqrt(D) + mask) V for every head. Returns the context [B, S, H] and probabilities [B, N, S, S]."""
     B, S, H = hidden_states.shape
     N = num_attention_heads
@@ -91,8 +102,9 @@ def bert_self_output(context, input_tensor, *, dense, LayerNorm, eps: float, tra
     return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
 
 
-def bert_attention(hidden_states, mask, *, self, output, config: BertConfig,
-                   trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def bert_attention(
+    hidden_states, mask, *, self, output, config: BertConfig, trace: Trace = NO_TRACE
+) -> tuple[np.ndarray, np.ndarray]:
     """Self-attention, then its output projection with residual and LayerNorm. [B, S, H] -> [B, S, H]"""
     context, probs = bert_self_attention(
         hidden_states, mask, **self, num_attention_heads=config.num_attention_heads, trace=trace.at("self")
@@ -110,16 +122,18 @@ def bert_intermediate(hidden_states, *, dense, hidden_act: str, trace: Trace = N
     return trace("intermediate_act_fn", apply_elementwise(ACT2FN[hidden_act], hidden_states))
 
 
-def bert_output(intermediate_output, input_tensor, *, dense, LayerNorm, eps: float,
-                trace: Trace = NO_TRACE) -> np.ndarray:  # fmt: skip
+def bert_output(
+    intermediate_output, input_tensor, *, dense, LayerNorm, eps: float, trace: Trace = NO_TRACE
+) -> np.ndarray:
     """LayerNorm(x Wᵀ + b + input): the narrowing half of the feed-forward network. [B, S, I] -> [B, S, H]"""
     hidden_states = trace("dense", linear(intermediate_output, **dense))  # [B, S, I] -> [B, S, H]
     hidden_states += input_tensor  # the residual: the feed-forward network's input
     return trace("LayerNorm", layer_norm(hidden_states, **LayerNorm, eps=eps))
 
 
-def bert_layer(hidden_states, mask, *, attention, intermediate, output, config: BertConfig,
-               trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def bert_layer(
+    hidden_states, mask, *, attention, intermediate, output, config: BertConfig, trace: Trace = NO_TRACE
+) -> tuple[np.ndarray, np.ndarray]:
     """One transformer block: attention, then the feed-forward network. [B, S, H] -> [B, S, H]"""
     attention_output, probs = bert_attention(
         hidden_states, mask, **attention, config=config, trace=trace.at("attention")
@@ -133,8 +147,16 @@ def bert_layer(hidden_states, mask, *, attention, intermediate, output, config: 
     return layer_output, probs
 
 
-def bert_encoder(hidden_states, mask, *, layer, config: BertConfig, output_hidden_states: bool = False,
-                 output_attentions: bool = False, trace: Trace = NO_TRACE):  # fmt: skip
+def bert_encoder(
+    hidden_states,
+    mask,
+    *,
+    layer,
+    config: BertConfig,
+    output_hidden_states: bool = False,
+    output_attentions: bool = False,
+    trace: Trace = NO_TRACE,
+):
     """The stack of layers. [B, S, H] -> [B, S, H], plus every hidden state (input first, num_layers + 1 of them)
     and every layer's attention probabilities when asked for (kept only then: they are [B, N, S, S] each)."""
     all_hidden_states = [hidden_states] if output_hidden_states else None
@@ -168,20 +190,38 @@ class BertModelOutput:
     attentions: tuple[np.ndarray, ...] | None = None  # num_layers arrays [B, N, S, S]
 
 
-def bert_model(params: Params, config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, *,
-               output_hidden_states: bool = False, output_attentions: bool = False,
-               trace: Trace = NO_TRACE) -> BertModelOutput:  # fmt: skip
+def bert_model(
+    params: Params,
+    config: BertConfig,
+    input_ids,
+    attention_mask,
+    token_type_ids,
+    position_ids,
+    *,
+    output_hidden_states: bool = False,
+    output_attentions: bool = False,
+    trace: Trace = NO_TRACE,
+) -> BertModelOutput:
     """The whole forward pass over validated arrays, in the parameters' dtype. [B, S] ids -> BertModelOutput"""
     dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
     embedding_output = bert_embeddings(
-        input_ids, token_type_ids, position_ids, **params["embeddings"], eps=config.layer_norm_eps,
+        input_ids,
+        token_type_ids,
+        position_ids,
+        **params["embeddings"],
+        eps=config.layer_norm_eps,
         trace=trace.at("embeddings"),
-    )  # fmt: skip
+    )
     mask = extended_attention_mask(attention_mask, dtype)  # [B, S] -> [B, 1, 1, S]
     sequence_output, hidden_states, attentions = bert_encoder(
-        embedding_output, mask, **params["encoder"], config=config, output_hidden_states=output_hidden_states,
-        output_attentions=output_attentions, trace=trace.at("encoder"),
-    )  # fmt: skip
+        embedding_output,
+        mask,
+        **params["encoder"],
+        config=config,
+        output_hidden_states=output_hidden_states,
+        output_attentions=output_attentions,
+        trace=trace.at("encoder"),
+    )
     pooled_output = None
     if "pooler" in params:
         pooled_output = bert_pooler(sequence_output, **params["pooler"], trace=trace.at("pooler"))
@@ -205,8 +245,16 @@ class BertModel:
         return self.params["embeddings"]["word_embeddings"]["weight"].dtype
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
-                        local_files_only: bool = False, check_finite: bool = True) -> "BertModel":  # fmt: skip
+    def from_pretrained(
+        cls,
+        path,
+        dtype=np.float32,
+        *,
+        revision: str | None = None,
+        cache_dir=None,
+        local_files_only: bool = False,
+        check_finite: bool = True,
+    ) -> "BertModel":
         """Load config.json and the weights of a model directory or hub id, checking every tensor against the config.
 
         A hub id ("bert-base-uncased", "org/name") is fetched through huggingface_hub's cache; `revision`,
@@ -216,24 +264,45 @@ class BertModel:
         from .checkpoint import load_pretrained
 
         config, params = load_pretrained(
-            path, dtype=dtype, check_finite=check_finite, revision=revision, cache_dir=cache_dir,
+            path,
+            dtype=dtype,
+            check_finite=check_finite,
+            revision=revision,
+            cache_dir=cache_dir,
             local_files_only=local_files_only,
-        )  # fmt: skip
+        )
         return cls(config, params)
 
-    def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                 output_hidden_states: bool = False, output_attentions: bool = False,
-                 trace: Trace = NO_TRACE) -> BertModelOutput:  # fmt: skip
+    def __call__(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        trace: Trace = NO_TRACE,
+    ) -> BertModelOutput:
         """Run the forward pass. Inputs are [B, S] integer arrays (or nested lists), as the Tokenizer returns them."""
         inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
         return bert_model(
-            self.params, self.config, *inputs, output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions, trace=trace,
-        )  # fmt: skip
+            self.params,
+            self.config,
+            *inputs,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            trace=trace,
+        )
 
-    def trace(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-              output_hidden_states: bool = False,
-              output_attentions: bool = False) -> tuple[BertModelOutput, dict[str, np.ndarray]]:  # fmt: skip
+    def trace(
+        self,
+        input_ids,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[BertModelOutput, dict[str, np.ndarray]]:
         """The forward pass with every intermediate kept: `out, trace = model.trace(**tokenizer(texts))`.
 
         `trace` maps names after the checkpoint's modules to copies of the arrays, in the order the forward pass made
@@ -243,12 +312,21 @@ class BertModel:
         (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__.
         """
         store: dict[str, np.ndarray] = {}
-        out = self(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states=output_hidden_states,
-                   output_attentions=output_attentions, trace=Trace(store))  # fmt: skip
+        out = self(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            trace=Trace(store),
+        )
         return out, store
 
     def __repr__(self) -> str:
         pooler = "with pooler" if "pooler" in self.params else "no pooler"
         c = self.config
-        return (f"BertModel(layers={c.num_hidden_layers}, hidden={c.hidden_size}, heads={c.num_attention_heads}, "
-                f"vocab={c.vocab_size}, {pooler}, dtype={self.dtype})")  # fmt: skip
+        return (
+            f"BertModel(layers={c.num_hidden_layers}, hidden={c.hidden_size}, heads={c.num_attention_heads}, "
+            f"vocab={c.vocab_size}, {pooler}, dtype={self.dtype})"
+        )

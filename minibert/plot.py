@@ -25,8 +25,18 @@ def require_matplotlib():
     return FigureCanvasAgg, Figure
 
 
-def plot_explanation(path, *, tokens: list[str], probs: np.ndarray, layer: int, head: int, h0: np.ndarray,
-                     pooler_dense: np.ndarray, pooled: np.ndarray, title: str = "") -> Path:  # fmt: skip
+def plot_explanation(
+    path,
+    *,
+    tokens: list[str],
+    probs: np.ndarray,
+    layer: int,
+    head: int,
+    h0: np.ndarray,
+    pooler_dense: np.ndarray,
+    pooled: np.ndarray,
+    title: str = "",
+) -> Path:
     """Write a PNG of FIGSIZE * DPI pixels with four panels and return its path:
 
     - the attention probabilities of one head, `probs` [S, S] (query rows, key columns), labelled with the tokens;

@@ -268,8 +268,16 @@ class SentenceEncoder:
         return len(self.pooling_modes) * self.model.config.hidden_size
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, *, revision: str | None = None, cache_dir=None,
-                        local_files_only: bool = False, check_finite: bool = True) -> "SentenceEncoder":  # fmt: skip
+    def from_pretrained(
+        cls,
+        path,
+        dtype=np.float32,
+        *,
+        revision: str | None = None,
+        cache_dir=None,
+        local_files_only: bool = False,
+        check_finite: bool = True,
+    ) -> "SentenceEncoder":
         """A sentence-transformers model directory or hub id: modules.json, then the Transformer's BertModel and
         tokenizer, the Pooling config, and Normalize. A hub id fetches those files (hub.py, purpose "sentence");
         `revision`, `cache_dir`, `local_files_only` and `check_finite` mean what they mean for BertModel."""

@@ -26,8 +26,9 @@ class Tokenizer:
         self.pad_token = "[PAD]"
 
     @classmethod
-    def from_pretrained(cls, path, *, revision: str | None = None, cache_dir=None,
-                        local_files_only: bool = False) -> "Tokenizer":  # fmt: skip
+    def from_pretrained(
+        cls, path, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False
+    ) -> "Tokenizer":
         """The tokenizer of a model directory or hub id (fetched as BertModel.from_pretrained fetches one)."""
         from tokenizers import Tokenizer as Backend
 
@@ -57,8 +58,9 @@ class Tokenizer:
             tokenizer.pad_token = tokenizer.pad_token.get("content", "[PAD]")
         return tokenizer
 
-    def __call__(self, texts, text_pairs=None, padding: bool | str = True, truncation: bool = True,
-                 max_length: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    def __call__(
+        self, texts, text_pairs=None, padding: bool | str = True, truncation: bool = True, max_length: int | None = None
+    ) -> dict[str, np.ndarray]:
         """Encode one text or a list of texts (and, for sentence pairs, their second texts) as [B, S] int64 arrays.
 
         padding=True pads to the longest row, "max_length" to max_length, False not at all (rows must then have one

@@ -60,9 +60,16 @@ def _handler(hub: FakeHub):
             if isinstance(found, str):
                 return self.error(found)
             commit, source = found
-            files = [{"type": "file", "path": p.relative_to(source).as_posix(), "size": p.stat().st_size,
-                      "oid": hashlib.sha1(p.read_bytes()).hexdigest()}
-                     for p in sorted(source.rglob("*")) if p.is_file()]  # fmt: skip
+            files = [
+                {
+                    "type": "file",
+                    "path": p.relative_to(source).as_posix(),
+                    "size": p.stat().st_size,
+                    "oid": hashlib.sha1(p.read_bytes()).hexdigest(),
+                }
+                for p in sorted(source.rglob("*"))
+                if p.is_file()
+            ]
             self.reply(json.dumps(files).encode(), {"Content-Type": "application/json", "X-Repo-Commit": commit})
 
         def resolve(self, send_body: bool):

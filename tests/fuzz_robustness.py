@@ -36,8 +36,18 @@ from minibert.checkpoint import read_safetensors  # noqa: E402
 
 TINY = ROOT / "weights" / "tiny-gelu"
 # What minibert reads, as the NumPy dtype it returns: bfloat16 comes widened to float32.
-NUMPY_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "I32": "<i4", "I64": "<i8", "F16": "<f2",
-                "F32": "<f4", "F64": "<f8", "BF16": "<f4"}  # fmt: skip
+NUMPY_DTYPES = {
+    "BOOL": "?",
+    "U8": "u1",
+    "I8": "i1",
+    "I16": "<i2",
+    "I32": "<i4",
+    "I64": "<i8",
+    "F16": "<f2",
+    "F32": "<f4",
+    "F64": "<f8",
+    "BF16": "<f4",
+}
 
 
 # --- safetensors bytes ----------------------------------------------------------------------------------------------
@@ -206,9 +216,19 @@ def fuzz_model_once(data: bytes, directory: Path, filename: str = "model.safeten
 # noncharacters, the BOM and zero-width characters. Surrogates (U+D800-U+DFFF) are left out: they are not text, and
 # the Tokenizer refuses them by name (tests/test_robustness.py).
 POOLS = [
-    (0x20, 0x7E), (0x00, 0x1F), (0x7F, 0x9F), (0x2000, 0x200F), (0x0300, 0x036F), (0x4E00, 0x9FFF),
-    (0x1F300, 0x1FAFF), (0xE000, 0xF8FF), (0xFDD0, 0xFDEF), (0xFEFF, 0xFEFF), (0x0590, 0x06FF), (0x10000, 0x10FFFF),
-]  # fmt: skip
+    (0x20, 0x7E),
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0x2000, 0x200F),
+    (0x0300, 0x036F),
+    (0x4E00, 0x9FFF),
+    (0x1F300, 0x1FAFF),
+    (0xE000, 0xF8FF),
+    (0xFDD0, 0xFDEF),
+    (0xFEFF, 0xFEFF),
+    (0x0590, 0x06FF),
+    (0x10000, 0x10FFFF),
+]
 
 
 def random_text(rng, max_length: int) -> str:

@@ -60,8 +60,11 @@ def test_a_misshapen_tensor_names_both_shapes(tiny):
     directory, tensors = tiny
     tensors["encoder.layer.0.intermediate.dense.weight"] = np.zeros((36, 32), np.float32)
     resave(directory, tensors)
-    with pytest.raises(CheckpointError, match=r"'encoder.layer.0.intermediate.dense.weight' has shape \(36, 32\); "
-                                              r"config.json says \(37, 32\)"):  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"'encoder.layer.0.intermediate.dense.weight' has shape \(36, 32\); "
+        r"config.json says \(37, 32\)",
+    ):
         BertModel.from_pretrained(directory)
 
 

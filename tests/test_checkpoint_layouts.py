@@ -17,8 +17,14 @@ import minibert
 from minibert.checkpoint import load_pretrained, read_safetensors, read_tensors
 from minibert.errors import CheckpointError
 
-TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            max_position_embeddings=64)  # fmt: skip
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+)
 
 
 def batch(vocab_size: int = 99, seed: int = 0) -> dict[str, np.ndarray]:
@@ -71,8 +77,11 @@ def test_task_model_checkpoint_loads_its_bert_encoder_and_matches_transformers(t
     with caplog.at_level(logging.INFO, logger="minibert"):
         loaded = minibert.BertModel.from_pretrained(tmp_path)
     # The heads are reported by name, not refused.
-    head = {"BertForMaskedLM": "cls.predictions.transform.dense.weight", "BertForSequenceClassification":
-            "classifier.weight", "BertForPreTraining": "cls.seq_relationship.weight"}[task]  # fmt: skip
+    head = {
+        "BertForMaskedLM": "cls.predictions.transform.dense.weight",
+        "BertForSequenceClassification": "classifier.weight",
+        "BertForPreTraining": "cls.seq_relationship.weight",
+    }[task]
     assert head in caplog.text and "not used by BertModel" in caplog.text
     # BertForMaskedLM is built without a pooler, so its checkpoint has none: pooler_output is None, as there.
     assert (loaded.params.get("pooler") is None) == (task == "BertForMaskedLM")
@@ -106,8 +115,10 @@ def test_head_tensors_are_logged_and_unknown_tensors_refused(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="minibert"):
         minibert.BertModel.from_pretrained(tmp_path)
     assert "qa_outputs.weight" in caplog.text
-    save_file({**tensors, "encoder.layer.2.output.dense.weight": np.zeros((32, 37), np.float32)},
-              tmp_path / "model.safetensors")  # fmt: skip
+    save_file(
+        {**tensors, "encoder.layer.2.output.dense.weight": np.zeros((32, 37), np.float32)},
+        tmp_path / "model.safetensors",
+    )
     with pytest.raises(CheckpointError, match=r"unexpected 1 tensor\(s\): encoder\.layer\.2\.output\.dense\.weight"):
         minibert.BertModel.from_pretrained(tmp_path)
 
@@ -255,8 +266,9 @@ def test_float32_file_loaded_as_float32_is_read_once_without_conversion(tmp_path
     assert source.endswith("model.safetensors")
     weight = tensors["encoder.layer.0.intermediate.dense.weight"]
     assert weight.dtype == np.float32 and weight.flags.owndata and weight.flags.writeable
-    np.testing.assert_array_equal(weight, load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")[
-        "encoder.layer.0.intermediate.dense.weight"])  # fmt: skip
+    np.testing.assert_array_equal(
+        weight, load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")["encoder.layer.0.intermediate.dense.weight"]
+    )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -161,8 +161,19 @@ def test_run_writes_several_outputs_and_the_inputs_as_npz(capsys, minilm, tmp_pa
     lines = tmp_path / "texts.txt"
     lines.write_text("one\ntwo more words\n", encoding="utf-8")
     path = tmp_path / "out.npz"
-    argv = ["run", "--input", lines, "--model", directory, "--dtype", "float64",
-            "--which", "last_hidden_state,hidden_states,attentions", "--output", path]  # fmt: skip
+    argv = [
+        "run",
+        "--input",
+        lines,
+        "--model",
+        directory,
+        "--dtype",
+        "float64",
+        "--which",
+        "last_hidden_state,hidden_states,attentions",
+        "--output",
+        path,
+    ]
     assert run(capsys, *argv)[0] == 0
     encoded = tokenizer(["one", "two more words"])
     model = minibert.BertModel.from_pretrained(directory, dtype=np.float64)
@@ -241,7 +252,7 @@ BAD = [  # (argv with {model}, {tmp} and {nopooler} filled in, words the message
     (
         ["run", "x", "--model", "{model}", "--which", "pooler_output,attentions", "--output", "{tmp}/o.npy"],
         "a .npy file holds one array",
-    ),  # fmt: skip
+    ),
     (["run", "x", "--model", "{model}", "--output", "{tmp}/o.txt"], "ending in .npy or .npz"),
     (["run", "x", "--model", "{model}", "--output", "{tmp}"], "is a directory"),
     (["run", "x", "--model", "{model}", "--output", "/proc/o.npy"], "cannot create a file in /proc"),
@@ -258,8 +269,9 @@ BAD = [  # (argv with {model}, {tmp} and {nopooler} filled in, words the message
 
 
 @pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a[:1] + a[2:3]) + f" [{m}]" for a, m in BAD])
-def test_every_bad_command_line_gives_one_line_and_exit_status_2(capsys, tmp_path, minilm, no_pooler_model,
-                                                                   argv, message):  # fmt: skip
+def test_every_bad_command_line_gives_one_line_and_exit_status_2(
+    capsys, tmp_path, minilm, no_pooler_model, argv, message
+):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     (tmp_path / "blank.txt").write_text("one\n\nthree\n", encoding="utf-8")
     fill = {"model": minilm[0], "tmp": tmp_path, "nopooler": no_pooler_model}
@@ -277,9 +289,12 @@ def test_help_describes_every_command(capsys, command):
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
     assert out.startswith(f"usage: minibert {' '.join(command)}".rstrip())
-    for word in {(): ["explain", "run", "trace"], ("explain",): ["--plot", "--json", "--pair", "example"],
-                 ("run",): ["--output", "--which", "--input", "examples"],
-                 ("trace",): ["--match", "--output", "examples"]}[tuple(command)]:  # fmt: skip
+    for word in {
+        (): ["explain", "run", "trace"],
+        ("explain",): ["--plot", "--json", "--pair", "example"],
+        ("run",): ["--output", "--which", "--input", "examples"],
+        ("trace",): ["--match", "--output", "examples"],
+    }[tuple(command)]:
         assert word in out
 
 

@@ -63,8 +63,15 @@ def shard_line_numbers(out) -> np.ndarray:
 def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, model, in_process, client, tmp_path):
     out = tmp_path / "out"
     summaries = []
-    report = embed_file(corpus[0], out, model, client=client, partition_size=PARTITION_SIZE, progress=False,
-                        on_partition_done=summaries.append)  # fmt: skip
+    report = embed_file(
+        corpus[0],
+        out,
+        model,
+        client=client,
+        partition_size=PARTITION_SIZE,
+        progress=False,
+        on_partition_done=summaries.append,
+    )
     embeddings = read_embeddings(out)
     assert embeddings.shape == in_process.shape == (N_LINES, 384)
     assert float(np.abs(embeddings - in_process).max()) <= EMBED_TOL
@@ -96,8 +103,15 @@ def test_a_killed_worker_loses_and_duplicates_no_line(corpus, model, in_process,
         os.kill(pid, signal.SIGKILL)
         killed.update(pid=pid, keys=[k for k in keys if "minibert-embed" in k])
 
-    report = embed_file(corpus[1], out, model, client=client, partition_size=PARTITION_SIZE, progress=False,
-                        on_partition_done=kill_a_busy_worker)  # fmt: skip
+    report = embed_file(
+        corpus[1],
+        out,
+        model,
+        client=client,
+        partition_size=PARTITION_SIZE,
+        progress=False,
+        on_partition_done=kill_a_busy_worker,
+    )
     assert killed, "a worker was killed while it held a partition"
     assert killed["pid"] not in client.run(os.getpid).values()
     partitions = len(read_manifest(out)["partitions"])
@@ -119,8 +133,15 @@ def test_a_run_interrupted_in_process_resumes_on_the_cluster_without_recomputing
 
     encoder = SentenceEncoder.from_pretrained(model)
     with pytest.raises(KeyboardInterrupt):
-        embed_file(corpus[1], out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False,
-                   on_partition_done=stop_after_two)  # fmt: skip
+        embed_file(
+            corpus[1],
+            out,
+            model,
+            encoder=encoder,
+            partition_size=PARTITION_SIZE,
+            progress=False,
+            on_partition_done=stop_after_two,
+        )
     report = embed_file(corpus[1], out, model, client=client, partition_size=PARTITION_SIZE, progress=False)
     partitions = read_manifest(out)["partitions"]
     assert report.skipped == [0, 1] and report.computed == list(range(2, len(partitions)))

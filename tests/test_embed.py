@@ -175,8 +175,15 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
     counting = CountingEncoder(encoder)
     out = tmp_path / name
     with pytest.raises(Interrupted):
-        embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False,
-                   on_partition_done=interrupt_after(3))  # fmt: skip
+        embed_file(
+            corpus[1],
+            out,
+            model,
+            encoder=counting,
+            partition_size=PARTITION_SIZE,
+            progress=False,
+            on_partition_done=interrupt_after(3),
+        )
     manifest = json.loads(((tmp_path / "emb.parts" if name.endswith(".npy") else out) / "manifest.json").read_text())
     first_three = sum(p["lines"] for p in manifest["partitions"][:3])
     assert counting.texts == first_three
@@ -222,8 +229,15 @@ def test_a_shard_from_another_run_is_refused_not_overwritten(corpus, model, enco
     a, b = write_lines(tmp_path / "a.txt", lines[:30]), write_lines(tmp_path / "b.txt", lines[30:60])
     embed_file(a, tmp_path / "out-a", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
     with pytest.raises(Interrupted):
-        embed_file(b, tmp_path / "out-b", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False,
-                   on_partition_done=interrupt_after(1))  # fmt: skip
+        embed_file(
+            b,
+            tmp_path / "out-b",
+            model,
+            encoder=encoder,
+            partition_size=PARTITION_SIZE,
+            progress=False,
+            on_partition_done=interrupt_after(1),
+        )
     foreign = (tmp_path / "out-a" / "part-00001.npz").read_bytes()
     (tmp_path / "out-b" / "part-00001.npz").write_bytes(foreign)
     with pytest.raises(InputError, match="made by another run"):
@@ -287,8 +301,11 @@ def test_changed_weights_of_a_sharded_checkpoint_in_a_module_folder_are_refused_
     model = tiny_sentence_repo(tmp_path / "st", transformer="0_BERT", sharded=True)
     path, out = interrupted_tiny_run(tmp_path, model)
     files = read_manifest(out)["model"]["files"]
-    assert files == ["0_BERT/config.json", "0_BERT/model.safetensors.index.json",
-                     *(f"0_BERT/model-0000{i}-of-00003.safetensors" for i in (1, 2, 3))]  # fmt: skip
+    assert files == [
+        "0_BERT/config.json",
+        "0_BERT/model.safetensors.index.json",
+        *(f"0_BERT/model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)),
+    ]
     shard = model / "0_BERT" / "model-00003-of-00003.safetensors"
     tensors = load_file(shard)
     name = sorted(tensors)[0]

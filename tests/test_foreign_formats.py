@@ -25,8 +25,10 @@ from minibert.errors import CheckpointError
 TF_TINY = WEIGHTS / "tf_tiny"  # written with TensorFlow by weights/make_tf_fixture.py
 
 
-@pytest.mark.parametrize("task, half", [("BertModel", None), ("BertForSequenceClassification", None),
-                                        ("BertModel", "bfloat16"), ("BertModel", "float16")])  # fmt: skip
+@pytest.mark.parametrize(
+    "task, half",
+    [("BertModel", None), ("BertForSequenceClassification", None), ("BertModel", "bfloat16"), ("BertModel", "float16")],
+)
 def test_pytorch_model_bin_loads_without_torch_and_matches_transformers(task, half, tmp_path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")

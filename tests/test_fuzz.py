@@ -43,7 +43,7 @@ def tokenizer():
 @given(
     ids=st.lists(
         st.lists(st.integers(-(2**63), 2**63 - 1) | st.integers(0, 98), min_size=1, max_size=6), min_size=1, max_size=3
-    ),  # fmt: skip
+    ),
     mask_values=st.lists(st.sampled_from([0, 1, 1, 1, 2, -1, 0.5, float("nan")]), min_size=1, max_size=18),
 )
 def test_random_ids_and_masks_give_a_finite_output_or_an_input_error(tiny_model, ids, mask_values):

@@ -132,9 +132,14 @@ def test_trace_names_follow_the_transformers_head_class():
     store = {}
     model = minibert.BertForMaskedLM.from_pretrained(WEIGHTS / "tiny-mlm")
     model([[2, 5, 4, 3]], trace=minibert.Trace(store))
-    for name in ("bert.embeddings.LayerNorm", "bert.encoder.layer.1.output.LayerNorm",
-                 "cls.predictions.transform.dense", "cls.predictions.transform.transform_act_fn",
-                 "cls.predictions.transform.LayerNorm", "cls.predictions.decoder"):  # fmt: skip
+    for name in (
+        "bert.embeddings.LayerNorm",
+        "bert.encoder.layer.1.output.LayerNorm",
+        "cls.predictions.transform.dense",
+        "cls.predictions.transform.transform_act_fn",
+        "cls.predictions.transform.LayerNorm",
+        "cls.predictions.decoder",
+    ):
         assert name in store, name
 
 
@@ -237,8 +242,9 @@ def test_classifier_matches_live_transformers_pipeline():
         np.testing.assert_allclose(row, [scores[model.id2label[i]] for i in range(3)], rtol=0, atol=F32_TOL)
 
 
-@pytest.mark.parametrize("name, cls", [("tiny-mlm-untied", "BertForMaskedLM"),
-                                       ("tiny-classifier", "BertForSequenceClassification")])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, cls", [("tiny-mlm-untied", "BertForMaskedLM"), ("tiny-classifier", "BertForSequenceClassification")]
+)
 def test_heads_match_live_transformers_in_float64_on_new_inputs(name, cls):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")

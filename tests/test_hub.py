@@ -60,8 +60,9 @@ def make_cached_repo(cache: Path, repo_id: str, revisions: dict[str, tuple[str, 
 def hub_cache(tmp_path_factory) -> Path:
     """A cache holding MiniLM at `main` and, as a second ref `tiny-gelu`, the tiny-gelu checkpoint."""
     cache = tmp_path_factory.mktemp("hub-cache")
-    make_cached_repo(cache, MINILM_ID, {"main": (MAIN_COMMIT, minilm_dir()),
-                                        "tiny-gelu": (TINY_COMMIT, WEIGHTS / "tiny-gelu")})  # fmt: skip
+    make_cached_repo(
+        cache, MINILM_ID, {"main": (MAIN_COMMIT, minilm_dir()), "tiny-gelu": (TINY_COMMIT, WEIGHTS / "tiny-gelu")}
+    )
     return cache
 
 

@@ -105,8 +105,19 @@ def test_model_accepts_tokenizer_output_directly():
 
 # The reference stack, and the optional extras (embed's dask/tqdm, explain's matplotlib, sentence-transformers,
 # onnxruntime for the benchmarks): none may come with import + load + forward.
-NEVER_IMPORTED_BY_THE_FORWARD_PASS = ("torch", "transformers", "tensorflow", "scipy", "dask", "distributed", "tqdm",
-                                      "matplotlib", "fsspec", "sentence_transformers", "onnxruntime")  # fmt: skip
+NEVER_IMPORTED_BY_THE_FORWARD_PASS = (
+    "torch",
+    "transformers",
+    "tensorflow",
+    "scipy",
+    "dask",
+    "distributed",
+    "tqdm",
+    "matplotlib",
+    "fsspec",
+    "sentence_transformers",
+    "onnxruntime",
+)
 
 
 def test_forward_pass_never_imports_torch_or_transformers():

@@ -25,8 +25,11 @@ def theirs(directory, inputs, dtype):
     model = transformers.BertModel.from_pretrained(directory, attn_implementation="eager", add_pooling_layer=has_pooler)
     model = model.eval().to(dtype)
     with torch.no_grad():
-        out = model(**{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()},
-                    output_hidden_states=True, output_attentions=True)  # fmt: skip
+        out = model(
+            **{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()},
+            output_hidden_states=True,
+            output_attentions=True,
+        )
     return named_outputs(out)
 
 
@@ -45,15 +48,20 @@ def minilm_inputs():
 def test_minilm_float32_within_1e_5_on_real_tokens_at_every_layer():
     inputs = minilm_inputs()
     assert inputs["attention_mask"].min() == 0  # the batch really has padding
-    divergence = first_divergence(ours(minilm_dir(), inputs, np.float32), theirs(minilm_dir(), inputs, torch.float32),
-                                  F32_TOL, inputs["attention_mask"])  # fmt: skip
+    divergence = first_divergence(
+        ours(minilm_dir(), inputs, np.float32),
+        theirs(minilm_dir(), inputs, torch.float32),
+        F32_TOL,
+        inputs["attention_mask"],
+    )
     assert divergence is None, f"first tensor off by more than {F32_TOL}: {divergence}"
 
 
 def test_minilm_float64_within_1e_10_at_every_position_padding_included():
     inputs = minilm_inputs()
-    divergence = first_divergence(ours(minilm_dir(), inputs, np.float64), theirs(minilm_dir(), inputs, torch.float64),
-                                  F64_TOL)  # fmt: skip
+    divergence = first_divergence(
+        ours(minilm_dir(), inputs, np.float64), theirs(minilm_dir(), inputs, torch.float64), F64_TOL
+    )
     assert divergence is None, f"first tensor off by more than {F64_TOL}: {divergence}"
 
 

@@ -334,8 +334,16 @@ def test_missing_config_fields_take_the_defaults(tmp_path, model):
     """tiny-gelu's config holds the default hidden_act, layer_norm_eps, type_vocab_size, position_embedding_type:
     without those lines it loads and computes exactly the same numbers."""
     directory = copy_checkpoint(tmp_path)
-    defaults = ["hidden_act", "layer_norm_eps", "type_vocab_size", "position_embedding_type", "is_decoder",
-                "add_cross_attention", "pad_token_id", "model_type"]  # fmt: skip
+    defaults = [
+        "hidden_act",
+        "layer_norm_eps",
+        "type_vocab_size",
+        "position_embedding_type",
+        "is_decoder",
+        "add_cross_attention",
+        "pad_token_id",
+        "model_type",
+    ]
     edit_config(
         directory, drop=[name for name in defaults if name in json.loads(TINY.joinpath("config.json").read_text())]
     )
@@ -388,43 +396,72 @@ BAD_SAFETENSORS = {
     "empty file": (None, b"", NOT_READABLE + "0 bytes, shorter than the 8-byte header length"),
     "cut inside the length": (None, b"\x10\x00\x00", NOT_READABLE + "3 bytes, shorter than the 8-byte header length"),
     "header length beyond the file": (
-        {"a": F32_2x3}, 10**6, NOT_READABLE + r"header length 1000000 does not fit in a file of \d+ bytes"),
+        {"a": F32_2x3},
+        10**6,
+        NOT_READABLE + r"header length 1000000 does not fit in a file of \d+ bytes",
+    ),
     "header length 2**64 - 1": ({"a": F32_2x3}, 2**64 - 1, NOT_READABLE + "header length 18446744073709551615 does"),
     "header not JSON": (None, struct.pack("<Q", 5) + b"hello", NOT_READABLE + "header is not JSON"),
     "header not UTF-8": (None, struct.pack("<Q", 4) + b"\xff\xfe{}", NOT_READABLE + "header is not JSON"),
     "header a list": ([1, 2], None, NOT_READABLE + "header is not a JSON object"),
     "entry without offsets": (
-        {"a": {"dtype": "F32", "shape": [2, 3]}}, None, NOT_READABLE + "tensor 'a' has no dtype, shape and"),
+        {"a": {"dtype": "F32", "shape": [2, 3]}},
+        None,
+        NOT_READABLE + "tensor 'a' has no dtype, shape and",
+    ),
     "unknown dtype": (
-        {"a": {**F32_2x3, "dtype": "F99"}}, None, r"tensor 'a' has dtype F99, which minibert does not read; re-save"),
+        {"a": {**F32_2x3, "dtype": "F99"}},
+        None,
+        r"tensor 'a' has dtype F99, which minibert does not read; re-save",
+    ),
     "negative shape": ({"a": {**F32_2x3, "shape": [-2, 3]}}, None, NOT_READABLE + r"tensor 'a' has shape \[-2, 3\]"),
     "shape bigger than its bytes": (
-        {"a": {**F32_2x3, "shape": [2, 4]}}, None,
-        NOT_READABLE + r"tensor 'a' \(F32, shape \(2, 4\), 32 bytes\) has data_offsets \[0, 24\]"),
+        {"a": {**F32_2x3, "shape": [2, 4]}},
+        None,
+        NOT_READABLE + r"tensor 'a' \(F32, shape \(2, 4\), 32 bytes\) has data_offsets \[0, 24\]",
+    ),
     "shape that overflows int64": (
-        {"a": {**F32_2x3, "shape": [2**40, 2**40]}}, None,
-        r"tensor 'a' \(F32, shape \(1099511627776, 1099511627776\), 4835703278458516698824704 bytes\)"),
+        {"a": {**F32_2x3, "shape": [2**40, 2**40]}},
+        None,
+        r"tensor 'a' \(F32, shape \(1099511627776, 1099511627776\), 4835703278458516698824704 bytes\)",
+    ),
     "offsets beyond the file": (
-        {"a": {**F32_2x3, "shape": [4, 3], "data_offsets": [0, 48]}}, None,
-        r"has data_offsets \[0, 48\]; the file holds 24 bytes of data"),
+        {"a": {**F32_2x3, "shape": [4, 3], "data_offsets": [0, 48]}},
+        None,
+        r"has data_offsets \[0, 48\]; the file holds 24 bytes of data",
+    ),
     "offsets reversed": (
-        {"a": {**F32_2x3, "shape": [0], "data_offsets": [24, 0]}}, None, r"tensor 'a' .* has data_offsets \[24, 0\]"),
+        {"a": {**F32_2x3, "shape": [0], "data_offsets": [24, 0]}},
+        None,
+        r"tensor 'a' .* has data_offsets \[24, 0\]",
+    ),
     "gap before the first tensor": (
-        {"a": {**F32_2x3, "shape": [3], "data_offsets": [12, 24]}}, None,
-        r"tensor 'a' starts at data byte 12 but the data starts at 0: the header's byte ranges leave a gap"),
+        {"a": {**F32_2x3, "shape": [3], "data_offsets": [12, 24]}},
+        None,
+        r"tensor 'a' starts at data byte 12 but the data starts at 0: the header's byte ranges leave a gap",
+    ),
     "overlapping tensors": (
-        {"a": F32_2x3, "b": {"dtype": "F32", "shape": [3], "data_offsets": [12, 24]}}, None,
-        r"tensor 'b' starts at data byte 12 but the previous tensor 'a' ends at 24: the header's byte ranges overlap"),
+        {"a": F32_2x3, "b": {"dtype": "F32", "shape": [3], "data_offsets": [12, 24]}},
+        None,
+        r"tensor 'b' starts at data byte 12 but the previous tensor 'a' ends at 24: the header's byte ranges overlap",
+    ),
     "bytes after the last tensor": (
-        {"a": F32_2x3}, b"trailing", "the header's tensors cover 24 bytes of data but the file holds 32"),
+        {"a": F32_2x3},
+        b"trailing",
+        "the header's tensors cover 24 bytes of data but the file holds 32",
+    ),
     "truncated data": ({"a": F32_2x3}, -10, r"tensor 'a' .* has data_offsets \[0, 24\]; the file holds 14 bytes"),
     "empty tensor with huge dimensions": (
-        {"a": F32_2x3, "e": {"dtype": "F32", "shape": [2**62, 0], "data_offsets": [24, 24]}}, None,
-        r"tensor 'e' has shape \(4611686018427387904, 0\), too large for any array"),
+        {"a": F32_2x3, "e": {"dtype": "F32", "shape": [2**62, 0], "data_offsets": [24, 24]}},
+        None,
+        r"tensor 'e' has shape \(4611686018427387904, 0\), too large for any array",
+    ),
     "float8 tensor": (
-        {"a": {**F32_2x3, "dtype": "F8_E4M3", "shape": [24]}}, None,
-        "tensor 'a' has dtype F8_E4M3, which minibert does not read; re-save the checkpoint as F32, F16 or BF16"),
-}  # fmt: skip
+        {"a": {**F32_2x3, "dtype": "F8_E4M3", "shape": [24]}},
+        None,
+        "tensor 'a' has dtype F8_E4M3, which minibert does not read; re-save the checkpoint as F32, F16 or BF16",
+    ),
+}
 
 
 @pytest.mark.parametrize("header, tail, match", BAD_SAFETENSORS.values(), ids=BAD_SAFETENSORS.keys())
@@ -695,8 +732,12 @@ def test_a_run_that_fails_leaves_the_old_output_file_whole_and_no_temporary(tmp_
 
 def test_command_line_error_through_python_dash_m_has_no_traceback(tmp_path):
     directory = broken_model(tmp_path, "weights")
-    result = subprocess.run([sys.executable, "-m", "minibert", "explain", "hi", "--model", str(directory)],
-                            capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "minibert", "explain", "hi", "--model", str(directory)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "(7 bytes, shorter than the 8-byte header length)" in result.stderr

@@ -65,8 +65,14 @@ def test_padding_pads_to_the_longest_row_with_mask_zero():
     assert encoded["input_ids"][1, 3:].tolist() == [0, 0, 0, 0]
 
 
-@pytest.mark.parametrize("bad, message", [(None, "must be a string or a non-empty list"), ([], "non-empty list"),
-                                          (["ok", 3], r"texts\[1\] is a int, not a string")])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (None, "must be a string or a non-empty list"),
+        ([], "non-empty list"),
+        (["ok", 3], r"texts\[1\] is a int, not a string"),
+    ],
+)
 def test_non_text_input_is_refused(bad, message):
     with pytest.raises(InputError, match=message):
         Tokenizer.from_pretrained(minilm_dir())(bad)

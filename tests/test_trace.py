@@ -119,8 +119,12 @@ def test_trace_gives_the_same_output_as_the_untraced_call_and_names_in_forward_o
     np.testing.assert_array_equal(out.last_hidden_state, plain.last_hidden_state)
     np.testing.assert_array_equal(out.pooler_output, plain.pooler_output)
     names = list(trace)
-    assert names[:4] == ["embeddings.word_embeddings", "embeddings.token_type_embeddings",
-                         "embeddings.position_embeddings", "embeddings.LayerNorm"]  # fmt: skip
+    assert names[:4] == [
+        "embeddings.word_embeddings",
+        "embeddings.token_type_embeddings",
+        "embeddings.position_embeddings",
+        "embeddings.LayerNorm",
+    ]
     assert names[-3:] == ["pooler.first_token", "pooler.dense", "pooler.activation"]
     assert names.index("encoder.layer.1.attention.self.query") > names.index("encoder.layer.0.output.LayerNorm")
     for i in range(model.config.num_hidden_layers):

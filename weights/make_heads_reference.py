@@ -29,8 +29,15 @@ WORDS = (
 ).split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["##s", "##ed", "##ing", "##ly"]
 
-TINY = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-            max_position_embeddings=64, type_vocab_size=2)  # fmt: skip
+TINY = dict(
+    vocab_size=len(VOCAB),
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+)
 
 MLM_TEXTS = [
     "the cat sat on the [MASK] .",
@@ -89,8 +96,19 @@ def make(name: str, model_class, config_values: dict, texts, pairs, seed: int) -
 if __name__ == "__main__":
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     make("tiny-mlm", transformers.BertForMaskedLM, dict(hidden_act="gelu"), MLM_TEXTS, None, seed=10)
-    make("tiny-mlm-untied", transformers.BertForMaskedLM, dict(hidden_act="gelu_new", tie_word_embeddings=False),
-         MLM_TEXTS, None, seed=11)  # fmt: skip
-    make("tiny-classifier", transformers.BertForSequenceClassification,
-         dict(hidden_act="gelu", num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()}),
-         CLASSIFIER_TEXTS, CLASSIFIER_PAIRS, seed=12)  # fmt: skip
+    make(
+        "tiny-mlm-untied",
+        transformers.BertForMaskedLM,
+        dict(hidden_act="gelu_new", tie_word_embeddings=False),
+        MLM_TEXTS,
+        None,
+        seed=11,
+    )
+    make(
+        "tiny-classifier",
+        transformers.BertForSequenceClassification,
+        dict(hidden_act="gelu", num_labels=3, id2label=ID2LABEL, label2id={v: k for k, v in ID2LABEL.items()}),
+        CLASSIFIER_TEXTS,
+        CLASSIFIER_PAIRS,
+        seed=12,
+    )

@@ -25,19 +25,58 @@ MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9d
 
 # A range of shapes and activations; every one small enough to keep in git (tens of KB).
 TINY_CONFIGS = {
-    "tiny-gelu": dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-                      max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu"),
-    "tiny-gelu-new": dict(vocab_size=77, hidden_size=24, num_hidden_layers=3, num_attention_heads=3,
-                          intermediate_size=40, max_position_embeddings=40, type_vocab_size=3, hidden_act="gelu_new",
-                          layer_norm_eps=1e-5),
-    "tiny-relu-no-pooler": dict(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=20, max_position_embeddings=32, type_vocab_size=2, hidden_act="relu"),
-    "tiny-silu": dict(vocab_size=50, hidden_size=12, num_hidden_layers=1, num_attention_heads=1, intermediate_size=48,
-                      max_position_embeddings=24, type_vocab_size=1, hidden_act="silu"),
-    "tiny-gelu-pytorch-tanh": dict(vocab_size=80, hidden_size=20, num_hidden_layers=2, num_attention_heads=5,
-                                   intermediate_size=30, max_position_embeddings=30, type_vocab_size=2,
-                                   hidden_act="gelu_pytorch_tanh"),
-}  # fmt: skip
+    "tiny-gelu": dict(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        hidden_act="gelu",
+    ),
+    "tiny-gelu-new": dict(
+        vocab_size=77,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=40,
+        max_position_embeddings=40,
+        type_vocab_size=3,
+        hidden_act="gelu_new",
+        layer_norm_eps=1e-5,
+    ),
+    "tiny-relu-no-pooler": dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=20,
+        max_position_embeddings=32,
+        type_vocab_size=2,
+        hidden_act="relu",
+    ),
+    "tiny-silu": dict(
+        vocab_size=50,
+        hidden_size=12,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=48,
+        max_position_embeddings=24,
+        type_vocab_size=1,
+        hidden_act="silu",
+    ),
+    "tiny-gelu-pytorch-tanh": dict(
+        vocab_size=80,
+        hidden_size=20,
+        num_hidden_layers=2,
+        num_attention_heads=5,
+        intermediate_size=30,
+        max_position_embeddings=30,
+        type_vocab_size=2,
+        hidden_act="gelu_pytorch_tanh",
+    ),
+}
 
 # Texts for the real checkpoint: sentence pairs, padding (row 0 is shorter), accents and Chinese characters. Short,
 # because every layer's outputs are stored in both dtypes: 2 rows of 15 tokens make a file of about 1.4 MB.
@@ -61,8 +100,9 @@ def tiny_inputs(config: dict, seed: int) -> dict[str, np.ndarray]:
 def run(model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """transformers' outputs as NumPy arrays, every hidden state and attention included."""
     with torch.no_grad():
-        out = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}, output_hidden_states=True,
-                    output_attentions=True)  # fmt: skip
+        out = model(
+            **{k: torch.from_numpy(v) for k, v in inputs.items()}, output_hidden_states=True, output_attentions=True
+        )
     arrays = {"last_hidden_state": out.last_hidden_state.numpy()}
     if out.pooler_output is not None:
         arrays["pooler_output"] = out.pooler_output.numpy()
