@@ -26,7 +26,7 @@ from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
 from .trace import NO_TRACE, Trace
 
-Params = dict  # a nested dict of np.ndarray, laid out like the checkpoint's tensor names
+Params = dict[str, "np.ndarray | Params | list[Params]"]  # nested by the checkpoint's names, as the docstring says
 
 
 def bert_embeddings(
