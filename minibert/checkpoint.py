@@ -1,8 +1,12 @@
-"""From files to parameters: read a checkpoint's tensors, map their names, check them against the config, and nest
-them the way model.py reads them. No math here beyond dtype conversion.
+"""From a model directory's files to the parameters model.py reads: names and checks -> params.
 
     load_pretrained(dir) -> (BertConfig, params), where
     params["encoder"]["layer"][3]["attention"]["self"]["query"]["weight"] is encoder.layer.3.attention.self.query.weight
+
+The weight file is the one model_files.choose_weights picks; its reader (safetensors.py, torch_pickle.py,
+tf_checkpoint.py, by READERS) gives the tensors by the file's names. Here they are renamed to BertModel's (RENAMES),
+compared with the names and shapes the config implies, converted to the dtype asked for, and nested. A hub id is
+resolved to a directory before this (hub.py); no math here beyond dtype conversion.
 """
 
 import logging
