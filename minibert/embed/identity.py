@@ -7,8 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..checkpoint import CONFIG_FILES, weight_files
 from ..errors import InputError
+from ..model_files import config_file, local_weight_files
 from ..sentence import read_sentence_config
 
 FORMAT = "minibert-embeddings"
@@ -54,13 +54,13 @@ def model_identity(directory: Path, dtype: str) -> dict:
 
     Reading the sentence-transformers config checks it too, so a directory that is not such a model is refused here,
     before the output is created. The SHA-256 covers the Transformer module's config and exactly the weight files
-    minibert would read from its folder (checkpoint.weight_files: every shard, every TF .data-* file).
+    minibert would read from its folder (model_files.local_weight_files: every shard, every TF .data-* file).
     """
     directory = directory.resolve()
     config = read_sentence_config(directory)
     transformer = config.transformer_dir
-    config_file = [transformer / name for name in CONFIG_FILES if (transformer / name).is_file()][:1]
-    files = [*config_file, *weight_files(transformer)]
+    config_json = config_file(transformer)
+    files = [*([config_json] if config_json.is_file() else []), *local_weight_files(transformer)]
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{path.relative_to(directory).as_posix()}:{_sha256(path)}\n".encode())

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MinibertError
-from ..hub import resolve_model_dir
+from ..hub import Need, resolve_model_dir
 from ..sentence import SentenceEncoder
 from . import cluster
 from .identity import check_same_run, fingerprint, model_identity, run_identity
@@ -170,7 +170,7 @@ def _check_arguments(batch_size, partition_size, dtype, input_format) -> str:
 
 def _identity(job: Job, model) -> dict:
     """The run's identity: the model resolved once, here, and the input as it is now."""
-    model_dir = resolve_model_dir(model, purpose="sentence")
+    model_dir = resolve_model_dir(model, Need.SENTENCE_MODEL)
     identity = run_identity(
         model_identity(model_dir, job.dtype), input_identity(job.input_path), job.input_format, job.field
     )
