@@ -243,7 +243,14 @@ class SentenceEncoder:
         directory = resolve_model_dir(
             path, Need.SENTENCE_MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        config = read_sentence_config(directory)
+        return cls.from_directory(directory, dtype, check_finite=check_finite)
+
+    @classmethod
+    def from_directory(cls, directory: Path, dtype=np.float32, *, check_finite: bool = True) -> "SentenceEncoder":
+        """The encoder of a local sentence-transformers directory, already resolved (by from_pretrained, or by the
+        embedding job at its door): nothing is looked up on the hub."""
+        dtype = check_dtype(dtype)
+        config = read_sentence_config(Path(directory))
         model = BertModel(*load_pretrained(config.transformer_dir, dtype=dtype, check_finite=check_finite))
         tokenizer = Tokenizer.from_directory(config.transformer_dir)
         max_seq_length = config.max_seq_length

@@ -52,7 +52,7 @@ def client():
 
 
 def count_model_loads():
-    """Run in each worker: SentenceEncoder.from_pretrained, as the job calls it, counts its calls (from a clean
+    """Run in each worker: SentenceEncoder.from_directory, as the job calls it, counts its calls (from a clean
     cache); `minibert.embed.job.SentenceEncoder.loads` is the count."""
     from minibert.embed import job
 
@@ -62,9 +62,9 @@ def count_model_loads():
         loads = 0
 
         @staticmethod
-        def from_pretrained(*args, **kwargs):
+        def from_directory(*args, **kwargs):
             CountingLoads.loads += 1
-            return real.from_pretrained(*args, **kwargs)
+            return real.from_directory(*args, **kwargs)
 
     CountingLoads.real = real
     job.SentenceEncoder = CountingLoads

@@ -486,3 +486,24 @@ def test_a_run_planned_with_other_partitions_resumes_with_its_own(tiny, tmp_path
     log = io.StringIO()
     embed_file(path, tmp_path / "b", tiny, partition_size=300, progress=False, log=log)
     assert "resuming with the partitions of the first run (1000 bytes), not 300" in log.getvalue()
+
+
+def test_embed_file_resolves_the_model_once_at_its_door(tiny, tmp_path, monkeypatch):
+    import minibert.embed.job
+    import minibert.model
+    import minibert.sentence
+    import minibert.tokenizer
+    from minibert import hub
+
+    calls = []
+
+    def counting(path_or_id, *args, **kwargs):
+        calls.append(path_or_id)
+        return hub.resolve_model_dir(path_or_id, *args, **kwargs)
+
+    for module in (minibert.embed.job, minibert.sentence, minibert.model, minibert.tokenizer):
+        monkeypatch.setattr(module, "resolve_model_dir", counting)
+    monkeypatch.setattr(minibert.embed.job, "_ENCODERS", {})  # so that this run loads the model
+    path = write_lines(tmp_path / "in.txt", TINY_LINES)
+    embed_file(path, tmp_path / "out", tiny, partition_size=100, progress=False)
+    assert calls == [tiny]

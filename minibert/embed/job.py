@@ -103,7 +103,8 @@ def load_encoder(model_dir: str, dtype: str) -> SentenceEncoder:
     """The SentenceEncoder of `model_dir` in `dtype`, loaded once per process."""
     key = (model_dir, dtype)
     if key not in _ENCODERS:
-        _ENCODERS[key] = SentenceEncoder.from_pretrained(model_dir, dtype=np.dtype(dtype))
+        # A directory resolved once, by embed_file at its door: from_directory looks nothing up again.
+        _ENCODERS[key] = SentenceEncoder.from_directory(Path(model_dir), dtype=np.dtype(dtype))
     return _ENCODERS[key]
 
 
