@@ -1,0 +1,109 @@
+"""Guards for reading files a stranger made: what a file declares is checked against what exists before anything
+is allocated, pseudo files are refused, JSON failures of every kind become one clean error, and untrusted text is
+quoted before it is put in a message.
+
+Every reader of a model directory's files (safetensors, torch's zip, TF bundles, the JSON files) goes through
+these functions, so that each rule is written once. The promise they serve is in the README's threat model.
+"""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from .errors import CheckpointError, MinibertError
+
+# Pseudo filesystems: their files are "regular" to stat but are windows onto the process or the machine
+# (/proc/self/mem, /proc/self/environ, /sys/..., /dev/...), and a weights file is never one of them.
+_PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+
+# Bounds for JSON files of a model directory. The largest real ones are tokenizer.json files of a few tens of MB.
+MAX_JSON_BYTES = 512 * 2**20
+
+
+def quote(value, limit: int = 80) -> str:
+    """`value` for an error message: a string as its escaped repr (no raw newline or escape character can reach a
+    terminal or a log), cut to `limit` characters; anything else by its type, never by an unbounded repr."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        digits = len(str(value)) if value.bit_length() < 1000 else None
+        return repr(value) if digits is not None and digits <= limit else f"an integer of {value.bit_length()} bits"
+    return f"a {type(value).__name__}"
+
+
+def regular_file_size(path: Path, error: type[MinibertError] = CheckpointError) -> int:
+    """The size of `path`, after checking it is a regular file outside the pseudo filesystems.
+
+    Symlinks are followed (huggingface_hub's cache is made of them), but their target must be a regular file too:
+    a FIFO would block the reader forever, /dev/zero never ends, and /proc/self/mem or /proc/self/environ would
+    hand the process's own memory or environment to the parser (and to its error messages).
+    """
+    try:
+        info = os.stat(path)
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror})") from None
+    resolved = os.path.realpath(path)
+    if not stat.S_ISREG(info.st_mode) or any(
+        resolved == root or resolved.startswith(root + "/") for root in _PSEUDO_ROOTS
+    ):
+        raise error(
+            f"{path}: is not a regular file (it resolves to {quote(resolved, 200)}); a model file must be a regular "
+            "file, or a symlink to one"
+        )
+    return info.st_size
+
+
+def check_extent(source, what: str, offset: int, size: int, available: int) -> None:
+    """Refuse `what` if it claims `size` bytes at `offset` and the container holds only `available` bytes.
+
+    This is the one check that stands between a declared size (a zip directory's, a safetensors header's, a TF
+    index's) and an allocation: a 1 KB file must not make minibert allocate the gigabytes it claims to hold.
+    """
+    if offset < 0 or size < 0 or offset + size > available:
+        raise CheckpointError(
+            f"{source}: {what} claims {size} bytes at offset {offset}, but only {available} bytes exist; the file "
+            "is truncated or corrupt, download or save it again"
+        )
+
+
+def read_bounded(path: Path, limit: int, error: type[MinibertError] = CheckpointError) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes."""
+    size = regular_file_size(path, error)
+    if size > limit:
+        raise error(f"{path}: is {size} bytes, more than the {limit} bytes such a file can reasonably hold")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror})") from None
+    if len(data) > limit:  # the file grew while being read
+        raise error(f"{path}: is more than the {limit} bytes such a file can reasonably hold")
+    return data
+
+
+def parse_json(data: bytes | str, source, error: type[MinibertError] = CheckpointError):
+    """Parse untrusted JSON, turning every way it can fail into `error` naming `source`.
+
+    json.loads raises more than JSONDecodeError on hostile input: RecursionError for deeply nested arrays,
+    ValueError for an integer past Python's 4300-digit conversion limit, UnicodeDecodeError for bytes that are not
+    UTF-8. The message quotes none of the input.
+    """
+    try:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8")
+        return json.loads(data)
+    except json.JSONDecodeError as e:
+        raise error(f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{source}: is not UTF-8 text (byte {e.start}); is it the right file?") from None
+    except RecursionError:
+        raise error(
+            f"{source}: its JSON nests too deeply to parse; it is not a file any writer of models makes"
+        ) from None
+    except ValueError as e:  # Python's int-string conversion limit, e.g. a 5,000-digit number
+        raise error(f"{source}: its JSON holds a value Python refuses to parse ({str(e)[:120]})") from None
