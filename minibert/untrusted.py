@@ -66,8 +66,8 @@ def check_extent(source, what: str, offset: int, size: int, available: int) -> N
     """
     if offset < 0 or size < 0 or offset + size > available:
         raise CheckpointError(
-            f"{source}: {what} claims {size} bytes at offset {offset}, but only {available} bytes exist; the file "
-            "is truncated or corrupt, download or save it again"
+            f"{source}: {what} lies at bytes {offset}..{offset + size}, outside the {available} bytes that exist; "
+            "the file is truncated or corrupt, download or save it again"
         )
 
 
