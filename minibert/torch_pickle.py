@@ -523,10 +523,15 @@ class _Unpickler:
         """The tensor torch would view into `storage`, as a C-contiguous native-endian array."""
         if not isinstance(storage, _Storage):
             raise CheckpointError(f"{self.path}: data.pkl builds a tensor from {quote(storage)}")
-        if type(size) is not tuple or type(stride) is not tuple or len(size) > _MAX_DIMS:
+        if type(size) is not tuple or type(stride) is not tuple:
             raise CheckpointError(
                 f"{self.path}: a tensor of storage {quote(storage.key)} has size {quote(size)} and stride "
-                f"{quote(stride)}; expected tuples of at most {_MAX_DIMS} integers"
+                f"{quote(stride)}; expected tuples of integers"
+            )
+        if len(size) > _MAX_DIMS:
+            raise CheckpointError(
+                f"{self.path}: a tensor of storage {quote(storage.key)} has {len(size)} dimensions; NumPy arrays have "
+                f"at most {_MAX_DIMS}"
             )
         if not _are_naturals(size, stride, (storage_offset,)) or len(size) != len(stride):
             raise CheckpointError(
@@ -545,8 +550,8 @@ class _Unpickler:
         last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
         if last >= flat.size:
             raise CheckpointError(
-                f"{self.path}: a tensor of size {_ints(size)}, stride {_ints(stride)}, offset {storage_offset} reads "
-                f"element {last} of storage {quote(storage.key)}, which has {flat.size}"
+                f"{self.path}: a tensor of size {_ints(size)}, stride {_ints(stride)}, offset {quote(storage_offset)} "
+                f"reads element {quote(last)} of storage {quote(storage.key)}, which has {flat.size}"
             )
         if storage_offset == 0 and _is_c_contiguous(size, stride) and math.prod(size) == flat.size:
             return flat.reshape(size)
