@@ -17,6 +17,7 @@ import numpy as np
 from .config import BertConfig
 from .dtypes import bfloat16_bits_to_float32
 from .errors import CheckpointError, InputError
+from .untrusted import read_json  # noqa: F401  (re-exported: tokenizer.py and sentence.py read JSON through it)
 
 logger = logging.getLogger("minibert")
 
@@ -195,18 +196,6 @@ def read_safetensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
     except OSError as error:
         raise CheckpointError(f"{path}: cannot be read ({error})") from None
     return tensors
-
-
-def read_json(path: Path, expect: type = dict):
-    """A JSON file of a model directory, which must hold a JSON `expect` (dict or list); else a CheckpointError."""
-    try:
-        values = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: cannot be read as JSON ({error}); re-download or repair it") from None
-    if not isinstance(values, expect):
-        what = {dict: "object", list: "list"}.get(expect, expect.__name__)
-        raise CheckpointError(f"{path}: expected a JSON {what}, found {type(values).__name__}")
-    return values
 
 
 def read_sharded_index(index_path: Path) -> dict[str, str]:

@@ -522,7 +522,7 @@ class _Unpickler:
     def _rebuild_tensor(self, storage, storage_offset, size, stride) -> np.ndarray:
         """The tensor torch would view into `storage`, as a C-contiguous native-endian array."""
         if not isinstance(storage, _Storage):
-            raise CheckpointError(f"{self.path}: data.pkl builds a tensor from {quote(storage)}")
+            raise CheckpointError(f"{self.path}: data.pkl builds a tensor from a {type(storage).__name__}")
         if type(size) is not tuple or type(stride) is not tuple:
             raise CheckpointError(
                 f"{self.path}: a tensor of storage {quote(storage.key)} has size {quote(size)} and stride "
@@ -589,11 +589,11 @@ def _is_c_contiguous(size: tuple[int, ...], stride: tuple[int, ...]) -> bool:
 def _check_state_dict(path: Path, state_dict) -> dict[str, np.ndarray]:
     """The file must hold a flat {str: tensor} mapping, as `model.state_dict()` is."""
     if type(state_dict) not in (dict, collections.OrderedDict):
-        raise CheckpointError(f"{path}: holds {quote(state_dict)}; expected a state dict {{name: tensor}}")
+        raise CheckpointError(f"{path}: holds a {type(state_dict).__name__}; expected a state dict {{name: tensor}}")
     for name, value in state_dict.items():
         if not isinstance(value, np.ndarray):
             raise CheckpointError(
-                f"{path}: entry {quote(name)} is {quote(value)}; expected a state dict {{name: tensor}}. "
+                f"{path}: entry {quote(name)} is a {type(value).__name__}; expected a state dict {{name: tensor}}. "
                 "For a training checkpoint, save its model state_dict on its own"
             )
     return dict(state_dict)

@@ -1,11 +1,12 @@
 """Guards for reading files a stranger made: what a file declares is checked against what exists before anything
-is allocated, pseudo files are refused, JSON failures of every kind become one clean error, and untrusted text is
-quoted before it is put in a message.
+is allocated, pseudo files are refused, JSON is read by one reader whose failures of every kind become one clean
+error, and untrusted text is quoted before it is put in a message.
 
 Every reader of a model directory's files (safetensors, torch's zip, TF bundles, the JSON files) goes through
 these functions, so that each rule is written once. The promise they serve is in the README's threat model.
 """
 
+import itertools
 import json
 import os
 import stat
@@ -22,17 +23,34 @@ MAX_JSON_BYTES = 512 * 2**20
 
 
 def quote(value, limit: int = 80) -> str:
-    """`value` for an error message: a string as its escaped repr (no raw newline or escape character can reach a
-    terminal or a log), cut to `limit` characters; anything else by its type, never by an unbounded repr."""
+    """`value` for an error message, never an unbounded repr: strings as their escaped repr (no raw newline or
+    escape character can reach a terminal or a log), containers as a repr of at most `limit` items, in at most about
+    `limit` characters; a huge integer by its size. Work is bounded too: a deep tuple of shared references, whose
+    full repr takes forever, costs `limit` steps."""
+    text = _bounded_repr(value, [limit], limit)
+    return text if len(text) <= limit + 20 else text[:limit] + "..."
+
+
+def _bounded_repr(value, budget: list[int], limit: int) -> str:
+    budget[0] -= 1
+    if budget[0] < 0:
+        return "..."
     if isinstance(value, str):
-        if len(value) <= limit:
-            return repr(value)
-        return f"{value[:limit]!r}... ({len(value)} characters)"
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
     if isinstance(value, bool | float) or value is None:
         return repr(value)
     if isinstance(value, int):
-        digits = len(str(value)) if value.bit_length() < 1000 else None
-        return repr(value) if digits is not None and digits <= limit else f"an integer of {value.bit_length()} bits"
+        return repr(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
+    if type(value) in (list, tuple, dict):
+        items = list(itertools.islice(value.items() if type(value) is dict else value, max(budget[0], 0) + 1))
+        if type(value) is dict:
+            parts = [f"{_bounded_repr(k, budget, limit)}: {_bounded_repr(v, budget, limit)}" for k, v in items]
+        else:
+            parts = [_bounded_repr(item, budget, limit) for item in items]
+        if len(items) < len(value):
+            parts.append("...")
+        inner = ", ".join(parts) + ("," if type(value) is tuple and len(value) == 1 else "")
+        return {list: "[{}]", tuple: "({})", dict: "{{{}}}"}[type(value)].format(inner)
     return f"a {type(value).__name__}"
 
 
@@ -47,6 +65,8 @@ def regular_file_size(path: Path, error: type[MinibertError] = CheckpointError) 
         info = os.stat(path)
     except OSError as e:
         raise error(f"{path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{path}: cannot be read (it is a directory); expected a file")
     resolved = os.path.realpath(path)
     if not stat.S_ISREG(info.st_mode) or any(
         resolved == root or resolved.startswith(root + "/") for root in _PSEUDO_ROOTS
@@ -86,24 +106,42 @@ def read_bounded(path: Path, limit: int, error: type[MinibertError] = Checkpoint
     return data
 
 
-def parse_json(data: bytes | str, source, error: type[MinibertError] = CheckpointError):
-    """Parse untrusted JSON, turning every way it can fail into `error` naming `source`.
+class UntrustedJSONError(ValueError):
+    """JSON that cannot be parsed, whatever the way it fails; its message quotes none of the input."""
+
+
+def parse_json(data: bytes | str):
+    """Parse untrusted JSON, turning every way it can fail into an UntrustedJSONError with a clean reason.
 
     json.loads raises more than JSONDecodeError on hostile input: RecursionError for deeply nested arrays,
     ValueError for an integer past Python's 4300-digit conversion limit, UnicodeDecodeError for bytes that are not
-    UTF-8. The message quotes none of the input.
+    UTF-8.
     """
     try:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
         return json.loads(data)
     except json.JSONDecodeError as e:
-        raise error(f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise UntrustedJSONError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
-        raise error(f"{source}: is not UTF-8 text (byte {e.start}); is it the right file?") from None
+        raise UntrustedJSONError(f"not UTF-8 text: 'utf-8' codec can't decode byte {e.start}") from None
     except RecursionError:
-        raise error(
-            f"{source}: its JSON nests too deeply to parse; it is not a file any writer of models makes"
-        ) from None
+        raise UntrustedJSONError("nested too deeply to parse; no writer of models makes such a file") from None
     except ValueError as e:  # Python's int-string conversion limit, e.g. a 5,000-digit number
-        raise error(f"{source}: its JSON holds a value Python refuses to parse ({str(e)[:120]})") from None
+        raise UntrustedJSONError(f"holds a value Python refuses to parse ({str(e)[:80]})") from None
+
+
+def read_json(path, expect: type = dict, error: type[MinibertError] = CheckpointError):
+    """The one reader of a model directory's JSON files (config.json, the shard index, tokenizer_config.json,
+    modules.json, ...): a regular file of bounded size, holding a JSON `expect` (dict or list). Every failure is an
+    `error` naming the file."""
+    path = Path(path)
+    try:
+        values = parse_json(read_bounded(path, MAX_JSON_BYTES, error))
+    except UntrustedJSONError as e:
+        # The file's name twice over: the reason reads on its own, "config.json: invalid JSON at line 3 ...".
+        raise error(f"{path}: cannot be read as JSON ({path.name}: {e}); re-download or repair it") from None
+    if not isinstance(values, expect):
+        what = {dict: "object", list: "list"}.get(expect, expect.__name__)
+        raise error(f"{path}: expected a JSON {what}, found {type(values).__name__}")
+    return values
