@@ -98,11 +98,11 @@ def read_bounded(path: Path, limit: int, error: type[MinibertError] = Checkpoint
         raise error(f"{path}: is {size} bytes, more than the {limit} bytes such a file can reasonably hold")
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            data = f.read(size + 1)  # not read(limit): that would reserve `limit` bytes for a file of 3
     except OSError as e:
         raise error(f"{path}: cannot be read ({e.strerror})") from None
-    if len(data) > limit:  # the file grew while being read
-        raise error(f"{path}: is more than the {limit} bytes such a file can reasonably hold")
+    if len(data) > size:
+        raise error(f"{path}: grew while it was read; read it again once it is complete")
     return data
 
 
