@@ -9,7 +9,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .functional import ACT2FN
-from .untrusted import quote, read_json
+from .model_files import read_json
+from .untrusted import quote
 
 # Upper bounds on what config.json may ask for, far above any BERT (BERT-large: 24 layers, hidden 1024, intermediate
 # 4096, vocabularies up to ~250k, 512 positions) and far below what would exhaust memory or overflow int64 while the

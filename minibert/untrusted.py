@@ -31,6 +31,13 @@ def quote(value, limit: int = 80) -> str:
     return text if len(text) <= limit + 20 else text[:limit] + "..."
 
 
+def escape(text: str, limit: int = 120) -> str:
+    """`text` with its control characters escaped as repr escapes them, but unquoted, and cut to `limit` characters:
+    for names listed in a message (tensor names, shard files) that read better bare."""
+    escaped = repr(text[: limit + 1])[1:-1]
+    return escaped if len(text) <= limit else escaped[:limit] + "..."
+
+
 def _bounded_repr(value, budget: list[int], limit: int) -> str:
     budget[0] -= 1
     if budget[0] < 0:
@@ -78,13 +85,18 @@ def regular_file_size(path: Path, error: type[MinibertError] = CheckpointError) 
     return info.st_size
 
 
+def extent_fits(offset: int, size: int, available: int) -> bool:
+    """Whether `size` bytes at `offset` lie inside a container of `available` bytes (all Python integers: no wrap)."""
+    return 0 <= offset and 0 <= size and offset + size <= available
+
+
 def check_extent(source, what: str, offset: int, size: int, available: int) -> None:
     """Refuse `what` if it claims `size` bytes at `offset` and the container holds only `available` bytes.
 
     This is the one check that stands between a declared size (a zip directory's, a safetensors header's, a TF
     index's) and an allocation: a 1 KB file must not make minibert allocate the gigabytes it claims to hold.
     """
-    if offset < 0 or size < 0 or offset + size > available:
+    if not extent_fits(offset, size, available):
         raise CheckpointError(
             f"{source}: {what} lies at bytes {offset}..{offset + size}, outside the {available} bytes that exist; "
             "the file is truncated or corrupt, download or save it again"
@@ -129,19 +141,3 @@ def parse_json(data: bytes | str):
         raise UntrustedJSONError("nested too deeply to parse; no writer of models makes such a file") from None
     except ValueError as e:  # Python's int-string conversion limit, e.g. a 5,000-digit number
         raise UntrustedJSONError(f"holds a value Python refuses to parse ({str(e)[:80]})") from None
-
-
-def read_json(path, expect: type = dict, error: type[MinibertError] = CheckpointError):
-    """The one reader of a model directory's JSON files (config.json, the shard index, tokenizer_config.json,
-    modules.json, ...): a regular file of bounded size, holding a JSON `expect` (dict or list). Every failure is an
-    `error` naming the file."""
-    path = Path(path)
-    try:
-        values = parse_json(read_bounded(path, MAX_JSON_BYTES, error))
-    except UntrustedJSONError as e:
-        # The file's name twice over: the reason reads on its own, "config.json: invalid JSON at line 3 ...".
-        raise error(f"{path}: cannot be read as JSON ({path.name}: {e}); re-download or repair it") from None
-    if not isinstance(values, expect):
-        what = {dict: "object", list: "list"}.get(expect, expect.__name__)
-        raise error(f"{path}: expected a JSON {what}, found {type(values).__name__}")
-    return values

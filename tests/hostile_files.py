@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: use this worktre
     sys.path.insert(0, str(ROOT))
 
 import minibert  # noqa: E402
-from minibert.checkpoint import read_safetensors  # noqa: E402
 from minibert.errors import MinibertError  # noqa: E402
+from minibert.safetensors import read_safetensors  # noqa: E402
 from minibert.tf_checkpoint import load_tf_checkpoint  # noqa: E402
 from minibert.torch_pickle import load_torch_bin  # noqa: E402
 
