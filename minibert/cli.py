@@ -17,7 +17,7 @@ import numpy as np
 
 from .embed import EmbedInterrupted, embed_file, output_paths
 from .embed import cluster as embed_cluster
-from .errors import InputError, MinibertError
+from .errors import CheckpointError, InputError, MinibertError
 from .sentence import cosine_similarity
 
 RUN_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
@@ -363,6 +363,14 @@ def start_client(workers: int | None = None, scheduler: str | None = None, timeo
         embed_cluster.close_client(client, cluster)
 
 
+# What sentence.py and hub.py tell a Python caller who passed a plain BERT checkpoint, and a command-line user instead.
+PLAIN_BERT_ADVICE = "for a plain BERT checkpoint use minibert.BertModel"
+PLAIN_BERT_ADVICE_CLI = (
+    "`minibert embed --model` needs one (e.g. sentence-transformers/all-MiniLM-L6-v2); for a plain BERT checkpoint "
+    "use `minibert run --input FILE --model DIR --which pooler_output`"
+)
+
+
 def cmd_embed(args) -> int:
     """Embed every line of a text or JSONL file, in this process or on a Dask cluster; rerun to resume."""
     output_paths(args.output, clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
@@ -380,6 +388,8 @@ def cmd_embed(args) -> int:
                 partition_size=args.partition_size,
                 progress=not args.quiet,
             )
+    except CheckpointError as error:  # the library's advice to a Python caller, said for the command line
+        raise CheckpointError(str(error).replace(PLAIN_BERT_ADVICE, PLAIN_BERT_ADVICE_CLI)) from None
     except EmbedInterrupted as stop:
         print(
             f"minibert embed: interrupted; {stop.done} of {stop.total} partitions are kept in {stop.directory}; "
@@ -499,26 +509,55 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--values", type=positive_int, default=4, metavar="N", help="leading values to print")
     trace.set_defaults(run=cmd_trace)
 
-    embed = commands.add_parser("embed", help="embed every line of a text or JSONL file (resumable; Dask optional)")
+    embed = commands.add_parser(
+        "embed",
+        help="embed every line of a text or JSONL file (resumable; Dask optional)",
+        description="Embed every line of a text file (one text a line) or a JSONL file with a sentence-transformers\n"
+        "model: one float32 row per input line, in input order. Bad lines (empty, not UTF-8, JSON without --field)\n"
+        "become rows of NaN, listed on stderr and in the manifest. The input is cut into partitions, each written\n"
+        "as one shard, atomically; after Ctrl-C or a lost machine, the same command resumes where it stopped.",
+        epilog="examples:\n"
+        "  minibert embed corpus.txt --output corpus.npy --model DIR\n"
+        "  minibert embed docs.jsonl --output docs-emb/ --model DIR --field body --batch-size 64\n"
+        "  minibert embed corpus.txt --output corpus-emb/ --model DIR --workers 4\n"
+        "  minibert embed s3://bucket/corpus.txt --output s3://bucket/emb/ --model /shared/minilm "
+        "--scheduler tcp://host:8786",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     embed.add_argument("input", help="a text file (one text a line) or JSONL (.jsonl/.ndjson, or --format jsonl)")
-    embed.add_argument("--output", required=True, help="a directory of shards, or a .npy file (in-process only)")
+    embed.add_argument(
+        "--output",
+        required=True,
+        help="a .npy file (in-process only), or a directory: a name without a suffix or ending in /, or a URL "
+        "such as s3://bucket/emb/",
+    )
     embed.add_argument(
         "--model",
         required=True,
         metavar="ID_OR_PATH",
         help="a sentence-transformers model (modules.json): a directory or a hub id 'org/name'",
     )
-    embed.add_argument("--batch-size", type=positive_int, default=32)
-    embed.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="compute dtype")
-    embed.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto", help="auto: by file suffix")
-    embed.add_argument("--field", default="text", help="the JSONL field holding the text")
+    embed.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        metavar="N",
+        help="texts per forward pass, of similar lengths (sorted within each partition) (default: 32)",
+    )
+    embed.add_argument(
+        "--dtype", choices=["float32", "float64"], default="float32", help="compute dtype (default: float32)"
+    )
+    embed.add_argument(
+        "--format", choices=["auto", "text", "jsonl"], default="auto", help="auto: by file suffix (default: auto)"
+    )
+    embed.add_argument("--field", default="text", help="the JSONL field holding the text (default: text)")
     embed.add_argument(
         "--partition-size",
         type=partition_size,
         default="auto",
         metavar="SIZE",
         help="bytes of input per partition (one shard, one task), e.g. 64K or 1M; auto: 1/16 of the input, within "
-        "4K-1M, so that an interrupted run keeps most of its work",
+        "4K-1M, so that an interrupted run keeps most of its work (default: auto)",
     )
     where = embed.add_mutually_exclusive_group()
     where.add_argument(

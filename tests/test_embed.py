@@ -507,3 +507,24 @@ def test_embed_file_resolves_the_model_once_at_its_door(tiny, tmp_path, monkeypa
     path = write_lines(tmp_path / "in.txt", TINY_LINES)
     embed_file(path, tmp_path / "out", tiny, partition_size=100, progress=False)
     assert calls == [tiny]
+
+
+def test_cli_says_how_to_run_a_plain_bert_checkpoint_in_flags_not_python(tmp_path, capsys):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES[:3])
+    assert cli_embed(path, tmp_path / "out", WEIGHTS / "tiny-mlm") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no modules.json, so this is not a sentence-transformers model" in err
+    assert "minibert.BertModel" not in err
+    assert "`minibert embed --model` needs one" in err and "`minibert run --input FILE --model DIR" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_embed_help_describes_the_command_with_examples_and_every_default(capsys):
+    assert main(["embed", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines; compare words
+    assert "one float32 row per input line, in input order" in text and "examples:" in text
+    assert "minibert embed corpus.txt --output corpus.npy --model DIR" in text
+    assert "--batch-size N texts per forward pass" in text and "(default: 32)" in text
+    for default in ("(default: text)", "(default: auto)", "(default: float32)"):
+        assert default in text
+    assert "auto: 1/16 of the input, within 4K-1M" in text
