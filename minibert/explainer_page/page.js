@@ -153,58 +153,69 @@
   }
 
   // ---- head view ----
+  // The frame (title, token labels) is drawn when the layer or heads change; hovering redraws only the lines, so
+  // that the label under the pointer stays the same element and its mouseleave fires.
+  const HEAD = { row: S <= 64 ? 20 : 14, top: 66, w: 860, leftX: 300, rightX: 540 };
+  function headY(i) { return HEAD.top + i * HEAD.row + HEAD.row / 2; }
+  function chosenHeads() { return Array.from(state.heads).sort((a, b) => a - b); }
   function drawHead() {
-    const v = view("head"), fig = v.querySelector(".figure");
-    const row = S <= 64 ? 20 : 14, top = 66, w = 860, leftX = 300, rightX = 540;
-    const svg = newSvg(fig, w, top + S * row + 16);
+    const v = view("head"), fig = v.querySelector(".figure"), heads = chosenHeads();
+    const svg = newSvg(fig, HEAD.w, HEAD.top + S * HEAD.row + 16);
     svg.setAttribute("data-layer", state.layer);
-    svg.setAttribute("data-heads", Array.from(state.heads).sort((a, b) => a - b).join(","));
-    const heads = Array.from(state.heads).sort((a, b) => a - b);
+    svg.setAttribute("data-heads", heads.join(","));
     text(svg, 10, 18, "layer " + state.layer + ", " + (heads.length === N ? "all " + N + " heads" :
       heads.length === 0 ? "no head chosen" : "head" + (heads.length > 1 ? "s " : " ") + heads.join(", ")), { class: "title" });
-    const info = text(svg, 10, 38, "hover a token to isolate its lines", { class: "small" });
-    text(svg, leftX, top - 8, "query (attends)", { class: "small", "text-anchor": "end" });
-    text(svg, rightX, top - 8, "key (attended to)", { class: "small" });
-    const y = (i) => top + i * row + row / 2;
-    const lines = el("g", {}, svg), bars = el("g", {}, svg);
-    const f = state.focus;
-    let best = [];
-    heads.forEach((h) => {
-      const color = HEAD_COLORS[h % HEAD_COLORS.length];
-      const qs = f && f.side === "query" ? [f.index] : range(S);
-      qs.forEach((q) => {
-        attentionRow(state.layer, h, q).forEach(([k, wgt]) => {
-          if (f && f.side === "key" && k !== f.index) return;
-          if (wgt < 0.005) return; // an opacity under 0.005 draws nothing visible
-          el("line", { x1: leftX + 6, y1: y(q), x2: rightX - 6, y2: y(k), stroke: color, "stroke-width": f ? 2.5 : 2,
-            "stroke-opacity": Math.min(1, wgt).toFixed(3), class: "attn", "data-query": q, "data-key": k, "data-head": h }, lines);
-          if (f) best.push([f.side === "query" ? k : q, wgt, h]);
-          if (f && f.side === "query" && heads.length === 1)
-            el("rect", { x: rightX + 1, y: y(k) - row / 2 + 2, width: 140 * wgt, height: row - 4, fill: color, "fill-opacity": 0.18 }, bars);
-        });
-      });
-    });
-    if (f) {
-      best.sort((a, b) => b[1] - a[1]);
-      const who = "“" + E.tokens[f.index] + "” (" + f.index + ")";
-      info.textContent = (f.side === "query" ? who + " attends most to: " : "attending most to " + who + ": ") +
-        best.slice(0, 4).map(([i, wgt, h]) => E.tokens[i] + " " + wgt.toFixed(2) + (heads.length > 1 ? " (h" + h + ")" : "")).join(" · ");
-    }
+    text(svg, 10, 38, "", { class: "small", "data-role": "info" });
+    text(svg, HEAD.leftX, HEAD.top - 8, "query (attends)", { class: "small", "text-anchor": "end" });
+    text(svg, HEAD.rightX, HEAD.top - 8, "key (attended to)", { class: "small" });
+    el("g", { "data-role": "bars" }, svg);
+    el("g", { "data-role": "lines" }, svg);
     ["query", "key"].forEach((side) => {
       E.tokens.forEach((t, i) => {
-        const on = f && f.side === side && f.index === i;
-        const label = text(svg, side === "query" ? leftX : rightX, y(i) + 4, shortToken(t, 24), {
-          class: "tok" + (on ? " on" : ""), "text-anchor": side === "query" ? "end" : "start",
-          "data-token": i, "data-side": side,
+        const label = text(svg, side === "query" ? HEAD.leftX : HEAD.rightX, headY(i) + 4, shortToken(t, 24), {
+          class: "tok", "text-anchor": side === "query" ? "end" : "start", "data-token": i, "data-side": side,
         });
-        label.addEventListener("mouseenter", () => { state.focus = { side: side, index: i }; drawHead(); });
-        label.addEventListener("mouseleave", () => { state.focus = null; drawHead(); });
+        el("title", {}, label).textContent = "token " + i + ": " + t;
+        label.addEventListener("mouseenter", () => { state.focus = { side: side, index: i }; drawHeadLines(); });
+        label.addEventListener("mouseleave", () => { state.focus = null; drawHeadLines(); });
         if (side === "query") label.addEventListener("click", () => {
           state.neuron = { layer: state.layer, head: heads.length ? heads[0] : 0, query: i };
           showTab("neuron");
         });
       });
     });
+    drawHeadLines();
+  }
+  function drawHeadLines() {
+    const svg = view("head").querySelector("svg.fig"), heads = chosenHeads(), f = state.focus;
+    const lines = svg.querySelector('[data-role="lines"]'), bars = svg.querySelector('[data-role="bars"]');
+    lines.textContent = ""; bars.textContent = "";
+    const best = [];
+    heads.forEach((h) => {
+      const color = HEAD_COLORS[h % HEAD_COLORS.length];
+      (f && f.side === "query" ? [f.index] : range(S)).forEach((q) => {
+        attentionRow(state.layer, h, q).forEach(([k, wgt]) => {
+          if (f && f.side === "key" && k !== f.index) return;
+          if (wgt < 0.005) return; // an opacity under 0.005 draws nothing visible
+          el("line", { x1: HEAD.leftX + 6, y1: headY(q), x2: HEAD.rightX - 6, y2: headY(k), stroke: color,
+            "stroke-width": f ? 2.5 : 2, "stroke-opacity": Math.min(1, wgt).toFixed(3), class: "attn",
+            "data-query": q, "data-key": k, "data-head": h }, lines);
+          if (f) best.push([f.side === "query" ? k : q, wgt, h]);
+          if (f && f.side === "query" && heads.length === 1)
+            el("rect", { x: HEAD.rightX + 1, y: headY(k) - HEAD.row / 2 + 2, width: 140 * wgt, height: HEAD.row - 4,
+              fill: color, "fill-opacity": 0.18 }, bars);
+        });
+      });
+    });
+    svg.querySelectorAll("text.tok").forEach((t) => {
+      t.classList.toggle("on", !!f && t.dataset.side === f.side && +t.dataset.token === f.index);
+    });
+    const info = svg.querySelector('[data-role="info"]');
+    if (!f) { info.textContent = "hover a token to isolate its lines"; return; }
+    best.sort((a, b) => b[1] - a[1]);
+    const who = "“" + E.tokens[f.index] + "” (" + f.index + ")";
+    info.textContent = (f.side === "query" ? who + " attends most to: " : "attending most to " + who + ": ") +
+      best.slice(0, 4).map(([i, wgt, h]) => E.tokens[i] + " " + wgt.toFixed(2) + (heads.length > 1 ? " (h" + h + ")" : "")).join(" · ");
   }
 
   function setupHead() {
@@ -499,7 +510,6 @@
   }
 
   // ---- tabs, export ----
-  const drawn = {};
   function showTab(name) {
     state.tab = name;
     document.querySelectorAll(".tabs [data-tab]").forEach((b) => b.setAttribute("aria-selected", b.dataset.tab === name));
