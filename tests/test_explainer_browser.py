@@ -7,13 +7,12 @@ Screenshots of each view land in tmp/artifacts/ (or $MINIBERT_ARTIFACTS), which 
 import base64
 import json
 import os
-import shutil
 import struct
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import chromium
 import numpy as np
 import pytest
 from helpers import ROOT, minilm_dir
@@ -23,44 +22,15 @@ from minibert import explainer
 
 TEXT = "Why is the pooled output different?"
 ARTIFACTS = Path(os.environ.get("MINIBERT_ARTIFACTS", ROOT / "tmp" / "artifacts"))
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-# Headless Chromium in a sandboxed CI container: no GPU, no setuid sandbox, and none of the background requests
-# (component updates, sync, QUIC probes) that a closed network refuses and that would show as console errors.
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1000",
-]
-LOAD_SECONDS = 60  # a sanity bound (the page loads in a few seconds), not a speed target: see the README
 
 
 @pytest.fixture(scope="module")
 def browser():
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("the browser tests need selenium: pip install -e '.[browser]'")
-    for program in (CHROMIUM, CHROMEDRIVER):
-        if shutil.which(program) is None:
-            pytest.fail(f"{program} is missing: apt-get install chromium chromium-driver (as .ci/run does)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="minibert-chromium-")
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(60)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+        with chromium.chromium() as driver:
+            yield driver
+    except chromium.ChromiumMissing as missing:
+        pytest.fail(str(missing))
 
 
 @pytest.fixture(scope="module")
@@ -79,22 +49,7 @@ def page16(minilm, tmp_path_factory):
     return path, explainer.read_page_data(path.read_text(encoding="utf-8")), trace
 
 
-def open_page(driver, path: Path, tab: str = "head") -> float:
-    """Load the page, wait until its script has drawn every view; the seconds it took."""
-    driver.get("about:blank")  # so that loading the same page again is a fresh load, not a jump to an anchor
-    start = time.perf_counter()
-    driver.get(f"{path.as_uri()}#{tab}")
-    while driver.execute_script("return document.body && document.body.dataset.ready") != "1":
-        errors = severe(driver)
-        assert not errors, errors
-        assert time.perf_counter() - start < LOAD_SECONDS, f"{path.name} did not finish drawing"
-        time.sleep(0.05)
-    return time.perf_counter() - start
-
-
-def severe(driver) -> list[str]:
-    """The console errors (and uncaught exceptions) logged since the last call."""
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+open_page, severe = chromium.open_page, chromium.severe
 
 
 def show(driver, view: str):
@@ -103,19 +58,7 @@ def show(driver, view: str):
 
 
 def screenshot(driver, element, name: str) -> Path:
-    """The whole element, beyond the window if it is taller, as ARTIFACTS/name."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    x, y, w, h = driver.execute_script(
-        "const r = arguments[0].getBoundingClientRect(); return [r.left + scrollX, r.top + scrollY, r.width, r.height]",
-        element,
-    )
-    clip = {"x": x, "y": y, "width": w, "height": h, "scale": 1}
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
-    )
-    path = ARTIFACTS / name
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
+    return chromium.screenshot(driver, element, ARTIFACTS / name)
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -332,7 +275,7 @@ def test_a_512_token_page_loads_draws_and_says_what_it_kept(browser, minilm, tmp
     assert len(explanation.report["tokens"]) == 512  # truncated to the model's maximum, as transformers does
     path = explanation.save(tmp_path / "page512.html")
     severe(browser)
-    seconds = open_page(browser, path)
+    milliseconds = open_page(browser, path)
     assert severe(browser) == []
     assert len(lines(browser)) > 512  # head 0 of the last layer, each query's largest weights
     note = browser.find_element("css selector", "#notes p").text
@@ -341,5 +284,5 @@ def test_a_512_token_page_loads_draws_and_says_what_it_kept(browser, minilm, tmp
         show(browser, view)
     assert len(browser.find_elements("css selector", "[data-view=neuron] g.key-row")) == 64  # the 64 largest
     screenshot(browser, show(browser, "model"), "view-model-512-tokens.png")
-    record = {"tokens": 512, "bytes": path.stat().st_size, "load_seconds": round(seconds, 2)}
+    record = {"tokens": 512, "bytes": path.stat().st_size, "load_ms": milliseconds}
     (ARTIFACTS / "page512-load.json").write_text(json.dumps(record) + "\n", encoding="utf-8")

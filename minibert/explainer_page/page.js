@@ -563,6 +563,7 @@
     const start = location.hash.slice(1);
     showTab(["head", "model", "neuron", "pooler", "trace"].includes(start) ? start : "head");
     window.minibert = { data: DATA, show: showTab, exportView: exportView, state: state };
+    document.body.dataset.drawnMs = performance.now().toFixed(0); // since navigation started: the load time
     document.body.dataset.ready = "1";
   }
   init();
