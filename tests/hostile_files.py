@@ -49,7 +49,7 @@ TF_TINY = ROOT / "weights" / "tf_tiny"
 
 CASE_SECONDS = 2.0
 MEMORY_FACTOR = 8  # times the case's bytes on disk
-MEMORY_SLACK = 160 * 2**20  # transient allocations of Python, NumPy and the tokenizers library, whatever the file
+MEMORY_SLACK = 64 * 2**20  # transient allocations of Python, NumPy and the tokenizers library, whatever the file
 
 GiB = 2**30
 
