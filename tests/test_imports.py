@@ -1,0 +1,50 @@
+"""The house's shape: imports of minibert modules run one way, with no circle, counting imports inside functions too
+(which is where a circle hides). Third-party optional extras are not part of the graph."""
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+from helpers import ROOT
+
+PACKAGE = ROOT / "minibert"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def minibert_imports(path: Path):
+    """(imported module, line, at the top of the file) for every import of a minibert module in `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            targets = [f"{base}.{node.module}"] if node.module else [f"{base}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import | ast.ImportFrom) and (getattr(node, "module", "") or "").startswith(
+            "minibert"
+        ):
+            targets = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names if alias.name.startswith("minibert")]
+        else:
+            continue
+        for target in targets:
+            yield target, node.lineno, id(node) in top
+
+
+def test_the_import_graph_of_minibert_has_no_circle():
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {target if target in modules else target.rpartition(".")[0] for target, _, _ in minibert_imports(path)}
+        - {name}
+        for name, path in modules.items()
+    }
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        raise AssertionError(f"an import circle: {' -> '.join(reversed(error.args[1]))}") from None
+    assert set(order) >= set(modules)
