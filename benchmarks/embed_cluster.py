@@ -1,6 +1,6 @@
 """Throughput of the embedding job (`minibert embed`) on a real corpus of mixed lengths, all in one run.
 
-    python benchmarks/embed.py [--lines 2000] [--big 10000] [--skip-torch] [--skip-cluster]
+    python benchmarks/embed_cluster.py [--lines 2000] [--big 10000] [--skip-torch] [--skip-cluster]
 
 The corpus: the non-empty lines of every installed package's `*.dist-info/METADATA` (headers, then each package's
 long description: README prose, code, tables, links), in sorted file order, so anyone with the same environment
