@@ -265,30 +265,46 @@ def run_worker(engine: str, name: str, directory: str, threads: int) -> None:
         print(json.dumps({"seconds": (time.perf_counter() - start) / request["inner"]}), file=reply, flush=True)
 
 
-def time_interleaved(
-    workers: dict, shape, first: dict[tuple, float], repetitions: int, sample_seconds: float, warm_below: float
-) -> dict[tuple, list[float]]:
-    """Seconds per call of each (engine, threads) worker, and GFLOP/s of each sgemm worker: all of them in turn,
-    the order rotating each repetition, `inner` calls a sample (per core count, from the first calls' times)."""
-    inner = {}
-    for key in workers:
-        engine, threads = key
-        if engine != "sgemm":
-            peers = [t for (e, n), t in first.items() if n == threads]
-            inner[key] = max(1, round(sample_seconds / statistics.median(peers)))
-    samples = {key: [] for key in workers}
+def time_interleaved(workers: dict, shape, repetitions: int, sample_seconds: float, warm_below: float):
+    """Samples of every (engine, threads) worker at one shape, all workers in turn, the order rotating each
+    repetition: seconds per call for the engines, GFLOP/s for the sgemm workers. Also each engine's output.
+
+    The first repetition makes one call per engine and saves its output (for the correctness columns); a call that
+    long (>= warm_below) needs no warm-up, so it counts as that engine's first sample. After it, a sample is `inner`
+    calls, `inner` chosen per core count from the first calls' times, with one untimed call before it when calls
+    are shorter than warm_below."""
+    import numpy as np
+
     keys = list(workers)
-    for rep in range(repetitions):
+    samples = {key: [] for key in keys}
+    first, outputs = {}, {}
+    for key in keys:
+        if key[0] == "sgemm":
+            samples[key].append(workers[key].ask({})["gflops"])
+            continue
+        time.sleep(0.02)  # let the previous engine's threads stop spinning
+        path = Path(tempfile.mkdtemp(prefix="minibert-bench-")) / "out.npy"
+        first[key] = workers[key].ask({"shape": shape, "save": str(path)})["seconds"]
+        outputs[key] = np.load(path)
+        path.unlink()
+        path.parent.rmdir()
+        if first[key] >= warm_below:
+            samples[key].append(first[key])
+    inner = {}
+    for engine, threads in first:
+        peers = [t for (_, n), t in first.items() if n == threads]
+        inner[engine, threads] = max(1, round(sample_seconds / statistics.median(peers)))
+    for rep in range(1, repetitions + 1):
         for key in rotation(keys, rep):
-            time.sleep(0.02)  # let the previous engine's threads stop spinning
-            worker = workers[key]
-            if key[0] == "sgemm":
-                samples[key].append(worker.ask({})["gflops"])
+            if len(samples[key]) >= repetitions:
                 continue
-            warm = first[key] < warm_below  # a call of a second or more needs no warm-up call before it
-            request = {"shape": shape, "inner": inner[key], "warm": warm}
-            samples[key].append(worker.ask(request)["seconds"])
-    return samples
+            time.sleep(0.02)
+            if key[0] == "sgemm":
+                samples[key].append(workers[key].ask({})["gflops"])
+                continue
+            request = {"shape": shape, "inner": inner[key], "warm": first[key] < warm_below}
+            samples[key].append(workers[key].ask(request)["seconds"])
+    return samples, outputs
 
 
 def max_abs_diff_unmasked(a, b, attention_mask) -> float:
@@ -383,8 +399,6 @@ def parse_threads(text: str | None) -> list[int]:
 
 def measure_model(name: str, directory: Path, shapes, thread_counts, repetitions, sample_seconds, warm_below):
     """Every shape at every core count for one model: rows of the results file, and what each worker reported."""
-    import numpy as np
-
     onnx_path(name, directory)  # exported here, once, before any worker needs it
     config = json.loads((directory / "config.json").read_text())
     workers = {
@@ -396,16 +410,7 @@ def measure_model(name: str, directory: Path, shapes, thread_counts, repetitions
     rows = []
     for batch, seq in shapes:
         inputs = make_inputs(batch, seq, config["vocab_size"])
-        outputs, first = {}, {}
-        for key, worker in workers.items():
-            if key[0] == "sgemm":
-                continue
-            path = Path(tempfile.mkdtemp(prefix="minibert-bench-")) / "out.npy"
-            answer = worker.ask({"shape": [batch, seq], "save": str(path)})
-            outputs[key], first[key] = np.load(path), answer["seconds"]
-            path.unlink()
-            path.parent.rmdir()
-        samples = time_interleaved(workers, [batch, seq], first, repetitions, sample_seconds, warm_below)
+        samples, outputs = time_interleaved(workers, [batch, seq], repetitions, sample_seconds, warm_below)
         flops = matmul_flops(config, batch, seq)
         for threads in thread_counts:
             median = {engine: statistics.median(samples[engine, threads]) for engine in ENGINES}
