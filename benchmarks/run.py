@@ -253,21 +253,26 @@ def run_worker(engine: str, name: str, directory: str, threads: int) -> None:
         inputs = make_inputs(*request["shape"], vocab_size)
         if "save" in request:
             start = time.perf_counter()
+            cpu = time.process_time()
             np.save(request["save"], forward(*inputs))
             seconds = time.perf_counter() - start  # the first call at this shape: a rough time, to plan the samples
-            print(json.dumps({"saved": request["save"], "seconds": seconds}), file=reply, flush=True)
+            answer = {"saved": request["save"], "seconds": seconds, "cpu_seconds": time.process_time() - cpu}
+            print(json.dumps(answer), file=reply, flush=True)
             continue
         if request.get("warm", True):  # one untimed call: back into cache and threads awake after another engine
             forward(*inputs)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(request["inner"]):
             forward(*inputs)
-        print(json.dumps({"seconds": (time.perf_counter() - start) / request["inner"]}), file=reply, flush=True)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+        answer = {"seconds": seconds / request["inner"], "cpu_seconds": cpu_seconds / request["inner"]}
+        print(json.dumps(answer), file=reply, flush=True)
 
 
 def time_interleaved(workers: dict, shape, repetitions: int, sample_seconds: float, warm_below: float):
     """Samples of every (engine, threads) worker at one shape, all workers in turn, the order rotating each
-    repetition: seconds per call for the engines, GFLOP/s for the sgemm workers. Also each engine's output.
+    repetition: seconds per call for the engines, GFLOP/s for the sgemm workers; also the engines' CPU seconds per
+    call and each engine's output.
 
     The first repetition makes one call per engine and saves its output (for the correctness columns); a call that
     long (>= warm_below) needs no warm-up, so it counts as that engine's first sample. After it, a sample is `inner`
@@ -277,6 +282,7 @@ def time_interleaved(workers: dict, shape, repetitions: int, sample_seconds: flo
 
     keys = list(workers)
     samples = {key: [] for key in keys}
+    cpu = {key: [] for key in keys if key[0] != "sgemm"}  # CPU seconds per call, beside the wall seconds
     first, outputs = {}, {}
     for key in keys:
         if key[0] == "sgemm":
@@ -284,12 +290,14 @@ def time_interleaved(workers: dict, shape, repetitions: int, sample_seconds: flo
             continue
         time.sleep(0.02)  # let the previous engine's threads stop spinning
         path = Path(tempfile.mkdtemp(prefix="minibert-bench-")) / "out.npy"
-        first[key] = workers[key].ask({"shape": shape, "save": str(path)})["seconds"]
+        answer = workers[key].ask({"shape": shape, "save": str(path)})
+        first[key] = answer["seconds"]
         outputs[key] = np.load(path)
         path.unlink()
         path.parent.rmdir()
         if first[key] >= warm_below:
             samples[key].append(first[key])
+            cpu[key].append(answer["cpu_seconds"])
     inner = {}
     for engine, threads in first:
         peers = [t for (_, n), t in first.items() if n == threads]
@@ -303,8 +311,10 @@ def time_interleaved(workers: dict, shape, repetitions: int, sample_seconds: flo
                 samples[key].append(workers[key].ask({})["gflops"])
                 continue
             request = {"shape": shape, "inner": inner[key], "warm": first[key] < warm_below}
-            samples[key].append(workers[key].ask(request)["seconds"])
-    return samples, outputs
+            answer = workers[key].ask(request)
+            samples[key].append(answer["seconds"])
+            cpu[key].append(answer["cpu_seconds"])
+    return samples, cpu, outputs
 
 
 def max_abs_diff_unmasked(a, b, attention_mask) -> float:
@@ -410,7 +420,7 @@ def measure_model(name: str, directory: Path, shapes, thread_counts, repetitions
     rows = []
     for batch, seq in shapes:
         inputs = make_inputs(batch, seq, config["vocab_size"])
-        samples, outputs = time_interleaved(workers, [batch, seq], repetitions, sample_seconds, warm_below)
+        samples, cpu, outputs = time_interleaved(workers, [batch, seq], repetitions, sample_seconds, warm_below)
         flops = matmul_flops(config, batch, seq)
         for threads in thread_counts:
             median = {engine: statistics.median(samples[engine, threads]) for engine in ENGINES}
@@ -422,8 +432,15 @@ def measure_model(name: str, directory: Path, shapes, thread_counts, repetitions
                 "threads": threads,
                 "median_s": median,
                 "samples_s": {engine: samples[engine, threads] for engine in ENGINES},
+                "cpu_samples_s": {engine: cpu[engine, threads] for engine in ENGINES},
                 "minibert/torch": median["minibert"] / median["torch"],
                 "minibert/onnxruntime": median["minibert"] / median["onnxruntime"],
+                # On one core CPU time is the work itself, what a neighbour's load inflates least (on more cores it
+                # also counts spinning threads): the steadier ratio on a busy machine.
+                "minibert/torch_by_cpu_time": statistics.median(cpu["minibert", threads])
+                / statistics.median(cpu["torch", threads]),
+                "minibert/onnxruntime_by_cpu_time": statistics.median(cpu["minibert", threads])
+                / statistics.median(cpu["onnxruntime", threads]),
                 "matmul_gflop": flops / 1e9,
                 "gflops": {engine: flops / t / 1e9 for engine, t in median.items()},
                 "sgemm_gflops": sgemm,
@@ -600,6 +617,8 @@ def markdown_tables(results: dict) -> str:
     header = ["model", "B x S"]
     header += [f"minibert/torch {n} cores" for n in counts] + [f"minibert/ort {n} cores" for n in counts]
     header += [f"{counts[0]}→{n} cores: minibert, torch, ort" for n in counts[1:]]
+    if 1 in counts:
+        header += ["1 core by CPU time: minibert/torch, minibert/ort"]
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for model, batch, seq in keys:
         cells = [model, f"{batch}x{seq}"]
@@ -608,6 +627,9 @@ def markdown_tables(results: dict) -> str:
         for n in counts[1:]:
             s = rows[model, batch, seq, n][f"speedup_from_{counts[0]}_cores"]
             cells.append(f"{s['minibert']:.2f}, {s['torch']:.2f}, {s['onnxruntime']:.2f}")
+        if 1 in counts:
+            r = rows[model, batch, seq, 1]
+            cells.append(f"{r['minibert/torch_by_cpu_time']:.2f}, {r['minibert/onnxruntime_by_cpu_time']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
