@@ -9,10 +9,13 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from .embed import cluster as embed_cluster
+from .embed import embed_file, output_paths
 from .errors import InputError, MinibertError
 from .sentence import cosine_similarity
 
@@ -334,13 +337,34 @@ def cmd_trace(args) -> int:
 # ---- minibert embed ----
 
 
+@contextmanager
+def start_client(workers: int | None = None, scheduler: str | None = None, timeout: str = "20s"):
+    """None (in-process), a new local Dask cluster of `workers` processes, or the one at `scheduler`."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    if workers is not None and scheduler is not None:
+        raise InputError("pass --workers N (a local cluster) or --scheduler ADDRESS (a running one), not both")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"--workers must be a positive integer, found {workers!r}")
+    try:
+        client, cluster = embed_cluster.open_client(workers=workers, scheduler=scheduler, timeout=timeout)
+    except ImportError:
+        raise InputError("--workers and --scheduler need Dask: pip install 'minibert[cluster]'") from None
+    except (OSError, TimeoutError) as error:
+        if scheduler is None:
+            raise
+        raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
+    print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+    try:
+        yield client
+    finally:
+        embed_cluster.close_client(client, cluster)
+
+
 def cmd_embed(args) -> int:
     """Embed every line of a text or JSONL file, in this process or on a Dask cluster; rerun to resume."""
-    from pathlib import Path
-
-    from .embed import _layout, embed_file, start_client
-
-    _layout(Path(args.output), clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
+    output_paths(args.output, clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
     with start_client(workers=args.workers, scheduler=args.scheduler) as client:
         report = embed_file(
             args.input,

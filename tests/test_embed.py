@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 from embed_corpus import mixed_lines, write_lines
 from helpers import WEIGHTS, minilm_dir
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
 from minibert.cli import main
-from minibert.embed import _read_lines, plan_partitions, read_manifest
+from minibert.embed import read_manifest
 
 # The job batches and pads differently from one SentenceEncoder.encode call over all texts (per partition, shortest
 # first), so float32 sums may differ by an ulp or so; 1e-6 is the bound the job promises (issue 9).
@@ -95,27 +93,6 @@ def test_npy_output_equals_directory_output_and_is_memory_mapped(corpus, model, 
     np.testing.assert_array_equal(embeddings, read_embeddings(clean_run[0]))
     assert read_manifest(out)["complete"] and not (tmp_path / "emb.parts").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.manifest.json", "emb.npy"]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    lines=st.lists(st.text(alphabet="ab \r", max_size=12), max_size=30),
-    trailing_newline=st.booleans(),
-    partition_size=st.integers(1, 40),
-)
-def test_partitions_hold_every_line_exactly_once(tmp_path_factory, lines, trailing_newline, partition_size):
-    data = "\n".join(lines).encode() + (b"\n" if trailing_newline and lines else b"")
-    path = tmp_path_factory.mktemp("p") / "f.txt"
-    path.write_bytes(data)
-    ranges = plan_partitions(str(path), len(data), partition_size)
-    read = [line for start, end in ranges for line in _read_lines(str(path), start, end)]
-    expected = data.split(b"\n")
-    if data.endswith(b"\n") or not data:
-        expected.pop()
-    assert read == expected
-    assert all(start < end for start, end in ranges), "no empty partition"
-    assert [start for start, _ in ranges[1:]] == [end for _, end in ranges[:-1]], "contiguous"
-    assert all(data[start - 1 : start] == b"\n" for start, _ in ranges[1:]), "every partition starts a line"
 
 
 def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(model, encoder, tmp_path):
