@@ -15,11 +15,12 @@ Where each concern lives:
 Dask (`pip install 'minibert[cluster]'`) and tqdm (`minibert[progress]`) are imported only where they are used.
 """
 
-from .job import EmbedReport, embed_file
+from .job import EmbedInterrupted, EmbedReport, embed_file
 from .partitions import plan_partitions
 from .store import OutputPaths, output_paths, read_embeddings, read_manifest
 
 __all__ = [
+    "EmbedInterrupted",
     "EmbedReport",
     "OutputPaths",
     "embed_file",

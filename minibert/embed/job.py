@@ -26,7 +26,7 @@ from ..sentence import SentenceEncoder
 from . import cluster
 from .identity import check_same_run, fingerprint, model_identity, run_identity
 from .partitions import (
-    DEFAULT_PARTITION_SIZE,
+    auto_partition_size,
     count_lines,
     input_format_of,
     input_identity,
@@ -36,8 +36,11 @@ from .partitions import (
 )
 from .store import (
     OutputPaths,
+    absolute,
     assemble_npy,
     has_shards,
+    is_file,
+    make_directory,
     output_paths,
     read_manifest_file,
     shard_bad_lines,
@@ -52,7 +55,7 @@ from .store import (
 class EmbedReport:
     """What one embed_file call did."""
 
-    output: Path
+    output: Path | str  # the .npy, the directory, or the URL
     rows: int  # input lines, bad ones included: the number of rows of read_embeddings(output)
     dim: int
     bad_lines: list[tuple[int, str]]  # (1-based line number, reason); their rows are NaN
@@ -60,6 +63,20 @@ class EmbedReport:
     skipped: list[int] = field(default_factory=list)  # partitions whose shards were already complete
     texts_encoded: int = 0  # texts this call sent through the encoder
     seconds: float = 0.0
+
+    @property
+    def already_complete(self) -> bool:
+        """True when an earlier run had done it all: this call embedded nothing."""
+        return not self.computed and bool(self.skipped)
+
+
+class EmbedInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or another KeyboardInterrupt) during embed_file: the shards written so far are kept, and rerunning
+    the same call resumes from them. A KeyboardInterrupt, so code that catches that still does."""
+
+    def __init__(self, directory, done: int, total: int):
+        super().__init__(f"{done} of {total} partitions kept in {directory}")
+        self.directory, self.done, self.total = directory, done, total
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ class Job:
     field: str
     dtype: str  # "float32" or "float64"
     batch_size: int
-    partition_size: int
+    partition_size: int | None  # bytes; None: chosen from the input's size (partitions.auto_partition_size)
     sort_by_length: bool
 
 
@@ -159,6 +176,8 @@ def _check_arguments(batch_size, partition_size, dtype, input_format) -> str:
     except TypeError:
         raise InputError(f"dtype must be float32 or float64, found {dtype!r}") from None
     for name, value in (("batch_size", batch_size), ("partition_size", partition_size)):
+        if value is None and name == "partition_size":
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive integer, found {value!r}")
     if dtype not in ("float32", "float64"):
@@ -179,20 +198,24 @@ def _identity(job: Job, model) -> dict:
     return identity
 
 
-def _finished_report(paths: OutputPaths, identity: dict, started: float, log) -> EmbedReport | None:
-    """The report of a .npy output a previous run finished, or None."""
-    if paths.npy is None or not paths.npy.is_file() or not paths.finished_manifest.is_file():
+def _finished_report(paths: OutputPaths, identity: dict, started: float) -> EmbedReport | None:
+    """The report of a .npy output a previous run finished (every partition skipped), or None."""
+    if paths.npy is None or not paths.npy.is_file() or not is_file(paths.finished_manifest):
         return None
     done = read_manifest_file(paths.finished_manifest)
     check_same_run(done, identity, paths.finished_manifest)
-    print(f"{paths.npy}: already complete, nothing to do", file=log)
     bad = [tuple(b) for b in done["bad_lines"]]
-    return EmbedReport(paths.npy, done["rows"], done["dim"], bad, seconds=time.perf_counter() - started)
+    skipped = [p["index"] for p in done["partitions"]]
+    return EmbedReport(
+        paths.npy, done["rows"], done["dim"], bad, skipped=skipped, seconds=time.perf_counter() - started
+    )
 
 
-def _resumed_manifest(paths: OutputPaths, identity: dict, partition_size: int, log) -> dict | None:
-    """The manifest of an earlier run of this identity at `paths`, or None to start afresh."""
-    if not paths.manifest.is_file():
+def _resumed_manifest(paths: OutputPaths, identity: dict, partition_size: int | None, log) -> dict | None:
+    """The manifest of an earlier run of this identity at `paths`, or None to start afresh. It keeps its own
+    partitions, whatever partition size this call asks for (or chooses): they are data in the manifest, so a run
+    planned with other sizes (the 1 MiB default of minibert before 0.2, say) resumes as it was planned."""
+    if not is_file(paths.manifest):
         return None
     try:
         manifest = read_manifest_file(paths.manifest)
@@ -203,7 +226,7 @@ def _resumed_manifest(paths: OutputPaths, identity: dict, partition_size: int, l
         # No shard was written under it (a run that failed at its start): nothing to keep apart, start afresh.
         print(f"{paths.manifest}: replaced, since no shard was written under it ({error})", file=log)
         return None
-    if manifest.get("partition_size") != partition_size:
+    if partition_size is not None and manifest.get("partition_size") != partition_size:
         print(
             f"{paths.manifest}: resuming with the partitions of the first run ({manifest.get('partition_size')} "
             f"bytes), not {partition_size}",
@@ -220,16 +243,18 @@ def _resume_or_plan(paths: OutputPaths, identity: dict, job: Job, client, encode
     if client is None and encoder is None:
         # Load now, so that a model that cannot be loaded fails before the output is created.
         encoder = load_encoder(identity["model"]["path"], job.dtype)
-    paths.directory.mkdir(parents=True, exist_ok=True)
+    make_directory(paths.directory)
     manifest = _plan(identity, job.partition_size, client)
     write_manifest(paths.manifest, manifest)
     return manifest, encoder
 
 
-def _plan(identity: dict, partition_size: int, client) -> dict:
+def _plan(identity: dict, partition_size: int | None, client) -> dict:
     """A new manifest: partition boundaries (found here by seeking) and their line counts (counted where the
     partitions are read), not yet complete."""
     input_path = identity["input"]["path"]
+    if partition_size is None:
+        partition_size = auto_partition_size(identity["input"]["size"])
     ranges = plan_partitions(input_path, identity["input"]["size"], partition_size)
     if client is None:
         counts = [count_lines(input_path, start, end) for start, end in ranges]
@@ -267,7 +292,7 @@ def _pending(paths: OutputPaths, manifest: dict, job: Job, model_dir: str) -> tu
         tasks.append(
             {
                 **partition,
-                "shard": str(shard.resolve()),
+                "shard": absolute(shard),
                 "input": manifest["input"]["path"],
                 "model": model_dir,
                 "dtype": job.dtype,
@@ -281,22 +306,22 @@ def _pending(paths: OutputPaths, manifest: dict, job: Job, model_dir: str) -> tu
     return tasks, skipped
 
 
-def _embed_pending(tasks, encoder, client, retries, bar, on_partition_done) -> list[dict]:
-    """Every pending partition embedded, in this process one after the other, or as tasks on the cluster."""
+def _embed_pending(tasks, encoder, client, retries, bar, on_partition_done, summaries: list[dict]) -> None:
+    """Every pending partition embedded, in this process one after the other, or as tasks on the cluster; each
+    one's summary appended to `summaries` as it finishes (so an interrupted call knows what it kept)."""
 
     def done(summary):
+        summaries.append(summary)
         if client is not None:
             bar.update(summary["rows"])  # in this process, the bar counts batches as they finish
         if on_partition_done is not None:
             on_partition_done(summary)
 
     if client is not None:
-        return cluster.run_on_cluster(client, embed_partition, tasks, retries, done)
-    summaries = []
+        cluster.run_on_cluster(client, embed_partition, tasks, retries, done)
+        return
     for task in tasks:
-        summaries.append(embed_partition(task, encoder=encoder, on_batch=bar.update))
-        done(summaries[-1])
-    return summaries
+        done(embed_partition(task, encoder=encoder, on_batch=bar.update))
 
 
 def _gather(paths: OutputPaths, manifest: dict, summaries: list[dict], skipped: list[int]):
@@ -366,7 +391,7 @@ def embed_file(
     input_format: str = "auto",
     field: str = "text",
     client=None,
-    partition_size: int = DEFAULT_PARTITION_SIZE,
+    partition_size: int | None = None,
     retries: int = 2,
     progress: bool = True,
     sort_by_length: bool = True,
@@ -381,8 +406,9 @@ def embed_file(
     the input, the model directory and the output at the same paths); otherwise one after the other here.
     Rerunning an interrupted call continues where it stopped. `encoder` (in-process only) replaces loading `model`,
     which still names the model in the manifest: an object with `dim` and `embed_batch(texts) -> [len(texts), dim]`,
-    as SentenceEncoder has; `on_partition_done` is called with each finished partition's
-    summary.
+    as SentenceEncoder has; `on_partition_done` is called with each finished partition's summary.
+    `partition_size` (bytes of input per partition and shard) is by default 1/16 of the input, within 4 KiB-1 MiB.
+    A KeyboardInterrupt (Ctrl-C) comes out as EmbedInterrupted, which says what was kept.
     """
     started = time.perf_counter()
     log = sys.stderr if log is None else log  # looked up per call, so that redirecting sys.stderr works
@@ -395,27 +421,32 @@ def embed_file(
     )
     paths = output_paths(output, clustered=client is not None)
     identity = _identity(job, model)
-    if (report := _finished_report(paths, identity, started, log)) is not None:
+    if (report := _finished_report(paths, identity, started)) is not None:
         return report
     manifest, encoder = _resume_or_plan(paths, identity, job, client, encoder, log)
     model_dir = identity["model"]["path"]
     tasks, skipped = _pending(paths, manifest, job, model_dir)
-    if skipped:
+    if skipped and tasks:
         print(f"{paths.directory}: {len(skipped)} of {len(manifest['partitions'])} partitions already done", file=log)
     if tasks and client is None and encoder is None:
         encoder = load_encoder(model_dir, dtype)
     done_rows = sum(p["lines"] for p in manifest["partitions"] if p["index"] in set(skipped))
     bar = _progress_bar(manifest["rows"], done_rows, progress and bool(tasks))
+    summaries = []
     try:
-        summaries = _embed_pending(tasks, encoder, client, retries, bar, on_partition_done)
+        _embed_pending(tasks, encoder, client, retries, bar, on_partition_done, summaries)
+    except KeyboardInterrupt:
+        bar.close()
+        kept = len(skipped) + len(summaries)
+        raise EmbedInterrupted(paths.directory, kept, len(manifest["partitions"])) from None
     finally:
         bar.close()
 
     bad, dim = _gather(paths, manifest, summaries, skipped)
     _finish(paths, manifest, bad, dim)
-    _report_bad_lines(bad, paths.npy or paths.manifest, log)
+    _report_bad_lines(bad, paths.finished_manifest, log)
     return EmbedReport(
-        output=paths.npy or paths.directory,
+        output=paths.output,
         rows=manifest["rows"],
         dim=dim,
         bad_lines=bad,

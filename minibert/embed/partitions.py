@@ -5,6 +5,7 @@ or this process) reads only its own bytes. These functions run wherever a partit
 """
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -12,11 +13,20 @@ from ..errors import InputError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
-# About 1 MiB of text per partition: ~19k lines of ~55 bytes, ~6 minutes of one core at the ~50 lines/s measured,
-# so a task's fixed costs (scheduling, reading 1 MiB, writing a ~29 MB shard) stay well under 1% of it, a lost
-# worker costs minutes, and 100 million such lines make ~5,300 tasks, which the Dask scheduler handles easily.
-# The estimate is in benchmarks/README.md.
-DEFAULT_PARTITION_SIZE = 1 << 20
+# Automatic partition size: 1/16 of the input, between 4 KiB and 1 MiB. So any input of 64 KiB or more (~1,000
+# lines, ~20 s of one core at the ~50 lines/s measured for all-MiniLM-L6-v2) has 16 partitions or more: an interrupted
+# run keeps most of its work, and every worker of a small cluster has some. 4 KiB (~70 lines, ~1.5 s) keeps a task's
+# fixed costs (a shard written, a task scheduled) small beside its work; 1 MiB (~19k lines, ~6 minutes) caps what a
+# lost worker costs, and makes 100 million lines ~5,300 tasks, which the Dask scheduler handles easily. The
+# estimate is in benchmarks/README.md.
+MIN_PARTITIONS = 16
+MIN_PARTITION_SIZE = 4 << 10
+MAX_PARTITION_SIZE = 1 << 20
+
+
+def auto_partition_size(input_size: int) -> int:
+    """Bytes per partition for an input of `input_size` bytes: 1/16 of it, within [4 KiB, 1 MiB]."""
+    return min(MAX_PARTITION_SIZE, max(MIN_PARTITION_SIZE, math.ceil(input_size / MIN_PARTITIONS)))
 
 
 def input_format_of(path: str, input_format: str) -> str:
@@ -56,8 +66,9 @@ def input_identity(path: str) -> dict:
 def plan_partitions(path: str, size: int, partition_size: int) -> list[tuple[int, int]]:
     """Line-aligned byte ranges [start, end) of about partition_size bytes each, found by seeking, not by reading.
 
-    Each boundary is the first line start at or after a multiple of partition_size past the previous boundary, so
-    every line lies in exactly one range and a range is never empty.
+    Each boundary is the first line start at or after a multiple of partition_size, so every line lies in exactly
+    one range, a range is never empty, and an input of n * partition_size bytes whose lines are shorter than
+    partition_size has n ranges (the boundaries do not drift by a line each).
     """
     if size == 0:
         return []
@@ -71,7 +82,7 @@ def plan_partitions(path: str, size: int, partition_size: int) -> list[tuple[int
             if boundary >= size:
                 break
             starts.append(boundary)
-            target = boundary + partition_size
+            target = (boundary // partition_size + 1) * partition_size  # the next multiple past this line start
     return list(zip(starts, starts[1:] + [size], strict=True))
 
 
