@@ -224,6 +224,12 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
     )
 
 
+# encode tokenizes this many batches in one call: enough texts for the tokenizers library to spread over the cores and
+# to cut batches of similar token counts from, few enough that the padded id arrays stay small (64 x 32 x 256 int64
+# ids: 4 MiB per array at MiniLM's max_seq_length).
+TOKENIZE_CHUNK_BATCHES = 64
+
+
 class SentenceEncoder:
     """`SentenceEncoder.from_pretrained(dir).encode(texts)` -> float32 [len(texts), dim], as SentenceTransformer."""
 
@@ -284,6 +290,10 @@ class SentenceEncoder:
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         """One batch, in the model's dtype: tokenize (pad to the longest, truncate), forward, pool, normalize."""
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length)
+        return self._embed_encoded(encoded)
+
+    def _embed_encoded(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        """Tokenized rows [B, S] -> embeddings [B, dim]: forward, pool over the real tokens, normalize."""
         token_embeddings = self.model(**encoded).last_hidden_state  # [B, S, H]
         embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes)  # [B, H']
         return normalize(embeddings) if self.normalize else embeddings
@@ -292,8 +302,11 @@ class SentenceEncoder:
         """Embed texts: [len(texts), dim] (a single string gives [dim]), in input order, as `dtype` (float32, like
         SentenceTransformer.encode; np.float64 keeps all of a float64 model's digits).
 
-        Texts are sorted longest first (by characters, as sentence-transformers does) and cut into batches, so each
-        batch pads to a similar length; the rows are put back in input order at the end.
+        Texts are sorted longest first by characters, as sentence-transformers does, and tokenized in chunks of
+        TOKENIZE_CHUNK_BATCHES batches, one call each (the tokenizers library encodes a list on all cores unless
+        TOKENIZERS_PARALLELISM=false). Within a chunk the batches are cut by token count, longest first, and each is
+        padded only to its own longest row, so a batch computes little padding; rows go back in input order at the
+        end. Which texts share a batch changes only the rounding of their rows (the padding is masked).
         """
         single = isinstance(texts, str)
         texts = [texts] if single else texts
@@ -301,11 +314,21 @@ class SentenceEncoder:
             raise InputError("encode: texts must be a string or a list of strings")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"encode: batch_size must be a positive integer, found {batch_size!r}")
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first, by characters
         out = np.empty((len(texts), self.dim), dtype=dtype)
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            out[rows] = self.embed_batch([texts[i] for i in rows])
+        chunk = batch_size * TOKENIZE_CHUNK_BATCHES
+        for start in range(0, len(texts), chunk):
+            rows = order[start : start + chunk]  # [C] indices into texts
+            encoded = self.tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_seq_length
+            )  # [C, S_chunk], padded on the right to the chunk's longest
+            lengths = encoded["attention_mask"].sum(axis=1)  # [C] tokens per row
+            by_tokens = np.argsort(-lengths, kind="stable")  # longest first, by tokens
+            for b in range(0, len(rows), batch_size):
+                pick = by_tokens[b : b + batch_size]  # [B] positions in the chunk
+                longest = int(lengths[pick].max())
+                batch = {name: array[pick, :longest] for name, array in encoded.items()}  # [B, S]
+                out[rows[pick]] = self._embed_encoded(batch)
         return out[0] if single else out
 
     def __repr__(self) -> str:
