@@ -4,10 +4,9 @@ Every function computes in the dtype of its input. Python float constants are "w
 promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothing here upcasts.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
+
+from .parallel import map_in_threads, threads_here
 
 # ----------------------------------------------------------------------------------------------------------
 # erf. NumPy has none and SciPy is not a dependency, so this is the classic rational-approximation scheme of
@@ -285,20 +284,23 @@ ACT2FN = {
 # The building blocks of every layer.
 
 
-FEW_ROWS = 64  # below this many rows (tokens), linear computes W xᵀ; from here on x Wᵀ is as fast or faster
+FEW_ROWS = 64  # below this many rows (tokens) a sequence, linear computes W xᵀ; from here on x Wᵀ is as fast or faster
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x Wᵀ + b, with W in the checkpoint's [out, in] layout. [..., in] -> [..., out]"""
-    # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
-    # `weight.T` is a view that BLAS reads transposed, not a copy.
-    rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [n, in]
-    if rows.shape[0] < FEW_ROWS:
+    # One product per sequence: NumPy hands a stack of [S, in] @ [in, out] to BLAS one matrix at a time. OpenBLAS
+    # rounds a row's dot products in an order that depends on how many rows its product has (its tail kernels), so
+    # one product over the whole batch would make a row's result depend on the batch around it; per sequence, a batch
+    # split over threads computes what the whole batch does, bit for bit (tests/test_threads.py). It costs little:
+    # the sequences are the rows of a BLAS-sized product already. `weight.T` is a view BLAS reads transposed.
+    rows = x.reshape(1, -1) if x.ndim == 1 else x  # [in] -> [1, in]; else [..., S, in]
+    if rows.shape[-2] < FEW_ROWS:
         # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against
         # 302 us): the same dot products, the big matrix read untransposed. Adding the bias makes the result C-ordered.
-        out = np.add((weight @ rows.T).T, bias, order="C")  # [out, in] @ [in, n] -> [out, n] -> [n, out]
+        out = np.add(np.matmul(weight, rows.swapaxes(-1, -2)).swapaxes(-1, -2), bias, order="C")  # [..., S, out]
     else:
-        out = rows @ weight.T  # [n, in] @ [in, out] -> [n, out]
+        out = rows @ weight.T  # [..., S, in] @ [in, out] -> [..., S, out]
         out += bias
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
@@ -315,9 +317,10 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) 
     return centered
 
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(x - max) / sum(exp(x - max)) along `axis`; subtracting the max keeps exp from overflowing."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)) along `axis`; the max keeps exp from overflowing; out=x: in place."""
+    e = np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
@@ -325,24 +328,15 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 # Elementwise work on big arrays. One erf costs dozens of passes over its array; on [B*S, I] (25 MB at 32x128 for
 # MiniLM) each pass goes to memory. Cut into pieces of about the L2 size, the passes stay in cache, and NumPy
-# releases the GIL inside its loops, so the pieces can run on every core (BLAS, too, uses every core).
+# releases the GIL inside its loops, so the pieces can run on several cores: those the call may use
+# (parallel.threads_here: one inside a slice of a batch, whose other slices keep the other cores busy).
 CHUNK_ELEMENTS = 1 << 18  # 1 MiB of float32, the fastest measured: 2^14 pays more Python per element
 MIN_PIECE_ELEMENTS = 1 << 13  # below this, handing a piece to a thread costs more than it saves
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool): a forked child makes its own
-
-
-def _thread_pool() -> tuple[int, ThreadPoolExecutor]:
-    """(threads, pool): one thread per core this process may run on."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        _pool = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minibert"))
-    return _pool[1], _pool[2]
 
 
 def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
-    """fn(x) for an elementwise fn, computed in cache-sized pieces on a thread pool; equal to fn(x) bit for bit."""
-    threads, pool = _thread_pool()
+    """fn(x) for an elementwise fn, computed in cache-sized pieces on the call's threads; equal to fn(x) bit for bit."""
+    threads = threads_here()
     # Smaller arrays are still shared among the threads, down to pieces of MIN_PIECE_ELEMENTS: GELU on 16 x 1536
     # (MiniLM at 1x16) took 344 us on two threads against 404-498 us in one call.
     size = min(chunk_elements, max(MIN_PIECE_ELEMENTS, -(-x.size // threads)))
@@ -350,10 +344,11 @@ def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -
         return fn(x)
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
+    starts = range(0, flat.size, size)
 
-    def piece(start: int) -> None:
-        out[start : start + size] = fn(flat[start : start + size])
+    def pieces(first: int) -> None:  # every threads-th piece, from the first-th
+        for start in starts[first::threads]:
+            out[start : start + size] = fn(flat[start : start + size])
 
-    for _ in pool.map(piece, range(0, flat.size, size)):
-        pass  # map yields None per piece; iterating re-raises any worker's exception here
+    map_in_threads(pieces, range(min(threads, len(starts))))
     return out.reshape(x.shape)

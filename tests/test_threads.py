@@ -1,0 +1,157 @@
+"""A forward pass split over threads (model.bert_model_in_threads, minibert/parallel.py) computes what one thread does,
+leaves BLAS's thread count as it found it, and stays right when callers run it from several threads at once."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from helpers import minilm_dir, named_outputs
+from threadpoolctl import threadpool_info
+
+import minibert
+from minibert import parallel
+from minibert.errors import InputError
+
+TEXTS = [
+    "Why is the pooled output different?",
+    "A second, longer sentence, so that the shorter rows of this batch get padding.",
+    "Three.",
+    "Threads split the batch; each row is computed as if it were alone.",
+    "Five texts: the slices are 2 + 3 rows on two threads, 1 + 2 + 2 on three.",
+]
+# linear runs one product per sequence (functional.linear), so every tensor made per token or per head is the same,
+# bit for bit, whatever slice of the batch a row was computed in; only the pooler's one product over the batch's
+# token-0 rows rounds by the batch size (OpenBLAS's tail kernels): seen 1.5e-7 in float32, 1.7e-16 in float64.
+THREADS_F32_TOL = 1e-6
+THREADS_F64_TOL = 1e-12
+BATCH_WIDE = ("pooler_output",)  # the outputs computed by one product over rows of several sequences
+
+
+def blas_thread_counts() -> list[int]:
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return minibert.Tokenizer.from_pretrained(minilm_dir())
+
+
+@pytest.fixture(scope="module", params=["float32", "float64"])
+def model(request):
+    return minibert.BertModel.from_pretrained(minilm_dir(), dtype=request.param)
+
+
+def assert_close_across_threads(ours: dict, reference: dict, dtype) -> None:
+    """Every output within the thread tolerance, padded positions included; those made per sequence bit for bit."""
+    tol = THREADS_F64_TOL if dtype == np.float64 else THREADS_F32_TOL
+    assert set(ours) == set(reference)
+    for name, expected in reference.items():
+        actual = ours[name]
+        assert actual.shape == expected.shape and actual.dtype == expected.dtype, name
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=tol, err_msg=name)
+        if name not in BATCH_WIDE:
+            np.testing.assert_array_equal(actual, expected, err_msg=name)
+
+
+def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model, tokenizer):
+    inputs = tokenizer(TEXTS)
+    assert (inputs["attention_mask"] == 0).any()  # the batch has padding
+    outputs = {
+        threads: named_outputs(model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads))
+        for threads in (1, 2, 3)
+    }
+    assert len(outputs[1]) == 2 * model.config.num_hidden_layers + 3
+    for threads in (2, 3):
+        assert_close_across_threads(outputs[threads], outputs[1], model.dtype)
+
+
+def test_a_slice_of_the_batch_is_computed_as_if_alone(model, tokenizer):
+    """Each row of a split batch against that row run on its own (position_ids given per row, as [B, S])."""
+    inputs = tokenizer(TEXTS[:4])
+    B, S = inputs["input_ids"].shape
+    positions = np.tile(np.arange(S), (B, 1))
+    together = model(**inputs, position_ids=positions, threads=2).last_hidden_state
+    for row in range(B):
+        alone = model(**{k: v[row : row + 1] for k, v in inputs.items()}, threads=1).last_hidden_state
+        reference = {"last_hidden_state": alone}
+        ours = {"last_hidden_state": together[row : row + 1]}
+        assert_close_across_threads(ours, reference, model.dtype)
+
+
+def test_blas_thread_count_is_what_it_was_after_a_call_even_one_that_fails(model, tokenizer):
+    before = blas_thread_counts()
+    model(**tokenizer(TEXTS), threads=2)
+    assert blas_thread_counts() == before
+    model(**tokenizer(TEXTS[:1]), threads=1)  # a single sequence: one slice, BLAS on one thread for the call
+    assert blas_thread_counts() == before
+
+    def fails(rows):
+        assert blas_thread_counts() == [1] * len(before)  # inside the call BLAS runs one thread per product
+        raise RuntimeError("a slice failed")
+
+    with pytest.raises(RuntimeError, match="a slice failed"), parallel.blas_threads(1):
+        parallel.map_in_threads(fails, [0, 1, 2])
+    assert blas_thread_counts() == before
+
+
+def test_calls_from_several_threads_at_once_give_each_caller_its_own_outputs(model, tokenizer):
+    batches = [tokenizer(TEXTS[i:]) for i in range(4)]  # 5, 4, 3 and 2 rows
+    expected = [named_outputs(model(**b, threads=1)) for b in batches]
+    before = blas_thread_counts()
+    results, errors = {}, []
+    start = threading.Barrier(len(batches))
+
+    def caller(i):
+        try:
+            start.wait()
+            for _ in range(2):
+                results[i] = named_outputs(model(**batches[i], threads=2))
+        except Exception as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    callers = [threading.Thread(target=caller, args=(i,)) for i in range(len(batches))]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert not errors
+    for i in range(len(batches)):
+        assert_close_across_threads(results[i], expected[i], model.dtype)
+    assert blas_thread_counts() == before
+
+
+def test_trace_records_the_whole_batch_whatever_the_thread_count(tokenizer):
+    model = minibert.BertModel.from_pretrained(minilm_dir())
+    inputs = tokenizer(TEXTS)
+    os.environ[parallel.THREADS_ENV] = "2"
+    try:
+        out, trace = model.trace(**inputs)
+    finally:
+        del os.environ[parallel.THREADS_ENV]
+    assert trace["encoder.layer.0.attention.self.probs"].shape[0] == len(TEXTS)
+    np.testing.assert_array_equal(out.last_hidden_state, model(**inputs, threads=1).last_hidden_state)
+
+
+def test_thread_count_comes_from_the_argument_then_the_environment_then_the_cores(monkeypatch):
+    monkeypatch.delenv(parallel.THREADS_ENV, raising=False)
+    assert parallel.resolve_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(parallel.THREADS_ENV, "3")
+    assert parallel.resolve_threads() == 3
+    assert parallel.resolve_threads(2) == 2  # the argument wins
+    assert parallel.resolve_threads(np.int64(4)) == 4
+    monkeypatch.setenv(parallel.THREADS_ENV, " ")
+    assert parallel.resolve_threads() == len(os.sched_getaffinity(0))  # blank means unset
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
+def test_a_bad_thread_count_argument_is_refused_with_the_fix(threads):
+    with pytest.raises(InputError, match=r"threads must be a whole number of threads, 1 or more; found .*threads=2"):
+        parallel.resolve_threads(threads)
+
+
+@pytest.mark.parametrize("value", ["two", "0", "1.5"])
+def test_a_bad_thread_count_environment_variable_is_refused_naming_it(monkeypatch, value):
+    monkeypatch.setenv(parallel.THREADS_ENV, value)
+    with pytest.raises(InputError, match=f"MINIBERT_NUM_THREADS='{value}' must be a whole number"):
+        minibert.BertModel.from_pretrained(minilm_dir())([[101, 102]])
