@@ -253,11 +253,27 @@ def bert_model_in_threads(
     One slice, BLAS on `threads` threads, for a single sequence or when a trace records the whole batch."""
     B = input_ids.shape[0]
     pieces = min(threads, B) if trace.store is None else 1
+    if pieces == 1:
+        with blas_threads(threads), budget(threads):
+            return bert_model(
+                params,
+                config,
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                position_ids,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
+                trace=trace,
+            )
+    # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
+    # on one thread (linear computes per sequence, the pooler's rows are one per sequence).
+    encoder_params = {name: p for name, p in params.items() if name != "pooler"}
 
     def run(rows: slice) -> BertModelOutput:  # [B, S] -> [rows, S]
         positions = position_ids[rows] if position_ids.shape[0] == B else position_ids  # [B or 1, S]
         return bert_model(
-            params,
+            encoder_params,
             config,
             input_ids[rows],
             attention_mask[rows],
@@ -268,9 +284,6 @@ def bert_model_in_threads(
             trace=trace,
         )
 
-    if pieces == 1:
-        with blas_threads(threads), budget(threads):
-            return run(slice(None))
     with blas_threads(1):
         outputs = map_in_threads(run, [slice(B * i // pieces, B * (i + 1) // pieces) for i in range(pieces)])
 
@@ -282,7 +295,11 @@ def bert_model_in_threads(
             return tuple(np.concatenate(layer) for layer in zip(*parts, strict=True))
         return np.concatenate(parts)
 
-    return BertModelOutput(**{f.name: join(f.name) for f in fields(BertModelOutput)})
+    output = BertModelOutput(**{f.name: join(f.name) for f in fields(BertModelOutput)})
+    if "pooler" in params:
+        with blas_threads(threads):
+            output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
+    return output
 
 
 class BertModel:
