@@ -112,7 +112,7 @@ class _BlasThreads:
         self._active = 0
         self._threads = 0
         self._limiter = None  # threadpoolctl's record of the thread counts before the first call
-        self._controller = None  # found once: it scans the loaded libraries
+        self._controller = None  # found once, at the first call: it scans the loaded libraries, NumPy's BLAS among them
 
     def _after_fork_in_child(self) -> None:  # a child forked mid-call starts with no call running
         self._lock = threading.Lock()
