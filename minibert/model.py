@@ -236,6 +236,9 @@ def bert_model(
     )
 
 
+MIN_SLICE_TOKENS = 64  # a slice of fewer tokens costs more to hand to a thread than it saves
+
+
 def bert_model_in_threads(
     params: Params,
     config: BertConfig,
@@ -250,9 +253,9 @@ def bert_model_in_threads(
     trace: Trace = NO_TRACE,
 ) -> BertModelOutput:
     """bert_model on `threads` slices of the batch at once, BLAS on one thread each: the rows of a batch never meet.
-    One slice, BLAS on `threads` threads, for a single sequence or when a trace records the whole batch."""
-    B = input_ids.shape[0]
-    pieces = min(threads, B) if trace.store is None else 1
+    One slice, BLAS on `threads` threads, for a single sequence, a batch of few tokens, or a traced call."""
+    B, S = input_ids.shape
+    pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if trace.store is None else 1
     if pieces == 1:
         with blas_threads(threads), budget(threads):
             return bert_model(
@@ -267,7 +270,7 @@ def bert_model_in_threads(
                 trace=trace,
             )
     # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
-    # on one thread (linear computes per sequence, the pooler's rows are one per sequence).
+    # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
     encoder_params = {name: p for name, p in params.items() if name != "pooler"}
 
     def run(rows: slice) -> BertModelOutput:  # [B, S] -> [rows, S]
@@ -377,7 +380,8 @@ class BertModel:
         them: `embeddings.word_embeddings` [B, S, H], ..., `encoder.layer.3.attention.self.query` [B, S, H],
         `... .scores` (scaled, masked) and `... .probs` [B, N, S, S], `... .context` [B, S, H],
         `encoder.layer.3.intermediate.dense` [B, S, I] (before the activation) and `... .intermediate_act_fn`
-        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__.
+        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__, run
+        as one slice (bert_model_in_threads): a split batch rounds its products to within tests/test_threads.py's bound.
         """
         store: dict[str, np.ndarray] = {}
         out = self(
