@@ -4,10 +4,9 @@ Every function computes in the dtype of its input. Python float constants are "w
 promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothing here upcasts.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
+
+from .parallel import map_in_threads, threads_here
 
 # ----------------------------------------------------------------------------------------------------------
 # erf. NumPy has none and SciPy is not a dependency, so this is the classic rational-approximation scheme of
@@ -164,11 +163,75 @@ _SQRT_2_PI = 0.7978845608028654  # sqrt(2 / pi)
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): what BERT's checkpoints were trained with."""
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        return _gelu_float32(x)
     # torch's order, (x * 0.5) * (1 + erf(x / sqrt(2))), computed in place in erf's result to spare temporaries.
     out = erf(x * _SQRT_1_2)
     out += 1.0
     out *= x * 0.5
     return out
+
+
+# float32 GELU through one exp. Numerical Recipes' erfc fit (Press et al., "Numerical Recipes", 2nd ed., sec. 6.2,
+# `erfcc`; relative error below 1.2e-7 everywhere): erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0. With
+# a = |x| and z = a / sqrt(2), Phi(-a) = erfc(z) / 2, so
+#     gelu(x) = relu(x) - a Phi(-a) = (x/2 + a/2) - a t exp(P(t) - ln 2 - a^2 / 2),
+# one formula for both signs (x/2 + a/2 is relu(x), exactly), no branch, no cancellation for x < 0: the result keeps
+# its relative precision down the negative tail. tests/test_functional.py bounds it against exact GELU (float64
+# math.erf): abs error <= GELU_F32_MAX_ABS_ERROR, relative <= GELU_F32_MAX_REL_ERROR. fdlibm's float32 erf costs
+# dozens of passes and five gathers per element (~3x this); torch's float32 GELU itself is 3.7e-7 from exact.
+_ERFC_T = 0.5 * _SQRT_1_2  # t = 1 / (1 + a * _ERFC_T)
+_ERFC_P = (  # P(t) - ln 2 = c0 + c1 t + ... + c9 t^9: ln 2 folded in for the 1/2 of Phi(-a) = erfc(z) / 2
+    -1.26551223 - 0.6931471805599453,
+    1.00002368,
+    0.37409196,
+    0.09678418,
+    -0.18628806,
+    0.27886807,
+    -1.13520398,
+    1.48851587,
+    -0.82215223,
+    0.17087277,
+)
+GELU_CHUNK_ELEMENTS = 1 << 16  # 256 KiB of float32 per scratch array; 2^14 pays more Python per element (measured)
+
+
+def _gelu_float32(x: np.ndarray) -> np.ndarray:
+    """gelu(x) = (x/2 + |x|/2) - |x| t exp(P(t) - ln 2 - x^2/2) in float32, in cache-sized chunks, scratch reused."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    k = min(GELU_CHUNK_ELEMENTS, flat.size)
+    abs_x, t, a_t, square = (np.empty(k, np.float32) for _ in range(4))
+    # 1/|x| overflows at 0 and at subnormals, x^2 at large |x|, -inf + inf is NaN (torch gives NaN for -inf too):
+    # each lands where it should (a t = 0 at x = 0, exp(-inf) = 0), so the warnings are noise.
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        for start in range(0, flat.size, k):
+            xs, o = flat[start : start + k], out[start : start + k]
+            a, tt, at, sq = abs_x[: xs.size], t[: xs.size], a_t[: xs.size], square[: xs.size]
+            np.abs(xs, out=a)
+            np.multiply(a, _ERFC_T, out=tt)
+            tt += 1.0
+            np.reciprocal(tt, out=tt)  # t = 1 / (1 + a / (2 sqrt 2))
+            # a t as 1 / (1/a + 1/(2 sqrt 2)), not a * t: finite at a = inf, where a * t would be inf * 0 = NaN
+            np.reciprocal(a, out=at)
+            at += _ERFC_T
+            np.reciprocal(at, out=at)
+            np.multiply(tt, _ERFC_P[-1], out=o)  # Horner's rule for P(t), in place in the output chunk
+            o += _ERFC_P[-2]
+            for c in reversed(_ERFC_P[:-2]):
+                o *= tt
+                o += c
+            np.multiply(a, a, out=sq)
+            sq *= 0.5
+            o -= sq  # P(t) - ln 2 - x^2 / 2
+            np.exp(o, out=o)
+            o *= at  # a t exp(P(t) - ln 2 - x^2 / 2) = a Phi(-a)
+            a *= 0.5
+            np.multiply(xs, 0.5, out=sq)
+            a += sq  # x/2 + |x|/2 = relu(x), halved first so that no finite x overflows
+            np.subtract(a, o, out=o)
+    return out.reshape(x.shape)
 
 
 def gelu_new(x: np.ndarray) -> np.ndarray:
@@ -227,7 +290,9 @@ FEW_ROWS = 64  # below this many rows (tokens), linear computes W xᵀ; from her
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x Wᵀ + b, with W in the checkpoint's [out, in] layout. [..., in] -> [..., out]"""
     # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
-    # `weight.T` is a view that BLAS reads transposed, not a copy.
+    # `weight.T` is a view that BLAS reads transposed, not a copy. (One product per sequence would make a row's result
+    # independent of the batch around it, bit for bit, OpenBLAS rounding by a product's row count; it was tried, and
+    # put MiniLM's float32 trace 1.1x beyond tests/test_trace.py's bound on one tensor, so it is not done.)
     rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [n, in]
     if rows.shape[0] < FEW_ROWS:
         # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against
@@ -251,9 +316,10 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) 
     return centered
 
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(x - max) / sum(exp(x - max)) along `axis`; subtracting the max keeps exp from overflowing."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)) along `axis`; the max keeps exp from overflowing; out=x: in place."""
+    e = np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
@@ -261,24 +327,15 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 # Elementwise work on big arrays. One erf costs dozens of passes over its array; on [B*S, I] (25 MB at 32x128 for
 # MiniLM) each pass goes to memory. Cut into pieces of about the L2 size, the passes stay in cache, and NumPy
-# releases the GIL inside its loops, so the pieces can run on every core (BLAS, too, uses every core).
+# releases the GIL inside its loops, so the pieces can run on several cores: those the call may use
+# (parallel.threads_here: one inside a slice of a batch, whose other slices keep the other cores busy).
 CHUNK_ELEMENTS = 1 << 18  # 1 MiB of float32, the fastest measured: 2^14 pays more Python per element
 MIN_PIECE_ELEMENTS = 1 << 13  # below this, handing a piece to a thread costs more than it saves
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool): a forked child makes its own
-
-
-def _thread_pool() -> tuple[int, ThreadPoolExecutor]:
-    """(threads, pool): one thread per core this process may run on."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        _pool = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minibert"))
-    return _pool[1], _pool[2]
 
 
 def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
-    """fn(x) for an elementwise fn, computed in cache-sized pieces on a thread pool; equal to fn(x) bit for bit."""
-    threads, pool = _thread_pool()
+    """fn(x) for an elementwise fn, computed in cache-sized pieces on the call's threads; equal to fn(x) bit for bit."""
+    threads = threads_here()
     # Smaller arrays are still shared among the threads, down to pieces of MIN_PIECE_ELEMENTS: GELU on 16 x 1536
     # (MiniLM at 1x16) took 344 us on two threads against 404-498 us in one call.
     size = min(chunk_elements, max(MIN_PIECE_ELEMENTS, -(-x.size // threads)))
@@ -286,10 +343,11 @@ def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -
         return fn(x)
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
+    starts = range(0, flat.size, size)
 
-    def piece(start: int) -> None:
-        out[start : start + size] = fn(flat[start : start + size])
+    def pieces(first: int) -> None:  # every threads-th piece, from the first-th
+        for start in starts[first::threads]:
+            out[start : start + size] = fn(flat[start : start + size])
 
-    for _ in pool.map(piece, range(0, flat.size, size)):
-        pass  # map yields None per piece; iterating re-raises any worker's exception here
+    map_in_threads(pieces, range(min(threads, len(starts))))
     return out.reshape(x.shape)

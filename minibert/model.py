@@ -15,7 +15,7 @@ The upstream lines matched are those of transformers v5.24.0:
 https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from .config import BertConfig
 from .functional import ACT2FN, apply_elementwise, layer_norm, linear, softmax
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
+from .parallel import blas_threads, budget, map_in_threads, resolve_threads
 from .trace import NO_TRACE, Trace
 
 Params = dict[str, "np.ndarray | Params | list[Params]"]  # nested by the checkpoint's names, as the docstring says
@@ -91,7 +92,7 @@ def bert_self_attention(
     scores *= D**-0.5  # transformers scales after the product; scaling q first would round differently
     scores += mask  # [B, 1, 1, S] broadcasts over heads and query positions
     trace("scores", scores)
-    probs = trace("probs", softmax(scores, axis=-1))  # [B, N, S, S]
+    probs = trace("probs", softmax(scores, axis=-1, out=scores))  # [B, N, S, S], in place: scores are spent
     context = probs @ v  # [B, N, S, S] @ [B, N, S, D] -> [B, N, S, D]
     context = context.transpose(0, 2, 1, 3).reshape(B, S, H)  # [B, N, S, D] -> [B, S, N, D] -> [B, S, H]
     return trace("context", context), probs
@@ -235,6 +236,75 @@ def bert_model(
     )
 
 
+MIN_SLICE_TOKENS = 64  # a slice of fewer tokens costs more to hand to a thread than it saves
+
+
+def bert_model_in_threads(
+    params: Params,
+    config: BertConfig,
+    input_ids,
+    attention_mask,
+    token_type_ids,
+    position_ids,
+    *,
+    threads: int,
+    output_hidden_states: bool = False,
+    output_attentions: bool = False,
+    trace: Trace = NO_TRACE,
+) -> BertModelOutput:
+    """bert_model on `threads` slices of the batch at once, BLAS on one thread each: the rows of a batch never meet.
+    One slice, BLAS on `threads` threads, for a single sequence, a batch of few tokens, or a traced call."""
+    B, S = input_ids.shape
+    pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if trace.store is None else 1
+    if pieces == 1:
+        with blas_threads(threads), budget(threads):
+            return bert_model(
+                params,
+                config,
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                position_ids,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
+                trace=trace,
+            )
+    # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
+    # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
+    encoder_params = {name: p for name, p in params.items() if name != "pooler"}
+
+    def run(rows: slice) -> BertModelOutput:  # [B, S] -> [rows, S]
+        positions = position_ids[rows] if position_ids.shape[0] == B else position_ids  # [B or 1, S]
+        return bert_model(
+            encoder_params,
+            config,
+            input_ids[rows],
+            attention_mask[rows],
+            token_type_ids[rows],
+            positions,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            trace=trace,
+        )
+
+    with blas_threads(1):
+        outputs = map_in_threads(run, [slice(B * i // pieces, B * (i + 1) // pieces) for i in range(pieces)])
+
+    def join(name: str):  # pieces x [rows, ...] -> [B, ...], layer by layer for the tuples
+        parts = [getattr(o, name) for o in outputs]
+        if parts[0] is None:
+            return None
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(layer) for layer in zip(*parts, strict=True))
+        return np.concatenate(parts)
+
+    output = BertModelOutput(**{f.name: join(f.name) for f in fields(BertModelOutput)})
+    if "pooler" in params:
+        with blas_threads(threads):
+            output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
+    return output
+
+
 class BertModel:
     """A loaded checkpoint: `BertModel.from_pretrained(path)(input_ids, attention_mask, ...)`, as in transformers."""
 
@@ -278,13 +348,18 @@ class BertModel:
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         trace: Trace = NO_TRACE,
+        threads: int | None = None,
     ) -> BertModelOutput:
-        """Run the forward pass. Inputs are [B, S] integer arrays (or nested lists), as the Tokenizer returns them."""
+        """Run the forward pass. Inputs are [B, S] integer arrays (or nested lists), as the Tokenizer returns them.
+
+        `threads` (default: $MINIBERT_NUM_THREADS, else every core this process may run on) is how many cores the
+        call uses; the outputs do not depend on it beyond rounding."""
         inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
-        return bert_model(
+        return bert_model_in_threads(
             self.params,
             self.config,
             *inputs,
+            threads=resolve_threads(threads),
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             trace=trace,
@@ -305,7 +380,8 @@ class BertModel:
         them: `embeddings.word_embeddings` [B, S, H], ..., `encoder.layer.3.attention.self.query` [B, S, H],
         `... .scores` (scaled, masked) and `... .probs` [B, N, S, S], `... .context` [B, S, H],
         `encoder.layer.3.intermediate.dense` [B, S, I] (before the activation) and `... .intermediate_act_fn`
-        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__.
+        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__, run
+        as one slice (bert_model_in_threads): a split batch rounds its products to within tests/test_threads.py's bound.
         """
         store: dict[str, np.ndarray] = {}
         out = self(

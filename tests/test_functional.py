@@ -12,6 +12,17 @@ ERF_MAX_ULP_FLOAT64 = 1.0
 # float32 erf evaluates the same rational functions in float32 arithmetic; against the exact value rounded to
 # float32 it stays within a couple of ulp.
 ERF_MAX_ULP_FLOAT32 = 2.0
+# float32 GELU goes through a fit of erfc (functional._gelu_float32), not through erf. Against exact GELU (float64
+# math.erfc) its error stays at float32's own rounding of the result: seen 2.4e-7 abs (half an ulp of 2..4). torch's
+# float32 GELU differs from exact by up to 3.7e-7 on the same grid (1.2e-6 measured on another host).
+GELU_F32_MAX_ABS_ERROR = 3e-7
+# Relative to |gelu(x)|, for x >= GELU_F32_TAIL_START (where gelu(x) is a normal float32): seen 7.7e-7. torch's, with
+# its 1 + erf cancelling for x < 0: 2.2e-4 (|gelu(x)| >= 1e-3).
+GELU_F32_MAX_REL_ERROR = 1e-6
+GELU_F32_TAIL_START = -3.4
+# Further down the negative tail (to x = -13.1, where gelu(x) leaves float32's normal range) the relative error grows
+# as the rounding of x^2 / 2 in the exponent does, in proportion to x^2: seen 7.6e-8 x^2 (7.8e-6 at x = -13).
+GELU_F32_TAIL_REL_ERROR_PER_X2 = 1e-7
 
 
 def dense_grid() -> np.ndarray:
@@ -72,6 +83,46 @@ def test_gelu_is_x_times_normal_cdf():
     expected = np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x])
     # Absolute: for x << 0 both sides compute 1 + erf(x) ~ 0 and keep few significant digits, as torch does.
     np.testing.assert_allclose(gelu(x), expected, rtol=1e-15, atol=1e-15)
+
+
+def exact_gelu(x: np.ndarray) -> np.ndarray:
+    """x Phi(x) in float64 through math.erfc, which keeps its relative precision in the negative tail."""
+    return np.array([v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in x.astype(np.float64)])
+
+
+def float32_grid() -> np.ndarray:
+    x = dense_grid()
+    x = x[np.abs(x) < np.finfo(np.float32).max].astype(np.float32)
+    return np.concatenate([x, np.linspace(-15, 15, 600_001, dtype=np.float32)])
+
+
+def test_gelu_float32_is_within_its_bounds_of_exact_gelu():
+    x = float32_grid()
+    y = gelu(x)
+    assert y.dtype == np.float32
+    exact = exact_gelu(x)
+    error = np.abs(y.astype(np.float64) - exact)
+    assert error.max() <= GELU_F32_MAX_ABS_ERROR
+    normal = np.abs(exact) >= np.finfo(np.float32).tiny  # zero and gelu's subnormals (x < -13.1) have no bound
+    near, tail = normal & (x >= GELU_F32_TAIL_START), normal & (x < GELU_F32_TAIL_START)
+    assert (error[near] / np.abs(exact[near])).max() <= GELU_F32_MAX_REL_ERROR
+    assert x[tail].min() < -13
+    assert (error[tail] / np.abs(exact[tail]) / x[tail].astype(np.float64) ** 2).max() <= GELU_F32_TAIL_REL_ERROR_PER_X2
+
+
+def test_gelu_float32_special_values_are_torchs():
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 3e38, -3e38, 1e-45, 30.0, -30.0], dtype=np.float32)
+    y = gelu(x)
+    assert y[0] == np.inf and np.isnan(y[1]) and np.isnan(y[2])  # torch: gelu(-inf) is NaN, 0 * -inf
+    np.testing.assert_array_equal(y[3:], np.array([0.0, 0.0, 3e38, 0.0, 0.0, 30.0, 0.0], dtype=np.float32))
+    assert not np.signbit(y[3])
+
+
+def test_gelu_float32_on_a_multi_chunk_array_equals_it_element_by_element():
+    x = (np.random.default_rng(3).standard_normal((3, 70001)) * 4).astype(np.float32)  # 3.2 chunks of 2^16
+    expected = np.concatenate([gelu(v[None]) for v in x.ravel()])
+    np.testing.assert_array_equal(gelu(x).ravel(), expected)
+    np.testing.assert_array_equal(gelu(x.T), gelu(np.ascontiguousarray(x.T)))
 
 
 def test_gelu_new_is_the_tanh_approximation():

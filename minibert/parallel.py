@@ -1,0 +1,146 @@
+"""One forward pass on several cores: how many threads a call gets, one shared pool, and BLAS's threads meanwhile.
+
+NumPy releases the GIL inside its matrix products and ufunc loops, so Python threads that each run the model over a
+slice of the batch (model.bert_model_in_threads) keep every core busy with all of the work, softmax, LayerNorm, GELU
+and the residual adds too, not only the products. BLAS then runs one thread per product: its own threads would
+compete with ours, and OpenBLAS's idle ones spin on the cores our threads want. Nothing set here outlives the call:
+BLAS's thread count is restored when the last call running at once returns.
+"""
+
+import operator
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+
+from threadpoolctl import ThreadpoolController
+
+from .errors import InputError
+
+THREADS_ENV = "MINIBERT_NUM_THREADS"
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, as taskset sets it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """A call's thread count: `threads` if given, else $MINIBERT_NUM_THREADS if set, else available_cores()."""
+    source = "threads"
+    if threads is None:
+        value = os.environ.get(THREADS_ENV, "").strip()
+        if not value:
+            return available_cores()
+        source, threads = f"{THREADS_ENV}={value!r}", value
+        try:
+            threads = int(value)
+        except ValueError:
+            pass  # refused below, as found
+    try:
+        count = None if isinstance(threads, bool) else operator.index(threads)
+    except TypeError:
+        count = None
+    if count is None or count < 1:
+        raise InputError(
+            f"{source} must be a whole number of threads, 1 or more; found {threads!r}. Give e.g. threads=2, or "
+            f"leave it out (and {THREADS_ENV} unset) to use every core this process may run on ({available_cores()})"
+        )
+    return count
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The pool, and how many of its threads the work in the current thread may use.
+_pool_lock = threading.Lock()
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool): a forked child makes its own
+_budget = threading.local()  # .threads: what the call running in this thread may use; unset outside a call
+
+
+def thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of at least `workers` threads, shared by every call of this process."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] < workers:
+            old, _pool = _pool, (os.getpid(), max(workers, 1), ThreadPoolExecutor(max(workers, 1), "minibert"))
+            if old is not None and old[0] == os.getpid():
+                old[2].shutdown(wait=False)  # its threads finish what they run, then end
+        return _pool[2]
+
+
+def threads_here() -> int:
+    """The threads the work in this thread may use: its call's count, 1 in a slice of a batch, resolve_threads()
+    outside any call."""
+    threads = getattr(_budget, "threads", None)
+    return resolve_threads() if threads is None else threads
+
+
+@contextmanager
+def budget(threads: int) -> Iterator[None]:
+    """Let the work in this thread use `threads` threads until the block ends."""
+    before = getattr(_budget, "threads", None)
+    _budget.threads = threads
+    try:
+        yield
+    finally:
+        _budget.threads = before
+
+
+def _in_one_thread(fn: Callable, item):
+    with budget(1):
+        return fn(item)
+
+
+def map_in_threads(fn: Callable, items: Sequence) -> list:
+    """[fn(item) for item in items], all at once: the first in this thread, the others on the pool; each with a
+    budget of one thread. Returns (or raises) only when every one has finished."""
+    futures = [thread_pool(len(items) - 1).submit(_in_one_thread, fn, item) for item in items[1:]]
+    try:
+        first = _in_one_thread(fn, items[0])
+    finally:
+        wait(futures)  # nothing of this call keeps running after it, not even when it raises
+    return [first, *(future.result() for future in futures)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# BLAS's thread count: process-wide, so calls running at once share one setting. The first call sets it, a call
+# that needs fewer threads lowers it (to 1 when a batch is split: more would oversubscribe the cores), the last one
+# to return restores what was there before.
+class _BlasThreads:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._active = 0
+        self._threads = 0
+        self._limiter = None  # threadpoolctl's record of the thread counts before the first call
+        self._controller = None  # found once, at the first call: it scans the loaded libraries, NumPy's BLAS among them
+
+    def _after_fork_in_child(self) -> None:  # a child forked mid-call starts with no call running
+        self._lock = threading.Lock()
+        self._active, self._threads, self._limiter = 0, 0, None
+
+    @contextmanager
+    def __call__(self, threads: int) -> Iterator[None]:
+        with self._lock:
+            if self._controller is None:
+                self._controller = ThreadpoolController()
+            if self._active == 0:
+                self._limiter = self._controller.limit(limits=threads, user_api="blas")
+                self._threads = threads
+            elif threads < self._threads:
+                self._controller.limit(limits=threads, user_api="blas")  # the first limiter keeps the originals
+                self._threads = threads
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    self._limiter.restore_original_limits()
+                    self._limiter = None
+
+
+blas_threads = _BlasThreads()
+"""`with blas_threads(n):` BLAS runs at most n threads per product (the fewest any call running at once asked)."""
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=blas_threads._after_fork_in_child)

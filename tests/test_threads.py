@@ -1,0 +1,169 @@
+"""A forward pass split over threads (model.bert_model_in_threads, minibert/parallel.py) computes what one thread does,
+leaves BLAS's thread count as it found it, and stays right when callers run it from several threads at once."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from helpers import minilm_dir, named_outputs, token_mask
+from threadpoolctl import threadpool_info
+
+import minibert
+from minibert import model as model_module
+from minibert import parallel
+from minibert.errors import InputError
+
+FILLER = " Each slice holds enough tokens to be worth a thread of its own, so the batch is really split." * 2
+TEXTS = [
+    "Why is the pooled output different?" + FILLER,
+    "A second, longer sentence, so that the shorter rows of this batch get padding." + FILLER * 2,
+    "Three." + FILLER,
+    "Threads split the batch; each row is computed as if it were alone." + FILLER,
+    "Five texts: the slices are 2 + 3 rows on two threads, 1 + 2 + 2 on three." + FILLER,
+]
+# OpenBLAS's sgemm rounds a row's dot products in an order that depends on how many rows the product has (its tail
+# kernels), so a slice of the batch and the whole batch agree to float32 rounding, not bit for bit. Relative to the
+# tensor's largest value (at least 1), over real tokens (padded positions are meaningless and drift more): seen
+# 1.07e-6 on MiniLM, on layer 4's attention probabilities; 2.6e-7 on last_hidden_state.
+THREADS_F32_TOL = 2e-6
+# float64 on every position, padding included: seen 1.7e-16.
+THREADS_F64_TOL = 1e-12
+
+
+def blas_thread_counts() -> list[int]:
+    """The thread counts of NumPy's BLAS, the one minibert's products run on (torch, when the suite has imported it,
+    brings its own, which minibert neither uses nor sets)."""
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return minibert.Tokenizer.from_pretrained(minilm_dir())
+
+
+@pytest.fixture(scope="module", params=["float32", "float64"])
+def model(request):
+    return minibert.BertModel.from_pretrained(minilm_dir(), dtype=request.param)
+
+
+def assert_close_across_threads(ours: dict, reference: dict, dtype, attention_mask) -> None:
+    for name, expected in reference.items():
+        actual = ours[name]
+        assert actual.shape == expected.shape and actual.dtype == expected.dtype, name
+        if dtype == np.float64:
+            np.testing.assert_allclose(actual, expected, rtol=0, atol=THREADS_F64_TOL, err_msg=name)
+            continue
+        where = token_mask(name, attention_mask, expected.shape)
+        scale = max(1.0, float(np.abs(expected[where]).max()))
+        diff = float(np.abs(actual[where].astype(np.float64) - expected[where]).max())
+        assert diff <= THREADS_F32_TOL * scale, f"{name}: {diff} > {THREADS_F32_TOL} x {scale}"
+
+
+def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model, tokenizer, monkeypatch):
+    inputs = tokenizer(TEXTS)
+    assert (inputs["attention_mask"] == 0).any()  # the batch has padding
+    slices = []
+    split = parallel.map_in_threads
+    monkeypatch.setattr(model_module, "map_in_threads", lambda fn, items: slices.append(len(items)) or split(fn, items))
+    outputs = {
+        threads: named_outputs(model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads))
+        for threads in (1, 2, 3)
+    }
+    assert len(outputs[1]) == 2 * model.config.num_hidden_layers + 3
+    assert slices == [2, 3]  # one thread ran the batch whole, two and three split it
+    for threads in (2, 3):
+        assert_close_across_threads(outputs[threads], outputs[1], model.dtype, inputs["attention_mask"])
+
+
+def test_a_slice_of_the_batch_is_computed_as_if_alone(model, tokenizer):
+    """Each row of a split batch against that row run on its own (position_ids given per row, as [B, S])."""
+    inputs = tokenizer(TEXTS[:4])
+    B, S = inputs["input_ids"].shape
+    positions = np.tile(np.arange(S), (B, 1))
+    together = model(**inputs, position_ids=positions, threads=2).last_hidden_state
+    for row in range(B):
+        alone = model(**{k: v[row : row + 1] for k, v in inputs.items()}, threads=1).last_hidden_state
+        reference = {"last_hidden_state": alone}
+        ours = {"last_hidden_state": together[row : row + 1]}
+        assert_close_across_threads(ours, reference, model.dtype, inputs["attention_mask"][row : row + 1])
+
+
+def test_blas_thread_count_is_what_it_was_after_a_call_even_one_that_fails(model, tokenizer):
+    before = blas_thread_counts()
+    assert before  # NumPy's BLAS was found
+    model(**tokenizer(TEXTS), threads=2)
+    assert blas_thread_counts() == before
+    model(**tokenizer(TEXTS[:1]), threads=1)  # a single sequence: one slice, BLAS on one thread for the call
+    assert blas_thread_counts() == before
+
+    def fails(rows):
+        assert blas_thread_counts() == [1] * len(before)  # inside the call BLAS runs one thread per product
+        raise RuntimeError("a slice failed")
+
+    with pytest.raises(RuntimeError, match="a slice failed"), parallel.blas_threads(1):
+        parallel.map_in_threads(fails, [0, 1, 2])
+    assert blas_thread_counts() == before
+
+
+def test_calls_from_several_threads_at_once_give_each_caller_its_own_outputs(model, tokenizer):
+    batches = [tokenizer(TEXTS[i:]) for i in range(4)]  # 5, 4, 3 and 2 rows
+    expected = [named_outputs(model(**b, threads=1)) for b in batches]
+    before = blas_thread_counts()
+    results, errors = {}, []
+    start = threading.Barrier(len(batches))
+
+    def caller(i):
+        try:
+            start.wait()
+            for _ in range(2):
+                results[i] = named_outputs(model(**batches[i], threads=2))
+        except Exception as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    callers = [threading.Thread(target=caller, args=(i,)) for i in range(len(batches))]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert not errors
+    for i, batch in enumerate(batches):
+        assert_close_across_threads(results[i], expected[i], model.dtype, batch["attention_mask"])
+    assert blas_thread_counts() == before
+
+
+def test_trace_records_the_whole_batch_whatever_the_thread_count(tokenizer):
+    model = minibert.BertModel.from_pretrained(minilm_dir())
+    inputs = tokenizer(TEXTS)
+    os.environ[parallel.THREADS_ENV] = "2"
+    try:
+        out, trace = model.trace(**inputs)
+    finally:
+        del os.environ[parallel.THREADS_ENV]
+    assert trace["encoder.layer.0.attention.self.probs"].shape[0] == len(TEXTS)
+    one = {"last_hidden_state": model(**inputs, threads=1).last_hidden_state}
+    assert_close_across_threads({"last_hidden_state": out.last_hidden_state}, one, np.float32, inputs["attention_mask"])
+
+
+def test_thread_count_comes_from_the_argument_then_the_environment_then_the_cores(monkeypatch):
+    monkeypatch.delenv(parallel.THREADS_ENV, raising=False)
+    assert parallel.resolve_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(parallel.THREADS_ENV, "3")
+    assert parallel.resolve_threads() == 3
+    assert parallel.resolve_threads(2) == 2  # the argument wins
+    assert parallel.resolve_threads(np.int64(4)) == 4
+    monkeypatch.setenv(parallel.THREADS_ENV, " ")
+    assert parallel.resolve_threads() == len(os.sched_getaffinity(0))  # blank means unset
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
+def test_a_bad_thread_count_argument_is_refused_with_the_fix(threads):
+    with pytest.raises(InputError, match=r"threads must be a whole number of threads, 1 or more; found .*threads=2"):
+        parallel.resolve_threads(threads)
+
+
+@pytest.mark.parametrize("value", ["two", "0", "1.5"])
+def test_a_bad_thread_count_environment_variable_is_refused_naming_it(monkeypatch, value):
+    monkeypatch.setenv(parallel.THREADS_ENV, value)
+    with pytest.raises(InputError, match=f"MINIBERT_NUM_THREADS='{value}' must be a whole number"):
+        minibert.BertModel.from_pretrained(minilm_dir())([[101, 102]])
