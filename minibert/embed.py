@@ -295,17 +295,17 @@ def _model_identity(model, dtype: str) -> dict:
 
     Reading the sentence-transformers config checks it too, so a directory that is not such a model is refused here,
     before the output is created. The SHA-256 covers the Transformer module's config and exactly the weight files
-    minibert would read from its folder (checkpoint.weight_files: every shard, every TF .data-* file).
+    minibert would read from its folder (model_files.local_weight_files: every shard, every TF .data-* file).
     """
-    from .checkpoint import CONFIG_FILES, weight_files
-    from .hub import resolve_model_dir
+    from .hub import Need, resolve_model_dir
+    from .model_files import CONFIG_FILES, local_weight_files
     from .sentence import read_sentence_config
 
-    directory = resolve_model_dir(model, purpose="sentence").resolve()
+    directory = resolve_model_dir(model, Need.SENTENCE_MODEL).resolve()
     config = read_sentence_config(directory)
     transformer = config.transformer_dir
     config_file = [transformer / name for name in CONFIG_FILES if (transformer / name).is_file()][:1]
-    files = [*config_file, *weight_files(transformer)]
+    files = [*config_file, *local_weight_files(transformer)]
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{path.relative_to(directory).as_posix()}:{_sha256(path)}\n".encode())

@@ -16,6 +16,7 @@ https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models
 import logging
 import numbers
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from .checkpoint import check_tensor, read_checkpoint, rename_tensors, renamed_t
 from .config import BertConfig
 from .errors import CheckpointError, ConfigError, InputError
 from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
+from .hub import Need, resolve_model_dir
+from .inputs import check_dtype
 from .model import BertModel, Params
 from .tokenizer import Tokenizer
 from .trace import NO_TRACE, Trace
@@ -63,14 +66,14 @@ def bert_classifier(pooled_output, *, weight, bias, trace: Trace = NO_TRACE) -> 
 # Reading a head's tensors.
 
 
-def _load_with_head(path, dtype, used_heads, shapes_of_head, check_finite: bool, hub: dict, needs_pooler=False):
+def _load_with_head(directory, dtype, used_heads, shapes_of_head, check_finite: bool, needs_pooler=False):
     """(config, encoder params, head tensors checked and in the encoder's dtype, all tensors renamed, source).
 
     `shapes_of_head(config, renamed)` gives {head tensor name: shape} from the config and the file's renamed tensors;
     `used_heads` are the head tensors the class accounts for (any other is logged as unused); `needs_pooler` for a
-    head that reads pooler_output. `hub` holds revision, cache_dir and local_files_only, for read_checkpoint.
+    head that reads pooler_output.
     """
-    config, tensors, source = read_checkpoint(path, dtype, **hub)  # refuses an unsupported dtype before any download
+    config, tensors, source = read_checkpoint(directory, dtype)
     dtype = np.dtype(dtype)  # checked by read_checkpoint
     renamed = rename_tensors(tensors, source)
     shapes = shapes_of_head(config, renamed)
@@ -90,6 +93,13 @@ def _load_with_head(path, dtype, used_heads, shapes_of_head, check_finite: bool,
         name: check_tensor(name, renamed[name], shape, dtype, source, check_finite) for name, shape in shapes.items()
     }
     return config, params, head, renamed, source
+
+
+def _resolve(path, dtype, revision, cache_dir, local_files_only) -> Path:
+    check_dtype(dtype)  # before any download
+    return resolve_model_dir(
+        path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+    )
 
 
 def _tied(config: BertConfig) -> bool:
@@ -191,9 +201,9 @@ class BertForMaskedLM(_BertTaskModel):
                 shapes["cls.predictions.decoder.weight"] = (V, H)
             return shapes
 
-        hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
+        directory = _resolve(path, dtype, revision, cache_dir, local_files_only)
         config, params, head, renamed, source = _load_with_head(
-            path, dtype, cls.HEAD_TENSORS, head_shapes, check_finite, hub
+            directory, dtype, cls.HEAD_TENSORS, head_shapes, check_finite
         )
         word_embeddings = params["embeddings"]["word_embeddings"]["weight"]  # [V, H]
         if _tied(config) and "cls.predictions.decoder.weight" in renamed:
@@ -393,9 +403,9 @@ class BertForSequenceClassification(_BertTaskModel):
             num_labels = len(id2label_of(config))
             return {"classifier.weight": (num_labels, config.hidden_size), "classifier.bias": (num_labels,)}
 
-        hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only}
+        directory = _resolve(path, dtype, revision, cache_dir, local_files_only)
         config, params, head, _, _ = _load_with_head(
-            path, dtype, cls.HEAD_TENSORS, head_shapes, check_finite, hub, needs_pooler=True
+            directory, dtype, cls.HEAD_TENSORS, head_shapes, check_finite, needs_pooler=True
         )
         return cls(config, params, {"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
 

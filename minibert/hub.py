@@ -4,34 +4,48 @@
     resolve_model_dir("org/name", revision="v1.0")    -> <HF_HUB_CACHE>/models--org--name/snapshots/<commit>/
 
 For a hub id only what the caller needs is fetched, with huggingface_hub's `hf_hub_download` into its usual cache:
-config.json and the best weight format the repository has (checkpoint.WEIGHT_FILES, best first) for a model, the
-tokenizer files for a tokenizer; for a sentence-transformers model ("sentence"), modules.json first, then the
-Transformer module's config, weights, tokenizer files and sentence_bert_config.json, and the Pooling module's
-config.json, each in the folder modules.json names. Offline (`local_files_only=True`, or HF_HUB_OFFLINE=1) nothing
-goes over the network: the snapshot folder is found with `try_to_load_from_cache` and its files are whatever the cache
-holds.
+config.json and the weight files model_files.weight_files chooses (the best format the repository has) for a model
+(Need.MODEL), the tokenizer files for a tokenizer (Need.TOKENIZER); for a sentence-transformers model
+(Need.SENTENCE_MODEL), modules.json first, then the Transformer module's config, weights, tokenizer files and
+sentence_bert_config.json, and the Pooling module's config.json, each in the folder modules.json names. Offline
+(`local_files_only=True`, or HF_HUB_OFFLINE=1) nothing goes over the network: the snapshot folder is found with
+`try_to_load_from_cache` and its files are whatever the cache holds.
 """
 
+import enum
 import logging
 import os
-import posixpath
 from pathlib import Path
 
 from .errors import CheckpointError, InputError
+from .model_files import (
+    CONFIG_FILES,
+    MODULES_JSON,
+    SENTENCE_BERT_CONFIG,
+    TOKENIZER_FILES,
+    choose_weights,
+    read_modules,
+    read_sharded_index,
+    weight_files,
+)
 
 logger = logging.getLogger("minibert")
 
-# What each caller needs from a repository, besides the weights (which checkpoint.WEIGHT_FILES chooses).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
-PURPOSES = ("model", "tokenizer", "sentence")
+
+class Need(enum.Enum):
+    """What the caller will read from a model, so which of a repository's files a hub id fetches."""
+
+    MODEL = "config.json"  # config.json and the weights, for BertModel and the heads
+    TOKENIZER = "tokenizer files"  # tokenizer.json or vocab.txt, and tokenizer_config.json
+    SENTENCE_MODEL = "modules.json"  # modules.json, then each sentence-transformers module's files
 
 
 def resolve_model_dir(
-    path_or_id, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False, purpose: str = "model"
+    path_or_id, need: Need = Need.MODEL, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False
 ) -> Path:
     """The local directory holding a model's files: `path_or_id` itself if it is a directory, else the hub snapshot
-    of the repository `path_or_id`, with the files `purpose` ("model", "tokenizer" or "sentence", a
-    sentence-transformers model) needs downloaded into it."""
+    of the repository `path_or_id`, with the files `need` names downloaded into it. Public from_pretrained methods
+    call this once, at the door, and pass the directory down."""
     if not isinstance(path_or_id, str | os.PathLike):
         raise InputError(
             f"expected a model directory or a hub id like 'org/name' (a str or a path), found "
@@ -49,9 +63,9 @@ def resolve_model_dir(
             f"{path}: no such directory (and not a hub id like 'org/name'); pass a model directory holding "
             "config.json and model.safetensors, or a hub id"
         )
-    if purpose not in PURPOSES:
-        raise InputError(f"purpose must be one of {PURPOSES}, found {purpose!r}")
-    return _hub_snapshot(path_or_id, revision, cache_dir, local_files_only, purpose)
+    if not isinstance(need, Need):
+        raise InputError(f"need must be a hub.Need ({', '.join(n.name for n in Need)}), found {need!r}")
+    return _hub_snapshot(path_or_id, revision, cache_dir, local_files_only, need)
 
 
 def is_offline(local_files_only: bool = False) -> bool:
@@ -74,13 +88,13 @@ def _is_repo_id(text: str) -> bool:
     return True
 
 
-def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_only: bool, purpose: str) -> Path:
+def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_only: bool, need: Need) -> Path:
     from huggingface_hub import constants
 
     where = f"hub id {repo_id!r}" + (f" at revision {revision!r}" if revision else "") + " (not a local directory)"
     cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser() / ("models--" + repo_id.replace("/", "--"))
     if is_offline(local_files_only):
-        return _snapshot_from_cache(repo_id, revision, cache_dir, purpose, where, cache, reason="offline")
+        return _snapshot_from_cache(repo_id, revision, cache_dir, need, where, cache, reason="offline")
     try:
         repo_files = _list_repo_files(repo_id, revision)
     except CheckpointError:
@@ -89,51 +103,88 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
         # The transport's exception types depend on the huggingface_hub version (requests or httpx); whatever
         # kept us from the hub, fall back to the cache, as transformers does.
         logger.warning("%s: cannot reach the hub (%s); using the local cache", where, error)
-        return _snapshot_from_cache(repo_id, revision, cache_dir, purpose, where, cache, reason=f"unreachable: {error}")
-    snapshot = None
-    if purpose == "sentence":
-        # Which folders to fetch from is known only from modules.json, so it comes first.
-        if "modules.json" not in repo_files:
-            raise CheckpointError(
-                f"{where}: the repository has no modules.json, so it is not a sentence-transformers model; "
-                "for a plain BERT checkpoint use minibert.BertModel"
-            )
-        from .sentence import read_modules
-
-        local = Path(_download(repo_id, "modules.json", revision, cache_dir, where))
-        snapshot = local.parent
-        revision = snapshot.name  # the commit, as below
-        modules = read_modules(local)
-        wanted = [name for kind, path in modules for name in _module_files(repo_files, kind, path, where)]
-        wanted = list(dict.fromkeys(wanted))  # a Pooling in the Transformer's folder would list config.json twice
+        return _snapshot_from_cache(repo_id, revision, cache_dir, need, where, cache, reason=f"unreachable: {error}")
+    snapshot = _Snapshot(repo_id, revision, cache_dir, where)
+    if need is Need.SENTENCE_MODEL:
+        _fetch_sentence_model(snapshot, repo_files)
+    elif need is Need.TOKENIZER:
+        for name in _tokenizer_files(repo_files, where):
+            snapshot.fetch(name)
     else:
-        wanted = _files_to_download(repo_files, purpose, where)
-    for filename in wanted:
-        local = _download(repo_id, filename, revision, cache_dir, where)
-        # The first download records which commit `revision` names (refs/<revision>); the rest ask for that commit,
-        # so that every file lands in one snapshot folder even if the branch moves meanwhile.
-        snapshot = Path(local).parents[filename.count("/")]  # a module's file sits in a folder of the snapshot
-        revision = snapshot.name
-        if posixpath.basename(filename) == "model.safetensors.index.json":  # the shards are known only from the index
-            from .checkpoint import read_sharded_index
-
-            for shard in sorted(set(read_sharded_index(Path(local)).values())):
-                _download(repo_id, posixpath.join(posixpath.dirname(filename), shard), revision, cache_dir, where)
-    return snapshot
+        _fetch_model(snapshot, repo_files, "", where)
+    return snapshot.folder
 
 
-def _module_files(repo_files: list[str], kind: str, folder: str, where: str) -> list[str]:
-    """The files one sentence-transformers module reads, from its folder of the repository listing."""
-    prefix = folder.strip("/") + "/" if folder.strip("/") else ""
-    if kind == "Pooling":
-        return [prefix + "config.json"]  # read_sentence_config says so by name if it is missing
-    if kind == "Normalize":
-        return []  # no parameters
-    inside = [name[len(prefix) :] for name in repo_files if name.startswith(prefix)]
-    where = f"{where}, Transformer module folder {folder!r}" if prefix else where
-    wanted = _files_to_download(inside, "model", where) + _files_to_download(inside, "tokenizer", where)
-    wanted += [name for name in ("sentence_bert_config.json",) if name in inside]
-    return [prefix + name for name in wanted]
+class _Snapshot:
+    """The files of one repository at one revision, downloaded into one snapshot folder, each at most once."""
+
+    def __init__(self, repo_id: str, revision: str | None, cache_dir, where: str):
+        self.repo_id, self.revision, self.cache_dir, self.where = repo_id, revision, cache_dir, where
+        self.folder: Path | None = None
+        self.fetched: dict[str, Path] = {}
+
+    def fetch(self, filename: str) -> Path:
+        """The local path of `filename` (a path in the repository), downloaded if it is not yet."""
+        if filename not in self.fetched:
+            local = Path(_download(self.repo_id, filename, self.revision, self.cache_dir, self.where))
+            # The first download records which commit `revision` names (refs/<revision>); the rest ask for that
+            # commit, so that every file lands in one snapshot folder even if the branch moves meanwhile.
+            self.folder = local.parents[filename.count("/")]  # a module's file sits in a folder of the snapshot
+            self.revision = self.folder.name
+            self.fetched[filename] = local
+        return self.fetched[filename]
+
+
+def _fetch_model(snapshot: _Snapshot, names: list[str], prefix: str, where: str) -> None:
+    """config.json and the weight files model_files.weight_files chooses, of the folder `prefix` of the repository,
+    whose listing (relative to that folder) is `names`. Everything is checked before anything is downloaded."""
+    snapshot.fetch(prefix + _model_config_file(names, where))
+
+    def read_index(index: str) -> dict[str, str]:  # the shards are known only from the downloaded index
+        return read_sharded_index(snapshot.fetch(prefix + index))
+
+    for name in weight_files(names, read_index, where, holds="it has"):
+        snapshot.fetch(prefix + name)
+
+
+def _model_config_file(names: list[str], where: str) -> str:
+    """The config file a model folder of the repository holds, after checking it holds weights minibert reads."""
+    choose_weights(names, where, holds="it has")
+    config = next((name for name in CONFIG_FILES if name in names), None)
+    if config is None:
+        raise CheckpointError(f"{where}: the repository has no config.json; it has {sorted(names)}")
+    return config
+
+
+def _tokenizer_files(names: list[str], where: str) -> list[str]:
+    """The tokenizer files a repository listing holds, at least tokenizer.json or vocab.txt."""
+    if "tokenizer.json" not in names and "vocab.txt" not in names:
+        raise CheckpointError(f"{where}: the repository has no tokenizer.json or vocab.txt; it has {sorted(names)}")
+    return [name for name in TOKENIZER_FILES if name in names]
+
+
+def _fetch_sentence_model(snapshot: _Snapshot, repo_files: list[str]) -> None:
+    """modules.json, then each module's files from the folder it names: the Transformer's config, weights,
+    tokenizer files and sentence_bert_config.json, the Pooling's config.json (Normalize has none)."""
+    where = snapshot.where
+    # Which folders to fetch from is known only from modules.json, so it comes first.
+    if MODULES_JSON not in repo_files:
+        raise CheckpointError(
+            f"{where}: the repository has no modules.json, so it is not a sentence-transformers model; "
+            "for a plain BERT checkpoint use minibert.BertModel"
+        )
+    modules = read_modules(snapshot.fetch(MODULES_JSON))
+    folders = {kind: folder.strip("/") + "/" if folder.strip("/") else "" for kind, folder in modules}
+    transformer = folders["Transformer"]
+    inside = [name[len(transformer) :] for name in repo_files if name.startswith(transformer)]
+    if transformer:
+        where = f"{where}, Transformer module folder {transformer.rstrip('/')!r}"
+    _model_config_file(inside, where)  # checked, with the tokenizer files, before any download
+    tokenizer_files = _tokenizer_files(inside, where)
+    _fetch_model(snapshot, inside, transformer, where)
+    for name in tokenizer_files + [name for name in (SENTENCE_BERT_CONFIG,) if name in inside]:
+        snapshot.fetch(transformer + name)
+    snapshot.fetch(folders["Pooling"] + "config.json")  # read_sentence_config says so by name if it is missing
 
 
 def _list_repo_files(repo_id: str, revision: str | None) -> list[str]:
@@ -156,34 +207,6 @@ def _list_repo_files(repo_id: str, revision: str | None) -> list[str]:
         ) from None
 
 
-def _files_to_download(repo_files: list[str], purpose: str, where: str) -> list[str]:
-    """The files of a repository listing that `purpose` needs: config + best weights, or the tokenizer files."""
-    from .checkpoint import CONFIG_FILES, WEIGHT_FILES
-
-    present = set(repo_files)
-    if purpose == "tokenizer":
-        wanted = [name for name in TOKENIZER_FILES if name in present]
-        if "tokenizer.json" not in present and "vocab.txt" not in present:
-            raise CheckpointError(
-                f"{where}: the repository has no tokenizer.json or vocab.txt; it has {sorted(present)}"
-            )
-        return wanted
-    weights = next((name for name, _ in WEIGHT_FILES if name in present), None)
-    if weights is None:
-        raise CheckpointError(
-            f"{where}: the repository has none of the weight files minibert reads "
-            f"({', '.join(name for name, _ in WEIGHT_FILES)}); it has {sorted(present)}"
-        )
-    config = next((name for name in CONFIG_FILES if name in present), None)
-    if config is None:
-        raise CheckpointError(f"{where}: the repository has no config.json; it has {sorted(present)}")
-    wanted = [config, weights]
-    if weights.endswith(".ckpt.index"):  # a TF checkpoint's data shards sit beside its index
-        prefix = weights.removesuffix(".index")
-        wanted += sorted(name for name in present if name.startswith(prefix + ".data-"))
-    return wanted
-
-
 def _download(repo_id: str, filename: str, revision: str | None, cache_dir, where: str) -> str:
     import huggingface_hub as hf
     from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
@@ -204,19 +227,17 @@ def _download(repo_id: str, filename: str, revision: str | None, cache_dir, wher
 
 
 def _snapshot_from_cache(
-    repo_id: str, revision: str | None, cache_dir, purpose: str, where: str, cache: Path, reason: str
+    repo_id: str, revision: str | None, cache_dir, need: Need, where: str, cache: Path, reason: str
 ) -> Path:
-    """The cached snapshot folder of `revision`, found through a file `purpose` needs; no network."""
+    """The cached snapshot folder of `revision`, found through a file `need` reads; no network."""
     from huggingface_hub import try_to_load_from_cache
 
-    from .checkpoint import CONFIG_FILES
-
-    markers = {"tokenizer": TOKENIZER_FILES, "sentence": ("modules.json",)}.get(purpose, CONFIG_FILES)
+    markers = {Need.TOKENIZER: TOKENIZER_FILES, Need.SENTENCE_MODEL: (MODULES_JSON,)}.get(need, CONFIG_FILES)
     for name in markers:
         found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=revision)
         if isinstance(found, str):
             return Path(found).parent
-    what = {"tokenizer": "tokenizer files", "sentence": "modules.json"}.get(purpose, "config.json")
+    what = need.value
     how = (
         "connect to the hub once (without HF_HUB_OFFLINE=1 / local_files_only=True) to download it"
         if reason == "offline"

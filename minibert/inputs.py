@@ -8,6 +8,7 @@ import numpy as np
 from .config import BertConfig
 from .errors import InputError
 
+SUPPORTED_DTYPES = (np.float32, np.float64)
 _FOREIGN_IDS = "Were these ids made by another model's tokenizer?"
 
 
@@ -116,3 +117,14 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
             "Leave position_ids out to number the tokens 0, 1, 2, ...",
         )
     return input_ids, attention_mask, token_type_ids, position_ids
+
+
+def check_dtype(dtype) -> np.dtype:
+    """`dtype` as a NumPy dtype minibert computes in (float32 or float64), or an InputError naming the fix."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"dtype {dtype!r} is not a NumPy dtype; use numpy.float32 or numpy.float64") from None
+    if dtype not in SUPPORTED_DTYPES:
+        raise InputError(f"dtype {dtype} is not supported; use numpy.float32 or numpy.float64")
+    return dtype

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checkpoint import load_pretrained
 from .config import BertConfig
 from .functional import ACT2FN, apply_elementwise, layer_norm, linear, softmax
-from .inputs import check_inputs
+from .hub import Need, resolve_model_dir
+from .inputs import check_dtype, check_inputs
 from .trace import NO_TRACE, Trace
 
 Params = dict  # a nested dict of np.ndarray, laid out like the checkpoint's tensor names
@@ -261,17 +263,11 @@ class BertModel:
         `cache_dir`, `local_files_only` and HF_HUB_OFFLINE mean what they mean there. check_finite=False skips the
         scan for NaN and infinite weights, for a checkpoint known to hold them or already checked.
         """
-        from .checkpoint import load_pretrained
-
-        config, params = load_pretrained(
-            path,
-            dtype=dtype,
-            check_finite=check_finite,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
+        dtype = check_dtype(dtype)  # before any download
+        directory = resolve_model_dir(
+            path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        return cls(config, params)
+        return cls(*load_pretrained(directory, dtype=dtype, check_finite=check_finite))
 
     def __call__(
         self,

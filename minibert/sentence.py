@@ -17,13 +17,17 @@ Shape legend: B batch, S sequence length, H hidden size.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import read_json
+from .checkpoint import load_pretrained
 from .errors import CheckpointError, InputError
+from .hub import Need, resolve_model_dir
+from .inputs import check_dtype
 from .model import BertModel
+from .model_files import MODULES_JSON, SENTENCE_BERT_CONFIG, read_json, read_modules
+from .tokenizer import Tokenizer
 
 # ----------------------------------------------------------------------------------------------------------
 # Pooling: pure functions of (token_embeddings [B, S, H], attention_mask [B, S]) -> [B, H], in the embeddings' dtype.
@@ -155,52 +159,6 @@ def pooling_modes(config: dict, source: str) -> tuple[str, ...]:
     return modes
 
 
-def _module_kind(entry, modules_json: Path) -> str:
-    """'Transformer', 'Pooling' or 'Normalize' for a modules.json entry, or a CheckpointError naming the module."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-        raise CheckpointError(f"{modules_json}: each entry needs a 'type' string, found {entry!r}")
-    kind = entry["type"].rsplit(".", 1)[-1]
-    # The same class has lived under several module paths (sentence_transformers.models.Pooling before v6,
-    # sentence_transformers.sentence_transformer.modules.pooling.Pooling after); the class name decides.
-    if entry["type"].startswith("sentence_transformers.") and kind in ("Transformer", "Pooling", "Normalize"):
-        return kind
-    raise CheckpointError(
-        f"{modules_json}: module {entry.get('idx', '?')} ({entry.get('path', '')!r}) has type {entry['type']!r}, "
-        "which minibert does not implement; supported: sentence_transformers Transformer (a BERT), Pooling, Normalize. "
-        "Skipping it would give different embeddings, so use sentence-transformers for this model."
-    )
-
-
-def _module_path(entry: dict, modules_json: Path) -> str:
-    """The module's folder, relative to the model directory ("" for the directory itself); never outside it."""
-    path = entry.get("path", "")
-    if not isinstance(path, str) or PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
-        raise CheckpointError(
-            f"{modules_json}: module {entry.get('idx', '?')} has path {path!r}; expected a folder inside the model "
-            "directory, such as '1_Pooling' (no '..', not absolute)"
-        )
-    return path
-
-
-def read_modules(modules_json: Path) -> list[tuple[str, str]]:
-    """modules.json -> [(kind, folder)]: a Transformer, a Pooling, and optionally a Normalize, in that order."""
-    entries = read_json(modules_json, expect=list)
-    if not entries:
-        raise CheckpointError(f"{modules_json}: expected a non-empty JSON list of modules")
-    kinds = [_module_kind(entry, modules_json) for entry in entries]
-    if kinds[0] != "Transformer" or kinds.count("Transformer") != 1 or kinds.count("Pooling") > 1:
-        raise CheckpointError(
-            f"{modules_json}: modules are {kinds}; minibert runs one Transformer, then at most one Pooling "
-            "and Normalize"
-        )
-    if "Pooling" not in kinds:
-        raise CheckpointError(f"{modules_json}: no Pooling module; minibert needs one to make sentence embeddings")
-    normalize_misplaced = "Normalize" in kinds and (kinds[-1] != "Normalize" or kinds.count("Normalize") > 1)
-    if kinds.index("Pooling") != 1 or normalize_misplaced:
-        raise CheckpointError(f"{modules_json}: modules are {kinds}; expected Transformer, Pooling[, Normalize]")
-    return [(kind, _module_path(entry, modules_json)) for kind, entry in zip(kinds, entries, strict=True)]
-
-
 @dataclass(frozen=True)
 class SentenceConfig:
     """What a sentence-transformers model directory says, checked; read by read_sentence_config."""
@@ -219,7 +177,7 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
     """Parse and check a sentence-transformers directory's modules.json, sentence_bert_config.json and Pooling
     config.json (no weights are read): the one place that knows that layout."""
     directory = Path(directory)
-    modules_json = directory / "modules.json"
+    modules_json = directory / MODULES_JSON
     if not modules_json.is_file():
         raise CheckpointError(
             f"{directory}: no modules.json, so this is not a sentence-transformers model directory; "
@@ -229,7 +187,7 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
     kinds = tuple(kind for kind, _ in modules)
     transformer_dir = directory / modules[0][1]
 
-    st_config_path = transformer_dir / "sentence_bert_config.json"
+    st_config_path = transformer_dir / SENTENCE_BERT_CONFIG
     st_config = read_json(st_config_path) if st_config_path.is_file() else {}
     max_seq_length = st_config.get("max_seq_length")
     if max_seq_length is not None and (
@@ -279,17 +237,15 @@ class SentenceEncoder:
         check_finite: bool = True,
     ) -> "SentenceEncoder":
         """A sentence-transformers model directory or hub id: modules.json, then the Transformer's BertModel and
-        tokenizer, the Pooling config, and Normalize. A hub id fetches those files (hub.py, purpose "sentence");
+        tokenizer, the Pooling config, and Normalize. A hub id fetches those files (hub.Need.SENTENCE_MODEL);
         `revision`, `cache_dir`, `local_files_only` and `check_finite` mean what they mean for BertModel."""
-        from .hub import resolve_model_dir
-        from .tokenizer import Tokenizer
-
+        dtype = check_dtype(dtype)  # before any download
         directory = resolve_model_dir(
-            path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, purpose="sentence"
+            path, Need.SENTENCE_MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         config = read_sentence_config(directory)
-        model = BertModel.from_pretrained(config.transformer_dir, dtype=dtype, check_finite=check_finite)
-        tokenizer = Tokenizer.from_pretrained(config.transformer_dir)
+        model = BertModel(*load_pretrained(config.transformer_dir, dtype=dtype, check_finite=check_finite))
+        tokenizer = Tokenizer.from_directory(config.transformer_dir)
         max_seq_length = config.max_seq_length
         if max_seq_length is None:
             # upstream: the tokenizer's model_max_length, capped at max_position_embeddings

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import read_json
 from .errors import CheckpointError, InputError
+from .hub import Need, resolve_model_dir
+from .model_files import read_json
 
 # transformers writes this "no limit" sentinel as model_max_length when a tokenizer sets none.
 _NO_MAX_LENGTH = int(1e20)
@@ -31,13 +32,17 @@ class Tokenizer:
         cls, path, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False
     ) -> "Tokenizer":
         """The tokenizer of a model directory or hub id (fetched as BertModel.from_pretrained fetches one)."""
+        directory = resolve_model_dir(
+            path, Need.TOKENIZER, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+        return cls.from_directory(directory)
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> "Tokenizer":
+        """The tokenizer of a local model directory: its tokenizer.json, else vocab.txt and tokenizer_config.json."""
         from tokenizers import Tokenizer as Backend
 
-        from .hub import resolve_model_dir
-
-        directory = resolve_model_dir(
-            path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, purpose="tokenizer"
-        )
+        directory = Path(directory)
         settings = (
             read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
         )

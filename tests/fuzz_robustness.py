@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: use this worktre
 
 import minibert  # noqa: E402
 from minibert import CheckpointError, InputError  # noqa: E402
-from minibert.checkpoint import read_safetensors  # noqa: E402
+from minibert.safetensors import read_safetensors  # noqa: E402
 
 TINY = ROOT / "weights" / "tiny-gelu"
 # What minibert reads, as the NumPy dtype it returns: bfloat16 comes widened to float32.

@@ -14,8 +14,9 @@ from helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, named_outputs
 from safetensors.numpy import load_file, save_file
 
 import minibert
-from minibert.checkpoint import load_pretrained, read_safetensors, read_tensors
+from minibert.checkpoint import load_pretrained, read_tensors
 from minibert.errors import CheckpointError
+from minibert.safetensors import read_safetensors
 
 TINY = dict(
     vocab_size=99,

@@ -496,7 +496,7 @@ def test_real_checkpoint_cut_in_half_is_checkpoint_error(tmp_path):
 
 
 def test_valid_hand_written_file_loads_so_the_validation_is_not_too_strict(tmp_path):
-    from minibert.checkpoint import read_safetensors
+    from minibert.safetensors import read_safetensors
 
     path = tmp_path / "x.safetensors"
     empty = {"dtype": "F32", "shape": [0, 3], "data_offsets": [24, 24]}  # zero-size tensors take no bytes

@@ -1,0 +1,157 @@
+"""What a model directory holds: the names of its files, which weight files to read, and the small JSON files
+that say so (config.json is config.py's; the sharded index; a sentence-transformers model's modules.json).
+
+A local directory and a hub repository hold the same files, so hub.py asks the same questions of a repository's
+listing that checkpoint.py asks of a directory:
+
+    choose_weights(names)                     -> "model.safetensors" (the best format there, by WEIGHT_FILES)
+    weight_files(names, read_index)           -> [the marker file, and every shard or TF .data-* file it needs]
+
+No tensor is read here; the readers (safetensors.py, torch_pickle.py, tf_checkpoint.py) do that.
+"""
+
+import json
+from collections.abc import Callable, Collection
+from pathlib import Path, PurePosixPath
+
+from .errors import CheckpointError
+
+# config.json as transformers writes it; bert_config.json is the original Google release's, the same fields.
+CONFIG_FILES = ("config.json", "bert_config.json")
+
+# The weight files minibert reads, best first; each marks one format, and a directory is read with the first one it
+# holds (checkpoint.py maps each to its reader; hub.py downloads the same one).
+SAFETENSORS = "model.safetensors"
+SHARDED_INDEX = "model.safetensors.index.json"  # names the model-0000i-of-0000n.safetensors shards beside it
+TORCH_BIN = "pytorch_model.bin"
+TF_INDEX = "bert_model.ckpt.index"  # Google's TF checkpoint; its bert_model.ckpt.data-* files sit beside it
+WEIGHT_FILES = (SAFETENSORS, SHARDED_INDEX, TORCH_BIN, TF_INDEX)
+
+# What a tokenizer reads: tokenizer.json, or vocab.txt with tokenizer_config.json's settings.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+# A sentence-transformers model: modules.json lists its modules and their folders; the Transformer module's folder
+# holds sentence_bert_config.json (max_seq_length, do_lower_case) and the Pooling module's folder a config.json.
+MODULES_JSON = "modules.json"
+SENTENCE_BERT_CONFIG = "sentence_bert_config.json"
+SENTENCE_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
+def read_json(path: Path, expect: type = dict):
+    """A JSON file of a model directory, which must hold a JSON `expect` (dict or list); else a CheckpointError."""
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot be read as JSON ({error}); re-download or repair it") from None
+    if not isinstance(values, expect):
+        what = {dict: "object", list: "list"}.get(expect, expect.__name__)
+        raise CheckpointError(f"{path}: expected a JSON {what}, found {type(values).__name__}")
+    return values
+
+
+def config_file(directory: Path) -> Path:
+    """The directory's config file (config.json, else bert_config.json); config.json if it has neither, so that
+    reading it names the file a model directory needs."""
+    return next((directory / name for name in CONFIG_FILES if (directory / name).is_file()), directory / "config.json")
+
+
+def choose_weights(names: Collection[str], where: str, holds: str = "the directory holds") -> str:
+    """The weight file to read out of the file names a model directory (or a hub repository) holds: the best format
+    there, by WEIGHT_FILES. `where` and `holds` word the error when there is none."""
+    present = set(names)
+    chosen = next((name for name in WEIGHT_FILES if name in present), None)
+    if chosen is None:
+        raise CheckpointError(
+            f"{where}: no weights to load; expected one of {list(WEIGHT_FILES)} (none of the weight files minibert "
+            f"reads is there); {holds} {sorted(present)}"
+        )
+    return chosen
+
+
+def weight_files(
+    names: Collection[str],
+    read_index: Callable[[str], dict[str, str]],
+    where: str,
+    holds: str = "the directory holds",
+) -> list[str]:
+    """Every file the chosen weights need, in a fixed order: the file choose_weights picks and, for a sharded
+    safetensors, the shards its index names (`read_index(name)` -> the index's weight_map), for a TF checkpoint the
+    .data-* files beside its index."""
+    chosen = choose_weights(names, where, holds)
+    if chosen == SHARDED_INDEX:
+        return [chosen, *sorted(set(read_index(chosen).values()))]
+    if chosen == TF_INDEX:
+        data_prefix = chosen.removesuffix(".index") + ".data-"
+        return [chosen, *sorted(name for name in names if name.startswith(data_prefix))]
+    return [chosen]
+
+
+def local_weight_files(directory: Path) -> list[Path]:
+    """weight_files of a local directory, as paths: what checkpoint.read_tensors(directory) reads. For hashing a
+    model's identity."""
+    names = [path.name for path in directory.iterdir()]
+    chosen = weight_files(names, lambda name: read_sharded_index(directory / name), str(directory))
+    return [directory / name for name in chosen]
+
+
+def read_sharded_index(index_path: Path) -> dict[str, str]:
+    """model.safetensors.index.json's weight_map: tensor name -> the shard file, beside the index, that holds it."""
+    weight_map = read_json(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(name, str) and isinstance(shard, str) for name, shard in weight_map.items()
+    ):
+        raise CheckpointError(f"{index_path}: expected a 'weight_map' object of tensor name -> shard file name")
+    for name, shard in weight_map.items():
+        # A name like "../x" would read outside the model directory.
+        if Path(shard).name != shard or shard in ("", ".", ".."):
+            raise CheckpointError(
+                f"{index_path}: tensor {name!r} is in shard {shard!r}, which is not a plain file name; shards sit "
+                "beside the index"
+            )
+    return weight_map
+
+
+def _module_kind(entry, modules_json: Path) -> str:
+    """'Transformer', 'Pooling' or 'Normalize' for a modules.json entry, or a CheckpointError naming the module."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise CheckpointError(f"{modules_json}: each entry needs a 'type' string, found {entry!r}")
+    kind = entry["type"].rsplit(".", 1)[-1]
+    # The same class has lived under several module paths (sentence_transformers.models.Pooling before v6,
+    # sentence_transformers.sentence_transformer.modules.pooling.Pooling after); the class name decides.
+    if entry["type"].startswith("sentence_transformers.") and kind in SENTENCE_MODULES:
+        return kind
+    raise CheckpointError(
+        f"{modules_json}: module {entry.get('idx', '?')} ({entry.get('path', '')!r}) has type {entry['type']!r}, "
+        "which minibert does not implement; supported: sentence_transformers Transformer (a BERT), Pooling, Normalize. "
+        "Skipping it would give different embeddings, so use sentence-transformers for this model."
+    )
+
+
+def _module_path(entry: dict, modules_json: Path) -> str:
+    """The module's folder, relative to the model directory ("" for the directory itself); never outside it."""
+    path = entry.get("path", "")
+    if not isinstance(path, str) or PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
+        raise CheckpointError(
+            f"{modules_json}: module {entry.get('idx', '?')} has path {path!r}; expected a folder inside the model "
+            "directory, such as '1_Pooling' (no '..', not absolute)"
+        )
+    return path
+
+
+def read_modules(modules_json: Path) -> list[tuple[str, str]]:
+    """modules.json -> [(kind, folder)]: a Transformer, a Pooling, and optionally a Normalize, in that order."""
+    entries = read_json(modules_json, expect=list)
+    if not entries:
+        raise CheckpointError(f"{modules_json}: expected a non-empty JSON list of modules")
+    kinds = [_module_kind(entry, modules_json) for entry in entries]
+    if kinds[0] != "Transformer" or kinds.count("Transformer") != 1 or kinds.count("Pooling") > 1:
+        raise CheckpointError(
+            f"{modules_json}: modules are {kinds}; minibert runs one Transformer, then at most one Pooling "
+            "and Normalize"
+        )
+    if "Pooling" not in kinds:
+        raise CheckpointError(f"{modules_json}: no Pooling module; minibert needs one to make sentence embeddings")
+    normalize_misplaced = "Normalize" in kinds and (kinds[-1] != "Normalize" or kinds.count("Normalize") > 1)
+    if kinds.index("Pooling") != 1 or normalize_misplaced:
+        raise CheckpointError(f"{modules_json}: modules are {kinds}; expected Transformer, Pooling[, Normalize]")
+    return [(kind, _module_path(entry, modules_json)) for kind, entry in zip(kinds, entries, strict=True)]
