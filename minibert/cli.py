@@ -299,7 +299,7 @@ def cmd_explain(args) -> int:
             h0=report["h0"],
             pooler_dense=report["pooler_dense"],
             pooled=report["pooler_output"],
-            title=repr(args.text),
+            title=[repr(args.text)] + ([] if args.pair is None else [f"--pair {args.pair!r}"]),
         )
         print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     if not report["reproduced"]:

@@ -466,3 +466,79 @@ def test_help_shows_every_default_a_description_and_examples(command):
         assert "(default: " in shown or action.default is False, f"{command} {action.option_strings}: {shown}"
         if action.default not in (None, False):
             assert f"(default: {action.default})" in " ".join(text.split()), action.option_strings
+
+
+LONG_PAIR = (  # 72 tokens with their [CLS] and [SEP]s: the ~70 tokens at which the old picture's labels overlapped
+    "The quick brown fox jumps over the lazy dog while the researchers at the laboratory carefully measure how "
+    "attention flows between tokens in a long sentence that goes on and on, and then on some more, to reach about "
+    "seventy tokens in total, counting the pair",
+    "A second sentence that is paired with the first one, and it is also fairly long itself",
+)
+
+
+def test_plot_of_a_long_pair_keeps_the_title_inside_labels_apart_and_marks_h0s_largest_dimension(minilm):
+    from minibert.plot import MAX_TOKEN_LABELS, explanation_figure
+
+    _, model, tokenizer = minilm
+    encoded = tokenizer([LONG_PAIR[0]], [LONG_PAIR[1]])
+    _, trace = model.trace(**encoded)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    h0 = trace["pooler.first_token"][0]
+    fig = explanation_figure(
+        tokens=tokens,
+        probs=trace["encoder.layer.5.attention.self.probs"][0, 0],
+        layer=5,
+        head=0,
+        h0=h0,
+        pooler_dense=trace["pooler.dense"][0],
+        pooled=trace["pooler.activation"][0],
+        title=[repr(LONG_PAIR[0]), f"--pair {LONG_PAIR[1]!r}"],
+    )
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert len(tokens) == 72
+    title = fig.get_suptitle()
+    assert title.startswith("'The quick brown fox") and title.endswith(f"--pair {LONG_PAIR[1]!r}")
+    box = fig._suptitle.get_window_extent(renderer)
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height, box
+    attention, dims, _, hist = fig.axes[:4]
+    for labels in (attention.get_xticklabels(), attention.get_yticklabels()):
+        assert 0 < len(labels) <= MAX_TOKEN_LABELS
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert not [i for i in range(len(boxes) - 1) if boxes[i].overlaps(boxes[i + 1])], "token labels overlap"
+    top = int(np.argmax(np.abs(h0)))
+    assert top == 99  # the dimension the README talks about
+    legend = [text.get_text() for text in dims.get_legend().get_texts()]
+    assert f"h0's largest: dimension 99, {h0[99]:.2f}, {h0[99] ** 2 / (h0**2).sum():.0%} of |h0|²" in legend
+    assert "dimension 99" in [text.get_text() for text in hist.texts]
+
+
+def test_explain_plot_titles_a_pair_with_both_texts(capsys, minilm, tmp_path, monkeypatch):
+    import minibert.plot
+
+    titles = []
+    original = minibert.plot.explanation_figure
+    monkeypatch.setattr(minibert.plot, "explanation_figure", lambda **k: titles.append(k["title"]) or original(**k))
+    code, _, _ = run(capsys, "explain", "first part", "--pair", "second part", "--model", minilm[0], "--plot",
+                     tmp_path / "p.png")  # fmt: skip
+    assert code == 0 and titles == [["'first part'", "--pair 'second part'"]]
+
+
+@pytest.mark.parametrize("length", [10, 32, 33, 40, 64, 72, 300, 512])
+def test_plot_token_labels_never_overlap(length):
+    from minibert.plot import MAX_TOKEN_LABELS, explanation_figure
+
+    rng = np.random.default_rng(length)
+    words = ["[CLS]", *(["researchers", "a", "##ing", "laboratory", ","] * length)[: length - 2], "[SEP]"]
+    h0 = rng.normal(size=32)
+    probs = rng.dirichlet(np.ones(length), size=length)  # [S, S], rows sum to 1
+    fig = explanation_figure(
+        tokens=words, probs=probs, layer=0, head=0, h0=h0, pooler_dense=h0, pooled=np.tanh(h0), title="t"
+    )
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    attention = fig.axes[0]
+    for labels in (attention.get_xticklabels(), attention.get_yticklabels()):
+        assert len(labels) == min(length, len(range(0, length, -(-length // MAX_TOKEN_LABELS))))
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert not [i for i in range(len(boxes) - 1) if boxes[i].overlaps(boxes[i + 1])], "token labels overlap"
