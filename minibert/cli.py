@@ -8,12 +8,16 @@ or minibert itself broke (set MINIBERT_DEBUG=1 to see the traceback then).
 import argparse
 import json
 import os
+import shlex
 import sys
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from .embed import EmbedInterrupted, embed_file, output_paths
+from .embed import cluster as embed_cluster
 from .errors import InputError, MinibertError
 from .files import check_writable, write_atomically
 from .sentence import cosine_similarity
@@ -421,32 +425,82 @@ def cmd_trace(args) -> int:
 # ---- minibert embed ----
 
 
+@contextmanager
+def start_client(workers: int | None = None, scheduler: str | None = None, timeout: str = "20s"):
+    """None (in-process), a new local Dask cluster of `workers` processes, or the one at `scheduler`."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    if workers is not None and scheduler is not None:
+        raise InputError("pass --workers N (a local cluster) or --scheduler ADDRESS (a running one), not both")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"--workers must be a positive integer, found {workers!r}")
+    try:
+        client, cluster = embed_cluster.open_client(workers=workers, scheduler=scheduler, timeout=timeout)
+    except ImportError:
+        raise InputError("--workers and --scheduler need Dask: pip install 'minibert[cluster]'") from None
+    except (OSError, TimeoutError) as error:
+        if scheduler is None:
+            raise
+        raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
+    print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+    try:
+        yield client
+    finally:
+        embed_cluster.close_client(client, cluster)
+
+
 def cmd_embed(args) -> int:
     """Embed every line of a text or JSONL file, in this process or on a Dask cluster; rerun to resume."""
-    from pathlib import Path
-
-    from .embed import _layout, embed_file, start_client
-
-    _layout(Path(args.output), clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
-    with start_client(workers=args.workers, scheduler=args.scheduler) as client:
-        report = embed_file(
-            args.input,
-            args.output,
-            args.model,
-            batch_size=args.batch_size,
-            dtype=args.dtype,
-            input_format=args.format,
-            field=args.field,
-            client=client,
-            partition_size=args.partition_size,
-            progress=not args.quiet,
+    output_paths(args.output, clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
+    try:
+        with start_client(workers=args.workers, scheduler=args.scheduler) as client:
+            report = embed_file(
+                args.input,
+                args.output,
+                args.model,
+                batch_size=args.batch_size,
+                dtype=args.dtype,
+                input_format=args.format,
+                field=args.field,
+                client=client,
+                partition_size=args.partition_size,
+                progress=not args.quiet,
+            )
+    except EmbedInterrupted as stop:
+        print(
+            f"minibert embed: interrupted; {stop.done} of {stop.total} partitions are kept in {stop.directory}; "
+            f"to resume, run the same command again: {embed_command(args)}",
+            file=sys.stderr,
         )
-    print(
-        f"{report.output}: {report.rows} rows x {report.dim} (float32, input order), {len(report.bad_lines)} bad "
-        f"line(s) as NaN rows; {len(report.computed)} partition(s) embedded, {len(report.skipped)} already done, "
-        f"{report.seconds:.1f} s"
-    )
+        return 130
+    shape = f"{report.rows} rows x {report.dim} (float32, input order), {len(report.bad_lines)} bad line(s) as NaN rows"
+    if report.already_complete:
+        print(f"{report.output}: already complete, nothing embedded: {shape}")
+    else:
+        print(
+            f"{report.output}: {shape}; {len(report.computed)} partition(s) embedded, {len(report.skipped)} already "
+            f"done, {report.seconds:.1f} s"
+        )
     return 0
+
+
+def embed_command(args) -> str:
+    """The `minibert embed` command line of `args`: the options that differ from their defaults, in order."""
+    words = ["minibert", "embed", args.input, "--output", args.output, "--model", args.model]
+    defaults = {"batch_size": 32, "dtype": "float32", "format": "auto", "field": "text", "partition_size": None}
+    for name, default in defaults.items():
+        if getattr(args, name) != default:
+            words += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    for name in ("workers", "scheduler"):
+        if getattr(args, name) is not None:
+            words += [f"--{name}", str(getattr(args, name))]
+    return shlex.join(words + (["--quiet"] if args.quiet else []))
+
+
+def partition_size(text: str) -> int | None:
+    """'auto' (None: 1/16 of the input, within 4K-1M) or a size like 512K."""
+    return None if text == "auto" else byte_size(text)
 
 
 # ---- the parser ----
@@ -581,7 +635,14 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="compute dtype")
     embed.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto", help="auto: by file suffix")
     embed.add_argument("--field", default="text", help="the JSONL field holding the text")
-    embed.add_argument("--partition-size", type=byte_size, default="1M", help="bytes of input per shard/task")
+    embed.add_argument(
+        "--partition-size",
+        type=partition_size,
+        default="auto",
+        metavar="SIZE",
+        help="bytes of input per partition (one shard, one task), e.g. 64K or 1M; auto: 1/16 of the input, within "
+        "4K-1M, so that an interrupted run keeps most of its work",
+    )
     where = embed.add_mutually_exclusive_group()
     where.add_argument(
         "--workers", type=positive_int, help="start a local Dask cluster of N worker processes, 1 thread each"

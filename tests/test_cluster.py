@@ -10,7 +10,8 @@ from embed_corpus import mixed_lines, write_lines
 from helpers import minilm_dir
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
-from minibert.embed import read_manifest, start_client
+from minibert.cli import start_client
+from minibert.embed import read_manifest
 
 distributed = pytest.importorskip("distributed")
 
@@ -50,6 +51,26 @@ def client():
     cluster.close()
 
 
+def count_model_loads():
+    """Run in each worker: SentenceEncoder.from_pretrained, as the job calls it, counts its calls (from a clean
+    cache); `minibert.embed.job.SentenceEncoder.loads` is the count."""
+    from minibert.embed import job
+
+    real = getattr(job.SentenceEncoder, "real", job.SentenceEncoder)
+
+    class CountingLoads:
+        loads = 0
+
+        @staticmethod
+        def from_pretrained(*args, **kwargs):
+            CountingLoads.loads += 1
+            return real.from_pretrained(*args, **kwargs)
+
+    CountingLoads.real = real
+    job.SentenceEncoder = CountingLoads
+    job._ENCODERS.clear()
+
+
 def shard_line_numbers(out) -> np.ndarray:
     """Every shard's input line numbers, in partition order: 1..rows exactly once each if nothing was lost."""
     manifest = read_manifest(out)
@@ -63,6 +84,7 @@ def shard_line_numbers(out) -> np.ndarray:
 def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, model, in_process, client, tmp_path):
     out = tmp_path / "out"
     summaries = []
+    client.run(count_model_loads)
     report = embed_file(
         corpus[0],
         out,
@@ -80,7 +102,7 @@ def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, model, in_
 
     # The weights are loaded once in each worker process that ran a partition, not once per partition.
     pids = client.run(os.getpid)
-    loads = client.run(lambda: __import__("minibert.embed", fromlist=["_LOADS"])._LOADS["count"])
+    loads = client.run(lambda: __import__("minibert.embed.job", fromlist=["job"]).SentenceEncoder.loads)
     ran = {s["pid"] for s in summaries}
     assert ran <= set(pids.values()) and len(ran) == 2, "both workers embedded partitions"
     assert all(loads[worker] == 1 for worker, pid in pids.items() if pid in ran)

@@ -7,12 +7,10 @@ import numpy as np
 import pytest
 from embed_corpus import mixed_lines, write_lines
 from helpers import WEIGHTS, minilm_dir
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
 from minibert.cli import main
-from minibert.embed import _read_lines, plan_partitions, read_manifest
+from minibert.embed import read_manifest
 
 # The job batches and pads differently from one SentenceEncoder.encode call over all texts (per partition, shortest
 # first), so float32 sums may differ by an ulp or so; 1e-6 is the bound the job promises (issue 9).
@@ -95,27 +93,6 @@ def test_npy_output_equals_directory_output_and_is_memory_mapped(corpus, model, 
     np.testing.assert_array_equal(embeddings, read_embeddings(clean_run[0]))
     assert read_manifest(out)["complete"] and not (tmp_path / "emb.parts").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.manifest.json", "emb.npy"]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    lines=st.lists(st.text(alphabet="ab \r", max_size=12), max_size=30),
-    trailing_newline=st.booleans(),
-    partition_size=st.integers(1, 40),
-)
-def test_partitions_hold_every_line_exactly_once(tmp_path_factory, lines, trailing_newline, partition_size):
-    data = "\n".join(lines).encode() + (b"\n" if trailing_newline and lines else b"")
-    path = tmp_path_factory.mktemp("p") / "f.txt"
-    path.write_bytes(data)
-    ranges = plan_partitions(str(path), len(data), partition_size)
-    read = [line for start, end in ranges for line in _read_lines(str(path), start, end)]
-    expected = data.split(b"\n")
-    if data.endswith(b"\n") or not data:
-        expected.pop()
-    assert read == expected
-    assert all(start < end for start, end in ranges), "no empty partition"
-    assert [start for start, _ in ranges[1:]] == [end for _, end in ranges[:-1]], "contiguous"
-    assert all(data[start - 1 : start] == b"\n" for start, _ in ranges[1:]), "every partition starts a line"
 
 
 def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(model, encoder, tmp_path):
@@ -389,3 +366,123 @@ def test_a_manifest_of_another_run_without_shards_is_replaced(tmp_path):
     report = embed_file(b, out, model, partition_size=100, progress=False, log=log)
     assert "replaced, since no shard was written under it (" in log.getvalue() and "input path" in log.getvalue()
     assert report.rows == 7 and read_embeddings(out).shape == (7, 32)
+
+
+# What a user of `minibert embed` sees (issue 15): the tiny model keeps these fast.
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    from test_sentence import tiny_sentence_repo
+
+    return tiny_sentence_repo(tmp_path / "st")
+
+
+def cli_embed(path, out, model, *flags):
+    return main(["embed", str(path), "--output", str(out), "--model", str(model), "--quiet", *flags])
+
+
+def test_bad_lines_are_said_to_be_listed_in_the_manifest_file_not_in_the_npy(tiny, tmp_path, capsys):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES[:5] + [""])
+    assert cli_embed(path, tmp_path / "corpus.npy", tiny) == 0
+    err = capsys.readouterr().err
+    assert f"1 bad input line(s), embedded as rows of NaN and listed in {tmp_path / 'corpus.manifest.json'}:" in err
+    assert (tmp_path / "corpus.manifest.json").is_file()
+    assert cli_embed(path, tmp_path / "out", tiny) == 0
+    assert f"listed in {tmp_path / 'out' / 'manifest.json'}:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["out.csv", "emb.txt", "vectors.npz"])
+def test_an_output_neither_npy_nor_directory_like_is_refused_before_any_work(tmp_path, capsys, name):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES)
+    missing_model = tmp_path / "no-such-model"  # refused first: the output is checked before the model is looked at
+    with pytest.raises(InputError, match=r"the output must be a \.npy file or a directory .* found '\."):
+        embed_file(path, tmp_path / name, missing_model, progress=False)
+    assert cli_embed(path, tmp_path / name, missing_model) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / name}: the output must be a .npy file or a directory" in err
+    assert not (tmp_path / name).exists()
+
+
+def test_a_directory_output_may_have_a_suffix_when_it_ends_in_a_slash_or_exists(tiny, tmp_path):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES[:6])
+    assert embed_file(path, f"{tmp_path / 'emb.v2'}/", tiny, progress=False).rows == 6
+    (tmp_path / "run.1").mkdir()
+    assert embed_file(path, tmp_path / "run.1", tiny, progress=False).rows == 6
+    assert read_embeddings(tmp_path / "emb.v2").shape == read_embeddings(tmp_path / "run.1").shape == (6, 32)
+
+
+def test_ctrl_c_says_what_is_kept_where_and_the_command_that_resumes(tiny, tmp_path, monkeypatch, capsys):
+    import shlex
+
+    path = write_lines(tmp_path / "in.txt", TINY_LINES)
+    out = tmp_path / "corpus.npy"
+    real, calls = SentenceEncoder.embed_batch, []
+
+    def ctrl_c_on_the_fourth_batch(self, texts):
+        calls.append(len(texts))
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, texts)
+
+    monkeypatch.setattr(SentenceEncoder, "embed_batch", ctrl_c_on_the_fourth_batch)
+    assert cli_embed(path, out, tiny, "--partition-size", "100") == 130
+    err = capsys.readouterr().err
+    partitions = len(read_manifest(out)["partitions"])
+    command = f"minibert embed {path} --output {out} --model {tiny} --partition-size 100 --quiet"
+    assert err == (
+        f"minibert embed: interrupted; 3 of {partitions} partitions are kept in {tmp_path / 'corpus.parts'}; "
+        f"to resume, run the same command again: {command}\n"
+    )
+    monkeypatch.setattr(SentenceEncoder, "embed_batch", real)
+    assert main(shlex.split(command)[1:]) == 0
+    assert f"{partitions - 3} partition(s) embedded, 3 already done" in capsys.readouterr().out
+    assert read_embeddings(out).shape == (len(TINY_LINES), 32)
+
+
+def test_a_finished_rerun_says_one_thing(tiny, tmp_path, capsys):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES)
+    for out in (tmp_path / "corpus.npy", tmp_path / "out"):
+        assert cli_embed(path, out, tiny) == 0
+        capsys.readouterr()
+        assert cli_embed(path, out, tiny) == 0
+        said = capsys.readouterr()
+        assert said.err == ""
+        shape = "40 rows x 32 (float32, input order), 0 bad line(s) as NaN rows"
+        assert said.out == f"{out}: already complete, nothing embedded: {shape}\n"
+
+
+def test_the_default_partitions_give_a_small_input_many_so_an_interrupted_run_keeps_most(tiny, tmp_path):
+    lines = [TINY_LINES[i % len(TINY_LINES)] + f" {i}" for i in range(3000)]  # ~65 KB, a few seconds of MiniLM
+    path = write_lines(tmp_path / "in.txt", lines)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        embed_file(path, out, tiny, progress=False, on_partition_done=interrupt_after(12))
+    manifest = read_manifest(out)
+    assert len(manifest["partitions"]) == 16
+    report = embed_file(path, out, tiny, progress=False)
+    assert report.skipped == list(range(12)) and report.computed == [12, 13, 14, 15]
+
+
+def test_a_run_planned_with_other_partitions_resumes_with_its_own(tiny, tmp_path):
+    """A manifest keeps its partitions: one planned with an explicit size (or the 1 MiB default of before) resumes
+    as it was planned under the automatic size, and an explicit other size is said to be overridden."""
+    path = write_lines(tmp_path / "in.txt", TINY_LINES * 10)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        embed_file(path, out, tiny, partition_size=1000, progress=False, on_partition_done=interrupt_after(2))
+    planned = read_manifest(out)["partitions"]
+    log = io.StringIO()
+    report = embed_file(path, out, tiny, progress=False, log=log)
+    assert report.skipped == [0, 1] and report.computed == list(range(2, len(planned)))
+    assert read_manifest(out)["partitions"] == planned
+    assert "resuming with the partitions" not in log.getvalue()
+    assert read_embeddings(out).shape == (len(TINY_LINES) * 10, 32)
+
+    with pytest.raises(Interrupted):
+        embed_file(
+            path, tmp_path / "b", tiny, partition_size=1000, progress=False, on_partition_done=interrupt_after(2)
+        )
+    log = io.StringIO()
+    embed_file(path, tmp_path / "b", tiny, partition_size=300, progress=False, log=log)
+    assert "resuming with the partitions of the first run (1000 bytes), not 300" in log.getvalue()
