@@ -1,8 +1,12 @@
-"""From files to parameters: read a checkpoint's tensors, map their names, check them against the config, and nest
-them the way model.py reads them. No math here beyond dtype conversion.
+"""From a model directory's files to the parameters model.py reads: names and checks -> params.
 
     load_pretrained(dir) -> (BertConfig, params), where
     params["encoder"]["layer"][3]["attention"]["self"]["query"]["weight"] is encoder.layer.3.attention.self.query.weight
+
+The weight file is the one model_files.choose_weights picks; its reader (safetensors.py, torch_pickle.py,
+tf_checkpoint.py, by READERS) gives the tensors by the file's names. Here they are renamed to BertModel's (RENAMES),
+compared with the names and shapes the config implies, converted to the dtype asked for, and nested. A hub id is
+resolved to a directory before this (hub.py); no math here beyond dtype conversion.
 """
 
 import logging
@@ -139,21 +143,8 @@ def to_params(
     `pooler_output=None` rather than inventing random ones. Head tensors (cls., classifier., ...) are not returned;
     those not named in `used_heads` (by their renamed names; heads.py reads its own) are logged as unused.
     """
-    return renamed_to_params(
-        rename_tensors(tensors, source), config, check_dtype(dtype), source, check_finite, used_heads
-    )
-
-
-def renamed_to_params(
-    renamed: dict[str, np.ndarray],
-    config: BertConfig,
-    dtype: np.dtype,
-    source: str,
-    check_finite: bool = True,
-    used_heads: Collection[str] = (),
-):
-    """to_params for tensors already under BertModel's names (rename_tensors) and a dtype already checked
-    (check_dtype), for a caller that reads the renamed tensors too, as heads.py does."""
+    dtype = check_dtype(dtype)
+    renamed = rename_tensors(tensors, source)
     has_pooler = "pooler.dense.weight" in renamed or "pooler.dense.bias" in renamed
     expected = expected_shapes(config, pooler=has_pooler)
 
@@ -187,14 +178,15 @@ def renamed_to_params(
     return unflatten(params)
 
 
-def read_torch_bin(path: Path, dtype=None) -> dict[str, np.ndarray]:
-    """pytorch_model.bin (torch.save's zip + pickle), read without PyTorch through torch_pickle's restricted
-    unpickler, floating tensors in `dtype`."""
+def torch_bin_tensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
+    """The tensors of a pytorch_model.bin (torch.save's zip + pickle), read without PyTorch by
+    torch_pickle.load_torch_bin's restricted unpickler, floating ones converted to `dtype`."""
     return _as_dtype(load_torch_bin(path), dtype)
 
 
-def read_tf_checkpoint(index_path: Path, dtype=None) -> dict[str, np.ndarray]:
-    """Google's TF checkpoint (bert_model.ckpt.index + .data-*), without TensorFlow, by transformers' names.
+def tf_checkpoint_tensors(index_path: Path, dtype=None) -> dict[str, np.ndarray]:
+    """The tensors of Google's TF checkpoint (bert_model.ckpt.index + .data-*), read without TensorFlow by
+    tf_checkpoint.load_tf_checkpoint, under transformers' names, floating ones converted to `dtype`.
 
     Kernels come transposed to [out, in]; the optimizer's slots (adam_m, adam_v) and global_step are left out.
     """
@@ -217,8 +209,8 @@ def _as_dtype(tensors: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
 READERS = {
     SAFETENSORS: read_safetensors,
     SHARDED_INDEX: read_sharded_safetensors,
-    TORCH_BIN: read_torch_bin,
-    TF_INDEX: read_tf_checkpoint,
+    TORCH_BIN: torch_bin_tensors,
+    TF_INDEX: tf_checkpoint_tensors,
 }
 
 

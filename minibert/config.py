@@ -38,6 +38,37 @@ class BertConfig:
     def attention_head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    # What the heads read from config.json, typed and checked. They stay in `extra` rather than becoming fields, so
+    # that the fields are exactly the forward pass's (to_dict writes config.json's own values back either way).
+
+    @property
+    def tie_word_embeddings(self) -> bool:
+        """Whether the masked-LM decoder is the word-embedding matrix (transformers' default: true)."""
+        tied = self.extra.get("tie_word_embeddings", True)
+        if not isinstance(tied, bool):  # a string "false" would otherwise count as true
+            raise ConfigError(f"config.json: tie_word_embeddings must be true or false, found {tied!r}")
+        return tied
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        """{label id: name} from config.json's id2label (keys are strings there); LABEL_i when absent, 2 labels by
+        default, as transformers' PretrainedConfig."""
+        raw = self.extra.get("id2label")
+        if raw is None:
+            return {i: f"LABEL_{i}" for i in range(self.extra.get("num_labels", 2))}
+        try:
+            labels = {int(k): str(v) for k, v in raw.items()}
+        except (AttributeError, TypeError, ValueError):
+            raise ConfigError(f"config.json: id2label must map label ids to names, found {raw!r}") from None
+        if sorted(labels) != list(range(len(labels))):
+            raise ConfigError(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {sorted(labels)}")
+        return labels
+
+    @property
+    def problem_type(self) -> str | None:
+        """ "regression", "single_label_classification", "multi_label_classification", or None (from num_labels)."""
+        return self.extra.get("problem_type")
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "BertConfig":
         if not isinstance(values, dict):
@@ -47,7 +78,7 @@ class BertConfig:
         if model_type != "bert":
             raise ConfigError(
                 f"{source}: model_type is {model_type!r}; minibert implements BERT only ('bert'). "
-                "Other architectures (RoBERTa's position offsets, DistilBERT's layout, ...) would give wrong numbers."
+                "Other architectures (RoBERTa's position offsets, DistilBERT's weights, ...) would give wrong numbers."
             )
         kwargs = {k: v for k, v in values.items() if k in known}
         extra = {k: v for k, v in values.items() if k not in known}

@@ -5,7 +5,7 @@
 
 Each head holds its encoder as `.bert`, a BertModel, as transformers' classes do, and adds its head's parameters. The
 head's tensors are read from the same file as the encoder's, by their transformers names (`cls.predictions.*`,
-`classifier.*`); the encoder's are checked and nested by checkpoint.renamed_to_params exactly as for BertModel.
+`classifier.*`); the encoder's are checked and nested by checkpoint.to_params exactly as for BertModel.
 Dropout is the identity at inference, so it does not appear.
 
 Shape legend: B batch, S sequence length, H hidden size, V vocabulary size, L number of labels.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import check_tensor, read_checkpoint, rename_tensors, renamed_to_params
+from .checkpoint import check_tensor, read_checkpoint, rename_tensors, to_params, unflatten
 from .config import BertConfig
-from .errors import CheckpointError, ConfigError, InputError
+from .errors import CheckpointError, InputError
 from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype
@@ -66,60 +66,66 @@ def bert_classifier(pooled_output, *, weight, bias, trace: Trace = NO_TRACE) -> 
 # Reading a head's tensors.
 
 
-def _load_with_head(directory, dtype, used_heads, shapes_of_head, check_finite: bool, needs_pooler=False):
-    """(config, encoder params, head tensors checked and in the encoder's dtype, all tensors renamed, source).
+@dataclass
+class _Checkpoint:
+    """What a task model's from_pretrained reads: the encoder's parameters checked and nested as BertModel's, and
+    every tensor of the file under BertModel's names, for the head to take its own from."""
 
-    `shapes_of_head(config, renamed)` gives {head tensor name: shape} from the config and the file's renamed tensors;
-    `used_heads` are the head tensors the class accounts for (any other is logged as unused); `needs_pooler` for a
-    head that reads pooler_output.
-    """
+    config: BertConfig
+    params: Params
+    renamed: dict[str, np.ndarray]
+    source: str
+    dtype: np.dtype
+
+
+def _read_checkpoint(directory: Path, dtype: np.dtype, check_finite: bool, used_heads) -> _Checkpoint:
+    """A model directory's config and encoder, checked against the config as for BertModel; `used_heads` are the
+    head tensors the class accounts for (any other is logged as unused)."""
     config, tensors, source = read_checkpoint(directory, dtype)
-    dtype = np.dtype(dtype)  # checked by read_checkpoint
-    renamed = rename_tensors(tensors, source)
-    shapes = shapes_of_head(config, renamed)
-    params = renamed_to_params(renamed, config, dtype, source, check_finite=check_finite, used_heads=used_heads)
-    if needs_pooler and "pooler" not in params:
-        raise CheckpointError(
-            f"{source}: no pooler weights; this head reads the pooled output, so the checkpoint must hold "
-            "pooler.dense.weight and pooler.dense.bias"
-        )
-    missing = [name for name in shapes if name not in renamed]
+    params = to_params(tensors, config, dtype, source, check_finite=check_finite, used_heads=used_heads)
+    return _Checkpoint(config, params, rename_tensors(tensors, source), source, dtype)
+
+
+def _read_head(checkpoint: _Checkpoint, prefix: str, shapes: dict[str, tuple[int, ...]], check_finite: bool) -> dict:
+    """The head's tensors `prefix` + name for each name of `shapes`, checked against their shapes, in the encoder's
+    dtype, by `name` (without the prefix)."""
+    missing = [prefix + name for name in shapes if prefix + name not in checkpoint.renamed]
     if missing:
         raise CheckpointError(
-            f"{source}: missing task-head tensor(s) {', '.join(missing)}; was this checkpoint saved with that head "
-            "(its config.json 'architectures')? For the encoder alone use minibert.BertModel"
+            f"{checkpoint.source}: missing task-head tensor(s) {', '.join(missing)}; was this checkpoint saved with "
+            "that head (its config.json 'architectures')? For the encoder alone use minibert.BertModel"
         )
-    head = {
-        name: check_tensor(name, renamed[name], shape, dtype, source, check_finite) for name, shape in shapes.items()
+    return {
+        name: check_tensor(
+            prefix + name, checkpoint.renamed[prefix + name], shape, checkpoint.dtype, checkpoint.source, check_finite
+        )
+        for name, shape in shapes.items()
     }
-    return config, params, head, renamed, source
-
-
-def _resolve(path, dtype, revision, cache_dir, local_files_only) -> Path:
-    check_dtype(dtype)  # before any download
-    return resolve_model_dir(
-        path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
-    )
-
-
-def _tied(config: BertConfig) -> bool:
-    """Whether the decoder is the word-embedding matrix (transformers' default, tie_word_embeddings)."""
-    tied = config.extra.get("tie_word_embeddings", True)
-    if not isinstance(tied, bool):  # a string "false" would otherwise count as true
-        raise ConfigError(f"config.json: tie_word_embeddings must be true or false, found {tied!r}")
-    return tied
 
 
 def _decoder_bias_name(config: BertConfig, names) -> str:
-    """Which tensor holds the decoder's bias. transformers v5 ties decoder.bias to cls.predictions.bias only together
-    with the weight (_tied_weights_keys of BertForMaskedLM; both are dropped when tie_word_embeddings is false), and
-    checkpoints from transformers 4 store both names for the one bias, so either serves when the other is absent.
+    """Which tensor of cls.predictions holds the decoder's bias ("bias" or "decoder.bias", among `names`).
+    transformers v5 ties decoder.bias to cls.predictions.bias only together with the weight (_tied_weights_keys of
+    BertForMaskedLM; both are dropped when tie_word_embeddings is false), and checkpoints from transformers 4 store
+    both names for the one bias, so either serves when the other is absent.
     https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py#L914-L917
     """
-    candidates = ["cls.predictions.bias", "cls.predictions.decoder.bias"]
-    if not _tied(config):
+    candidates = ["bias", "decoder.bias"]
+    if not config.tie_word_embeddings:
         candidates.reverse()
     return next((name for name in candidates if name in names), candidates[0])
+
+
+def _warn_if_stored_decoder_differs(checkpoint: _Checkpoint, name: str, word_embeddings: np.ndarray) -> None:
+    """A tied model uses the word embeddings as its decoder, as transformers does; say so if the file holds another."""
+    stored = checkpoint.renamed.get(name)
+    if stored is not None and (stored.shape != word_embeddings.shape or not np.array_equal(stored, word_embeddings)):
+        logger.warning(
+            "%s: %s differs from the word embeddings but tie_word_embeddings is true; using the word embeddings, as "
+            "transformers does",
+            checkpoint.source,
+            name,
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -153,16 +159,24 @@ class _BertTaskModel:
 class BertForMaskedLM(_BertTaskModel):
     """`BertForMaskedLM.from_pretrained(dir)(**tokenizer(texts)).logits`: [B, S, V] scores over the vocabulary."""
 
-    # Every head tensor this class accounts for (a tied checkpoint may hold the decoder's or not).
-    HEAD_TENSORS = (
-        "cls.predictions.transform.dense.weight",
-        "cls.predictions.transform.dense.bias",
-        "cls.predictions.transform.LayerNorm.weight",
-        "cls.predictions.transform.LayerNorm.bias",
-        "cls.predictions.bias",
-        "cls.predictions.decoder.weight",
-        "cls.predictions.decoder.bias",
+    PREFIX = "cls.predictions."
+    # Every tensor of cls.predictions this class accounts for, by its name under PREFIX: the transform, then the
+    # decoder's bias under either of its two names and the decoder's weight (read only when untied).
+    HEAD_NAMES = (
+        "transform.dense.weight",
+        "transform.dense.bias",
+        "transform.LayerNorm.weight",
+        "transform.LayerNorm.bias",
+        "bias",
+        "decoder.weight",
+        "decoder.bias",
     )
+
+    @classmethod
+    def head_shapes(cls, config: BertConfig) -> dict[str, tuple[int, ...]]:
+        """The shape of each tensor of HEAD_NAMES for `config`."""
+        H, V = config.hidden_size, config.vocab_size
+        return dict(zip(cls.HEAD_NAMES, [(H, H), (H,), (H,), (H,), (V,), (V, H), (V,)], strict=True))
 
     def __init__(self, config: BertConfig, params: Params, head: Params):
         self.config = config
@@ -187,48 +201,25 @@ class BertForMaskedLM(_BertTaskModel):
         Untied, the checkpoint's own decoder weight and bias are used. The other arguments are
         BertModel.from_pretrained's.
         """
-
-        def head_shapes(config, renamed):
-            H, V = config.hidden_size, config.vocab_size
-            shapes = {
-                "cls.predictions.transform.dense.weight": (H, H),
-                "cls.predictions.transform.dense.bias": (H,),
-                "cls.predictions.transform.LayerNorm.weight": (H,),
-                "cls.predictions.transform.LayerNorm.bias": (H,),
-                _decoder_bias_name(config, renamed): (V,),
-            }
-            if not _tied(config):
-                shapes["cls.predictions.decoder.weight"] = (V, H)
-            return shapes
-
-        directory = _resolve(path, dtype, revision, cache_dir, local_files_only)
-        config, params, head, renamed, source = _load_with_head(
-            directory, dtype, cls.HEAD_TENSORS, head_shapes, check_finite
+        dtype = check_dtype(dtype)  # before any download
+        directory = resolve_model_dir(
+            path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        word_embeddings = params["embeddings"]["word_embeddings"]["weight"]  # [V, H]
-        if _tied(config) and "cls.predictions.decoder.weight" in renamed:
-            stored = renamed["cls.predictions.decoder.weight"]
-            if stored.shape != word_embeddings.shape or not np.array_equal(stored, word_embeddings):
-                logger.warning(
-                    "%s: cls.predictions.decoder.weight differs from the word embeddings but tie_word_embeddings is "
-                    "true; using the word embeddings, as transformers does",
-                    source,
-                )
-        decoder_weight = word_embeddings if _tied(config) else head["cls.predictions.decoder.weight"]
-        layout = {
-            "transform": {
-                "dense": {
-                    "weight": head["cls.predictions.transform.dense.weight"],
-                    "bias": head["cls.predictions.transform.dense.bias"],
-                },
-                "LayerNorm": {
-                    "weight": head["cls.predictions.transform.LayerNorm.weight"],
-                    "bias": head["cls.predictions.transform.LayerNorm.bias"],
-                },
-            },
-            "decoder": {"weight": decoder_weight, "bias": head[_decoder_bias_name(config, renamed)]},
-        }
-        return cls(config, params, layout)
+        used = [cls.PREFIX + name for name in cls.HEAD_NAMES]
+        checkpoint = _read_checkpoint(directory, dtype, check_finite, used)
+        config, tied = checkpoint.config, checkpoint.config.tie_word_embeddings
+        present = [name.removeprefix(cls.PREFIX) for name in checkpoint.renamed if name.startswith(cls.PREFIX)]
+        bias = _decoder_bias_name(config, present)
+        transform = [name for name in cls.HEAD_NAMES if name.startswith("transform.")]
+        read = [*transform, bias] if tied else [*transform, bias, "decoder.weight"]
+        shapes = {name: shape for name, shape in cls.head_shapes(config).items() if name in read}
+        head = _read_head(checkpoint, cls.PREFIX, shapes, check_finite)
+        word_embeddings = checkpoint.params["embeddings"]["word_embeddings"]["weight"]  # [V, H]
+        if tied:
+            _warn_if_stored_decoder_differs(checkpoint, cls.PREFIX + "decoder.weight", word_embeddings)
+        decoder = {"weight": word_embeddings if tied else head["decoder.weight"], "bias": head[bias]}
+        nested = unflatten({name: head[name] for name in transform})  # {"transform": {"dense": ..., "LayerNorm": ...}}
+        return cls(config, checkpoint.params, {**nested, "decoder": decoder})
 
     def __call__(
         self,
@@ -354,32 +345,18 @@ class SequenceClassifierOutput:
     attentions: tuple[np.ndarray, ...] | None = None
 
 
-def id2label_of(config: BertConfig) -> dict[int, str]:
-    """{label id: name} from config.json's id2label (keys are strings there); LABEL_i when absent, 2 labels by
-    default, as transformers' PretrainedConfig."""
-    raw = config.extra.get("id2label")
-    if raw is None:
-        return {i: f"LABEL_{i}" for i in range(config.extra.get("num_labels", 2))}
-    try:
-        labels = {int(k): str(v) for k, v in raw.items()}
-    except (AttributeError, TypeError, ValueError):
-        raise ConfigError(f"config.json: id2label must map label ids to names, found {raw!r}") from None
-    if sorted(labels) != list(range(len(labels))):
-        raise ConfigError(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {sorted(labels)}")
-    return labels
-
-
 class BertForSequenceClassification(_BertTaskModel):
     """`BertForSequenceClassification.from_pretrained(dir)(**tokenizer(texts))`: .logits [B, L], .probabilities."""
 
-    HEAD_TENSORS = ("classifier.weight", "classifier.bias")
+    PREFIX = "classifier."
+    HEAD_NAMES = ("weight", "bias")
 
     def __init__(self, config: BertConfig, params: Params, classifier: Params):
         self.config = config
         self.bert = BertModel(config, params)  # the encoder, as transformers' BertForSequenceClassification.bert
         self.classifier = classifier  # {"weight": [L, H], "bias": [L]}
-        self.id2label = id2label_of(config)
-        self.problem_type = config.extra.get("problem_type")
+        self.id2label = config.id2label
+        self.problem_type = config.problem_type
 
     @property
     def num_labels(self) -> int:
@@ -399,15 +376,20 @@ class BertForSequenceClassification(_BertTaskModel):
         """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*.
         The arguments are BertModel.from_pretrained's."""
 
-        def head_shapes(config, renamed):
-            num_labels = len(id2label_of(config))
-            return {"classifier.weight": (num_labels, config.hidden_size), "classifier.bias": (num_labels,)}
-
-        directory = _resolve(path, dtype, revision, cache_dir, local_files_only)
-        config, params, head, _, _ = _load_with_head(
-            directory, dtype, cls.HEAD_TENSORS, head_shapes, check_finite, needs_pooler=True
+        dtype = check_dtype(dtype)  # before any download
+        directory = resolve_model_dir(
+            path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        return cls(config, params, {"weight": head["classifier.weight"], "bias": head["classifier.bias"]})
+        used = [cls.PREFIX + name for name in cls.HEAD_NAMES]
+        checkpoint = _read_checkpoint(directory, dtype, check_finite, used)
+        if "pooler" not in checkpoint.params:
+            raise CheckpointError(
+                f"{checkpoint.source}: no pooler weights; this head reads the pooled output, so the checkpoint must "
+                "hold pooler.dense.weight and pooler.dense.bias"
+            )
+        num_labels, H = len(checkpoint.config.id2label), checkpoint.config.hidden_size
+        shapes = {"weight": (num_labels, H), "bias": (num_labels,)}
+        return cls(checkpoint.config, checkpoint.params, _read_head(checkpoint, cls.PREFIX, shapes, check_finite))
 
     def __call__(
         self,

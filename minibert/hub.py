@@ -40,6 +40,10 @@ class Need(enum.Enum):
     SENTENCE_MODEL = "modules.json"  # modules.json, then each sentence-transformers module's files
 
 
+# The files that mark a cached snapshot as holding what a Need reads, the first of them the likeliest.
+_MARKERS = {Need.MODEL: CONFIG_FILES, Need.TOKENIZER: TOKENIZER_FILES, Need.SENTENCE_MODEL: (MODULES_JSON,)}
+
+
 def resolve_model_dir(
     path_or_id, need: Need = Need.MODEL, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False
 ) -> Path:
@@ -94,16 +98,19 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
     where = f"hub id {repo_id!r}" + (f" at revision {revision!r}" if revision else "") + " (not a local directory)"
     cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser() / ("models--" + repo_id.replace("/", "--"))
     if is_offline(local_files_only):
-        return _snapshot_from_cache(repo_id, revision, cache_dir, need, where, cache, reason="offline")
+        return _snapshot_from_cache(repo_id, revision, cache_dir, need, cache, reason="offline")
     try:
+        if _could_be_a_local_path(repo_id):
+            _reach_hub_once(repo_id, revision, need)
         repo_files = _list_repo_files(repo_id, revision)
     except CheckpointError:
         raise
     except Exception as error:
         # The transport's exception types depend on the huggingface_hub version (requests or httpx); whatever
         # kept us from the hub, fall back to the cache, as transformers does.
+        snapshot = _snapshot_from_cache(repo_id, revision, cache_dir, need, cache, reason=f"unreachable: {error}")
         logger.warning("%s: cannot reach the hub (%s); using the local cache", where, error)
-        return _snapshot_from_cache(repo_id, revision, cache_dir, need, where, cache, reason=f"unreachable: {error}")
+        return snapshot
     snapshot = _Snapshot(repo_id, revision, cache_dir, where)
     if need is Need.SENTENCE_MODEL:
         _fetch_sentence_model(snapshot, repo_files)
@@ -113,6 +120,36 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
     else:
         _fetch_model(snapshot, repo_files, "", where)
     return snapshot.folder
+
+
+def _could_be_a_local_path(name: str) -> bool:
+    """A name that is no directory but reads as one mistyped: no slash ("my-model"; only a few legacy hub models have
+    no organisation), or a folder of it exists here ("weights/tiny-gelu-typo")."""
+    parent = Path(name).parent
+    return parent == Path(".") or parent.is_dir()
+
+
+def _reach_hub_once(repo_id: str, revision: str | None, need: Need) -> None:
+    """One request to the hub, not retried; raises whatever the transport raises if the hub cannot be reached.
+
+    huggingface_hub retries a repository listing five times over some 24 s when the network fails, which is right
+    for a hub id but makes a mistyped local path wait that long before it is told so. Any answer will do (a 404
+    too): it means the hub is there, and the listing that follows says what is wrong.
+    """
+    import huggingface_hub as hf
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers, http_backoff
+
+    url = hf.hf_hub_url(repo_id, _MARKERS[need][0], revision=revision)
+    http_backoff(
+        "HEAD",
+        url,
+        headers=build_hf_headers(),
+        timeout=constants.HF_HUB_ETAG_TIMEOUT,
+        follow_redirects=False,
+        retry_on_exceptions=(),
+        retry_on_status_codes=(),
+    )
 
 
 class _Snapshot:
@@ -226,14 +263,11 @@ def _download(repo_id: str, filename: str, revision: str | None, cache_dir, wher
         ) from None
 
 
-def _snapshot_from_cache(
-    repo_id: str, revision: str | None, cache_dir, need: Need, where: str, cache: Path, reason: str
-) -> Path:
+def _snapshot_from_cache(repo_id: str, revision: str | None, cache_dir, need: Need, cache: Path, reason: str) -> Path:
     """The cached snapshot folder of `revision`, found through a file `need` reads; no network."""
     from huggingface_hub import try_to_load_from_cache
 
-    markers = {Need.TOKENIZER: TOKENIZER_FILES, Need.SENTENCE_MODEL: (MODULES_JSON,)}.get(need, CONFIG_FILES)
-    for name in markers:
+    for name in _MARKERS[need]:
         found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=revision)
         if isinstance(found, str):
             return Path(found).parent
@@ -243,7 +277,9 @@ def _snapshot_from_cache(
         if reason == "offline"
         else f"the hub is {reason}; connect to it once to download the model"
     )
+    hub_id = f"the hub id {repo_id!r}" + (f" at revision {revision!r}" if revision else "")
     raise CheckpointError(
-        f"{where}: not in the local cache at {cache} (no {what} for revision {revision or 'main'!r}); {how}, "
-        "or pass a local directory"
+        f"no folder {repo_id!r} here ({Path.cwd()}), and {hub_id} could not be fetched: not in the local cache at "
+        f"{cache} (no {what} for revision {revision or 'main'!r}); {how}. Check the folder's name, or pass a local "
+        "directory"
     )

@@ -26,7 +26,7 @@ from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
 from .trace import NO_TRACE, Trace
 
-Params = dict  # a nested dict of np.ndarray, laid out like the checkpoint's tensor names
+Params = dict[str, "np.ndarray | Params | list[Params]"]  # nested by the checkpoint's names, as the docstring says
 
 
 def bert_embeddings(
@@ -58,7 +58,7 @@ def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.n
     """0 where a token may be attended to, the dtype's most negative number where not. [B, S] -> [B, 1, 1, S]
 
     A row whose mask is all 0 (only padding) is no error: all its scores become exactly finfo.min, its softmax is
-    uniform, its outputs finite and meaningless, and equal to transformers' eager ones (tests/test_robustness.py)."""
+    uniform, its outputs finite and meaningless, and equal to transformers' eager ones (tests/test_bad_inputs.py)."""
     # transformers adds finfo(dtype).min rather than -inf, so that a row whose keys are all padding gets equal
     # scores (a uniform softmax) instead of NaN. Padded positions then match transformers too.
     # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/masking_utils.py#L615-L617

@@ -175,7 +175,7 @@ class SentenceConfig:
 
 def read_sentence_config(directory: Path) -> SentenceConfig:
     """Parse and check a sentence-transformers directory's modules.json, sentence_bert_config.json and Pooling
-    config.json (no weights are read): the one place that knows that layout."""
+    config.json (no weights are read): the one place that knows how such a directory is arranged."""
     directory = Path(directory)
     modules_json = directory / MODULES_JSON
     if not modules_json.is_file():

@@ -94,9 +94,9 @@ class Tokenizer:
         processor = self.backend.post_processor
         specials = processor.num_special_tokens_to_add(text_pairs is not None) if processor is not None else 0
         if truncation not in (False, "do_not_truncate") and limit < specials:
-            layout = "[CLS] A [SEP] B [SEP]" if text_pairs is not None else "[CLS] A [SEP]"
+            template = "[CLS] A [SEP] B [SEP]" if text_pairs is not None else "[CLS] A [SEP]"
             raise InputError(
-                f"max_length {limit} leaves no room for the {specials} special tokens of each row ({layout}); "
+                f"max_length {limit} leaves no room for the {specials} special tokens of each row ({template}); "
                 f"pass max_length >= {specials}"
             )
 

@@ -359,3 +359,114 @@ def test_sentence_encoder_by_hub_id_with_cache_dir_and_local_files_only(online, 
     np.testing.assert_array_equal(encoder.encode(TINY_TEXTS), local.encode(TINY_TEXTS))
     with pytest.raises(CheckpointError, match="'org/absent'.*not in the local cache.*no modules.json for revision"):
         minibert.SentenceEncoder.from_pretrained("org/absent", cache_dir=tmp_path / "cache", local_files_only=True)
+
+
+# A name that is no directory and could be a mistyped one fails at once when the hub cannot be reached.
+
+
+class SilentEndpoint:
+    """A loopback port that accepts each connection and closes it without an answer, counting the attempts: to
+    huggingface_hub, a network failure it would retry (RemoteProtocolError), with no real network involved."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.attempts = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            self.attempts += 1
+            connection.close()
+
+
+@pytest.fixture
+def silent_hub(monkeypatch, online):
+    endpoint = SilentEndpoint()
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint.url)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    yield endpoint
+    endpoint.server.close()
+
+
+def test_mistyped_local_name_with_the_hub_unreachable_fails_after_one_attempt_naming_both_readings(
+    silent_hub, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    both = r"no folder 'my-model' here \(.*\), and the hub id 'my-model' could not be fetched: .*the hub is unreachable"
+    with pytest.raises(CheckpointError, match=both):
+        minibert.BertModel.from_pretrained("my-model", cache_dir=tmp_path / "cache")
+    assert silent_hub.attempts == 1  # huggingface_hub's listing would have retried five times, over some 24 s
+    (tmp_path / "weights").mkdir()  # a folder of the name exists here, so it reads as a path too
+    with pytest.raises(CheckpointError, match="no folder 'weights/tiny' here .*hub id 'weights/tiny' could not be"):
+        minibert.Tokenizer.from_pretrained("weights/tiny", cache_dir=tmp_path / "cache")
+    assert silent_hub.attempts == 2
+
+
+def test_mistyped_local_name_offline_names_both_readings_without_any_attempt(silent_hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="no folder 'my-model' here .*hub id 'my-model' could not be fetched"):
+        minibert.SentenceEncoder.from_pretrained("my-model", cache_dir=tmp_path)
+    assert silent_hub.attempts == 0
+
+
+def test_cli_model_name_that_is_neither_folder_nor_reachable_hub_id_says_both_in_one_line(
+    silent_hub, tmp_path, monkeypatch, capsys
+):
+    from minibert.cli import main
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert main(["run", "--model", "my-model", "some text"]) == 2  # as every MinibertError
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("minibert run: error: no folder 'my-model' here")
+    assert "and the hub id 'my-model' could not be fetched" in line
+    assert silent_hub.attempts == 1
+
+
+# Resolving at the door: each public from_pretrained turns its path or hub id into a directory once.
+
+
+@pytest.fixture
+def count_resolutions(monkeypatch):
+    """Wrap hub.resolve_model_dir wherever it was imported; `calls` lists the (path, need) of each resolution."""
+    import sys
+
+    from minibert import hub
+
+    original, calls = hub.resolve_model_dir, []
+
+    def counting(path_or_id, need=hub.Need.MODEL, **kwargs):
+        calls.append((str(path_or_id), need))
+        return original(path_or_id, need, **kwargs)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("minibert") and hasattr(module, "resolve_model_dir"):
+            monkeypatch.setattr(module, "resolve_model_dir", counting)
+    return calls
+
+
+def test_each_from_pretrained_resolves_its_path_or_hub_id_once(count_resolutions, offline, no_network):
+    from minibert import hub
+
+    minibert.BertModel.from_pretrained(MINILM_ID)
+    minibert.Tokenizer.from_pretrained(MINILM_ID)
+    minibert.SentenceEncoder.from_pretrained(MINILM_ID)
+    minibert.BertForMaskedLM.from_pretrained(WEIGHTS / "tiny-mlm")
+    minibert.BertForSequenceClassification.from_pretrained(WEIGHTS / "tiny-classifier")
+    assert count_resolutions == [
+        (MINILM_ID, hub.Need.MODEL),
+        (MINILM_ID, hub.Need.TOKENIZER),
+        (MINILM_ID, hub.Need.SENTENCE_MODEL),
+        (str(WEIGHTS / "tiny-mlm"), hub.Need.MODEL),
+        (str(WEIGHTS / "tiny-classifier"), hub.Need.MODEL),
+    ]
