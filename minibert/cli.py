@@ -552,7 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain_.add_argument(
         "--plot",
         metavar="FILE.png",
-        help="also draw attention and pooler pictures (needs matplotlib) (default: no picture)",
+        help="also draw attention and pooler pictures (needs matplotlib); a missing folder is created "
+        "(default: no picture)",
     )
     explain_.add_argument(
         "--layer", type=int, help="the layer whose attention --plot draws, from 0 (default: the last)"
@@ -587,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--output",
         metavar="FILE",
-        help=".npy (one output) or .npz (several, plus input_ids, token_type_ids and attention_mask) "
-        "(default: print shapes and first values)",
+        help=".npy (one output) or .npz (several, plus input_ids, token_type_ids and attention_mask); a missing "
+        "folder is created (default: print shapes and first values)",
     )
     add_max_length_argument(run, pair=False)
     run.add_argument(
@@ -617,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument(
         "--output",
         metavar="FILE.npz",
-        help="write the arrays (and the inputs) to an .npz file (default: print each array's shape and first values)",
+        help="write the arrays (and the inputs) to an .npz file; a missing folder is created "
+        "(default: print each array's shape and first values)",
     )
     trace.add_argument("--values", type=positive_int, default=4, metavar="N", help="leading values to print")
     trace.set_defaults(run=cmd_trace)

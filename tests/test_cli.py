@@ -245,7 +245,8 @@ BAD = [  # (argv with {model}, {tmp} and {nopooler} filled in, words the message
     (["explain", "x", "--model", "{model}", "--values", "0"], "at least 1, found 0"),
     (["explain", "x", "--model", "{model}", "--dtype", "float16"], "invalid choice: 'float16'"),
     (["explain", "x", "--model", "{model}", "--plot", "{tmp}/a.jpg"], "ending in .png"),
-    (["explain", "x", "--model", "{model}", "--plot", "{tmp}/missing/a.png"], "does not exist"),
+    # A missing folder of an output is created now, as `embed` does (issue 15 chose that rule); a file on the way is not
+    (["explain", "x", "--model", "{model}", "--plot", "{tmp}/latin1.txt/a.png"], "latin1.txt is a file"),
     (["explain", "x", "--model", "{nopooler}"], "no pooler weights"),
     (["run", "--model", "{model}"], "no text given"),
     (["run", "x", "--model", "{model}", "--which", "logits"], "--which 'logits' is not an output"),
@@ -431,6 +432,27 @@ def test_layer_or_head_without_plot_says_it_changes_nothing(capsys, minilm):
         "change nothing\n"
     )
     assert run(capsys, "explain", TEXT, "--model", minilm[0])[2] == ""  # no note when neither is given
+
+
+@pytest.mark.parametrize(
+    "argv, output",
+    [
+        (["run", "x", "--output", "{out}/a/b/out.npy"], "a/b/out.npy"),
+        (["trace", "x", "--output", "{out}/a/b/trace.npz"], "a/b/trace.npz"),
+        (["explain", "x", "--plot", "{out}/a/b/p.png"], "a/b/p.png"),
+    ],
+)
+def test_every_command_creates_a_missing_folder_of_its_output_as_embed_does(capsys, minilm, tmp_path, argv, output):
+    code, out, err = run(capsys, *(a.format(out=tmp_path) for a in argv), "--model", minilm[0])
+    assert code == 0, err
+    assert (tmp_path / output).is_file() and f"wrote {tmp_path / output}" in out
+    assert [p.name for p in (tmp_path / output).parent.iterdir()] == [(tmp_path / output).name]  # no temporary left
+
+
+def test_a_failed_run_leaves_no_folder_behind(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "x", "--model", tmp_path / "no-model", "--output", tmp_path / "new" / "o.npy")
+    assert code == 2 and "no such directory" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_checkouts_picture_is_ignored_by_git_and_the_docs_one_is_not():
