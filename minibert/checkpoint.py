@@ -23,6 +23,7 @@ from .model_files import SAFETENSORS, SHARDED_INDEX, TF_INDEX, TORCH_BIN, choose
 from .safetensors import read_safetensors, read_sharded_safetensors
 from .tf_checkpoint import load_tf_checkpoint, tf_to_hf_names
 from .torch_pickle import load_torch_bin
+from .untrusted import escape
 
 logger = logging.getLogger("minibert")
 
@@ -155,7 +156,7 @@ def to_params(
     if missing or unexpected:
 
         def listing(names):
-            return ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+            return ", ".join(escape(name) for name in names[:8]) + (" ..." if len(names) > 8 else "")
 
         problems = []
         if missing:

@@ -1,7 +1,7 @@
 """BertConfig: the hyper-parameters in a checkpoint's config.json, with transformers' defaults and names."""
 
 import dataclasses
-import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +9,22 @@ from typing import Any
 
 from .errors import ConfigError
 from .functional import ACT2FN
+from .model_files import read_json
+from .untrusted import quote
+
+# Upper bounds on what config.json may ask for, far above any BERT (BERT-large: 24 layers, hidden 1024, intermediate
+# 4096, vocabularies up to ~250k, 512 positions) and far below what would exhaust memory or overflow int64 while the
+# table of expected tensors and the position ids are built. Checked before anything is allocated from them.
+MAX_SIZES = {
+    "vocab_size": 2**24,
+    "hidden_size": 2**16,
+    "num_hidden_layers": 1024,
+    "num_attention_heads": 2**16,
+    "intermediate_size": 2**18,
+    "max_position_embeddings": 2**20,
+    "type_vocab_size": 2**16,
+}
+MAX_LABELS = 100_000  # num_labels and id2label: a classifier head of 100k classes is already unusual
 
 
 @dataclass
@@ -59,9 +75,9 @@ class BertConfig:
         try:
             labels = {int(k): str(v) for k, v in raw.items()}
         except (AttributeError, TypeError, ValueError):
-            raise ConfigError(f"config.json: id2label must map label ids to names, found {raw!r}") from None
+            raise ConfigError(f"config.json: id2label must map label ids to names, found {quote(raw)}") from None
         if sorted(labels) != list(range(len(labels))):
-            raise ConfigError(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {sorted(labels)}")
+            raise ConfigError(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {quote(sorted(labels))}")
         return labels
 
     @property
@@ -77,7 +93,7 @@ class BertConfig:
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
             raise ConfigError(
-                f"{source}: model_type is {model_type!r}; minibert implements BERT only ('bert'). "
+                f"{source}: model_type is {quote(model_type)}; minibert implements BERT only ('bert'). "
                 "Other architectures (RoBERTa's position offsets, DistilBERT's weights, ...) would give wrong numbers."
             )
         kwargs = {k: v for k, v in values.items() if k in known}
@@ -90,21 +106,11 @@ class BertConfig:
     @classmethod
     def from_json_file(cls, path: str | Path) -> "BertConfig":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             raise ConfigError(
                 f"{path}: no such file; a model directory needs the config.json its weights were saved with"
-            ) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path}: cannot be read ({error})") from None
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(
-                f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-            ) from None
-        return cls.from_dict(values, source=str(path))
+            )
+        return cls.from_dict(read_json(path, dict, ConfigError), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         values = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
@@ -112,29 +118,27 @@ class BertConfig:
 
     def validate(self) -> None:
         """Refuse any config this implementation would compute wrongly, naming the field and the fix."""
-        for name in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "type_vocab_size",
-        ):
+        for name, maximum in MAX_SIZES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"field {name!r} must be an integer, found {value!r} ({type(value).__name__})")
+                raise ConfigError(f"field {name!r} must be an integer, found {quote(value)} ({type(value).__name__})")
             if value < 1:
                 raise ConfigError(f"field {name!r} must be at least 1, found {value}")
+            if value > maximum:
+                raise ConfigError(
+                    f"field {name!r} is {quote(value)}, more than the {maximum} minibert accepts; no BERT is that "
+                    "large, so the config.json is corrupt or not a BERT's"
+                )
+        self._validate_labels()
         if isinstance(self.layer_norm_eps, bool) or not isinstance(self.layer_norm_eps, int | float):
-            raise ConfigError(f"field 'layer_norm_eps' must be a number, found {self.layer_norm_eps!r}")
+            raise ConfigError(f"field 'layer_norm_eps' must be a number, found {quote(self.layer_norm_eps)}")
         # An infinite eps would turn every LayerNorm into its bias: a config that loads and computes nothing.
         # (1e-12 < float max: compared as Python numbers, an integer too large for a float is refused too.)
         if not 0 < self.layer_norm_eps <= sys.float_info.max:
             raise ConfigError(f"field 'layer_norm_eps' must be positive and finite, found {self.layer_norm_eps}")
         pad = self.pad_token_id  # unused by the forward pass, but heads and tokenizers read it
         if pad is not None and (isinstance(pad, bool) or not isinstance(pad, int)):
-            raise ConfigError(f"field 'pad_token_id' must be an integer or null, found {pad!r}")
+            raise ConfigError(f"field 'pad_token_id' must be an integer or null, found {quote(pad)}")
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
@@ -142,16 +146,30 @@ class BertConfig:
             )
         if not isinstance(self.hidden_act, str) or self.hidden_act not in ACT2FN:
             raise ConfigError(
-                f"hidden_act {self.hidden_act!r} is not supported; supported: {', '.join(sorted(ACT2FN))}"
+                f"hidden_act {quote(self.hidden_act)} is not supported; supported: {', '.join(sorted(ACT2FN))}"
             )
         if self.position_embedding_type != "absolute":
             raise ConfigError(
-                f"position_embedding_type {self.position_embedding_type!r} is not supported; minibert implements "
+                f"position_embedding_type {quote(self.position_embedding_type)} is not supported; minibert implements "
                 "BERT's learned absolute position embeddings ('absolute') only"
             )
         for name in ("is_decoder", "add_cross_attention"):
             if getattr(self, name) is not False:
                 raise ConfigError(
-                    f"{name} is {getattr(self, name)!r}; minibert runs BERT as a bidirectional encoder only. "
+                    f"{name} is {quote(getattr(self, name))}; minibert runs BERT as a bidirectional encoder only. "
                     f"Set {name} to false if the checkpoint was trained as an encoder"
                 )
+
+    def _validate_labels(self) -> None:
+        """num_labels and id2label (kept in `extra`, read by the classification head): types, and a bounded size."""
+        num_labels = self.extra.get("num_labels")
+        if num_labels is not None and (
+            isinstance(num_labels, bool) or not isinstance(num_labels, int) or not 1 <= num_labels <= MAX_LABELS
+        ):
+            raise ConfigError(
+                f"field 'num_labels' must be an integer from 1 to {MAX_LABELS}, found {quote(num_labels)}"
+            )
+        id2label = self.extra.get("id2label")
+        if id2label is not None and (not isinstance(id2label, dict) or len(id2label) > MAX_LABELS):
+            size = f"{len(id2label)} entries" if isinstance(id2label, dict) else quote(id2label)
+            raise ConfigError(f"field 'id2label' must map at most {MAX_LABELS} label ids to names, found {size}")

@@ -10,11 +10,11 @@ listing that checkpoint.py asks of a directory:
 No tensor is read here; the readers (safetensors.py, torch_pickle.py, tf_checkpoint.py) do that.
 """
 
-import json
 from collections.abc import Callable, Collection
 from pathlib import Path, PurePosixPath
 
-from .errors import CheckpointError
+from .errors import CheckpointError, MinibertError
+from .untrusted import MAX_JSON_BYTES, UntrustedJSONError, parse_json, quote, read_bounded
 
 # config.json as transformers writes it; bert_config.json is the original Google release's, the same fields.
 CONFIG_FILES = ("config.json", "bert_config.json")
@@ -37,15 +37,20 @@ SENTENCE_BERT_CONFIG = "sentence_bert_config.json"
 SENTENCE_MODULES = ("Transformer", "Pooling", "Normalize")
 
 
-def read_json(path: Path, expect: type = dict):
-    """A JSON file of a model directory, which must hold a JSON `expect` (dict or list); else a CheckpointError."""
+def read_json(path, expect: type = dict, error: type[MinibertError] = CheckpointError):
+    """The one reader of a model directory's JSON files (config.json, the shard index, tokenizer.json and
+    tokenizer_config.json, modules.json, sentence_bert_config.json, a Pooling config.json): a regular file of bounded
+    size holding a JSON `expect` (dict or list). Every failure, from a missing file to 100,000 nested brackets or a
+    5,000-digit number, is an `error` naming the file (untrusted.parse_json says why)."""
+    path = Path(path)
     try:
-        values = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: cannot be read as JSON ({error}); re-download or repair it") from None
+        values = parse_json(read_bounded(path, MAX_JSON_BYTES, error))
+    except UntrustedJSONError as e:
+        # The file's name twice over: the reason reads on its own, "config.json: invalid JSON at line 3 ...".
+        raise error(f"{path}: cannot be read as JSON ({path.name}: {e}); re-download or repair it") from None
     if not isinstance(values, expect):
         what = {dict: "object", list: "list"}.get(expect, expect.__name__)
-        raise CheckpointError(f"{path}: expected a JSON {what}, found {type(values).__name__}")
+        raise error(f"{path}: expected a JSON {what}, found {type(values).__name__}")
     return values
 
 
@@ -105,7 +110,8 @@ def read_sharded_index(index_path: Path) -> dict[str, str]:
         # A name like "../x" would read outside the model directory.
         if Path(shard).name != shard or shard in ("", ".", ".."):
             raise CheckpointError(
-                f"{index_path}: tensor {name!r} is in shard {shard!r}, which is not a plain file name; shards sit "
+                f"{index_path}: tensor {quote(name)} is in shard {quote(shard)}, which is not a plain file name; "
+                "shards sit "
                 "beside the index"
             )
     return weight_map
@@ -114,14 +120,15 @@ def read_sharded_index(index_path: Path) -> dict[str, str]:
 def _module_kind(entry, modules_json: Path) -> str:
     """'Transformer', 'Pooling' or 'Normalize' for a modules.json entry, or a CheckpointError naming the module."""
     if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-        raise CheckpointError(f"{modules_json}: each entry needs a 'type' string, found {entry!r}")
+        raise CheckpointError(f"{modules_json}: each entry needs a 'type' string, found {quote(entry)}")
     kind = entry["type"].rsplit(".", 1)[-1]
     # The same class has lived under several module paths (sentence_transformers.models.Pooling before v6,
     # sentence_transformers.sentence_transformer.modules.pooling.Pooling after); the class name decides.
     if entry["type"].startswith("sentence_transformers.") and kind in SENTENCE_MODULES:
         return kind
     raise CheckpointError(
-        f"{modules_json}: module {entry.get('idx', '?')} ({entry.get('path', '')!r}) has type {entry['type']!r}, "
+        f"{modules_json}: module {quote(entry.get('idx', '?'))} ({quote(entry.get('path', ''))}) has type "
+        f"{quote(entry['type'])}, "
         "which minibert does not implement; supported: sentence_transformers Transformer (a BERT), Pooling, Normalize. "
         "Skipping it would give different embeddings, so use sentence-transformers for this model."
     )
@@ -132,7 +139,8 @@ def _module_path(entry: dict, modules_json: Path) -> str:
     path = entry.get("path", "")
     if not isinstance(path, str) or PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
         raise CheckpointError(
-            f"{modules_json}: module {entry.get('idx', '?')} has path {path!r}; expected a folder inside the model "
+            f"{modules_json}: module {quote(entry.get('idx', '?'))} has path {quote(path)}; expected a folder inside "
+            "the model "
             "directory, such as '1_Pooling' (no '..', not absolute)"
         )
     return path

@@ -8,7 +8,6 @@ corrupt or hostile file gets a CheckpointError naming the tensor, never a wrong 
 https://github.com/huggingface/safetensors/blob/v0.8.0/README.md#format
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from .dtypes import bfloat16_bits_to_float32
 from .errors import CheckpointError
 from .model_files import read_sharded_index
+from .untrusted import UntrustedJSONError, escape, extent_fits, parse_json, quote, regular_file_size
 
 # safetensors dtype codes -> NumPy dtypes; the format is little-endian. NumPy has no bfloat16, so BF16 tensors are
 # read as their raw uint16 bits and widened to float32 exactly (dtypes.bfloat16_bits_to_float32).
@@ -34,6 +34,12 @@ SAFETENSORS_DTYPES = {
     "BOOL": "?",
 }
 _MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit; a larger "header" is a corrupt file
+_MAX_DIMS = 64  # NumPy's limit
+
+
+def _is_natural(n, minimum: int = 0) -> bool:
+    """An integer (JSON's true and false are not) of at least `minimum`."""
+    return type(n) is int and n >= minimum
 
 
 def read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
@@ -46,19 +52,25 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
     def corrupt(why: str) -> CheckpointError:
         return CheckpointError(f"{path}: not a readable safetensors file ({why}); re-download or re-save it")
 
+    file_size = regular_file_size(path)
     try:
-        file_size = path.stat().st_size
         with open(path, "rb") as f:
             prefix = f.read(8)
             if len(prefix) < 8:
                 raise corrupt(f"{file_size} bytes, shorter than the 8-byte header length")
             header_size = int.from_bytes(prefix, "little")
-            if header_size > min(file_size - 8, _MAX_HEADER_BYTES):
+            if header_size > _MAX_HEADER_BYTES or not extent_fits(8, header_size, file_size):
+                if all(32 <= byte < 127 or byte in b"\t\n\r" for byte in prefix):
+                    # Text, so not a length: printing it as a number would print the start of a file that may be
+                    # anything (a key, an environment), which the message has no business repeating.
+                    raise corrupt("it starts with text where the 8-byte header length should be")
                 raise corrupt(f"header length {header_size} does not fit in a file of {file_size} bytes")
-            header = json.loads(f.read(header_size))
+            text = f.read(header_size)
     except OSError as error:
-        raise CheckpointError(f"{path}: cannot be read ({error})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        header = parse_json(text)
+    except UntrustedJSONError as error:
         raise corrupt(f"header is not JSON: {error}") from None
     if not isinstance(header, dict):
         raise corrupt("header is not a JSON object")
@@ -67,22 +79,26 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, dict], int]:
     data_size = file_size - data_start
     for name, entry in header.items():
         if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
-            raise corrupt(f"tensor {name!r} has no dtype, shape and data_offsets")
+            raise corrupt(f"tensor {quote(name)} has no dtype, shape and data_offsets")
         if entry["dtype"] not in SAFETENSORS_DTYPES:
+            dtype = entry["dtype"]
             raise CheckpointError(
-                f"{path}: tensor {name!r} has dtype {entry['dtype']}, which minibert does not read; "
+                f"{path}: tensor {quote(name)} has dtype {escape(dtype) if isinstance(dtype, str) else quote(dtype)}, "
+                "which minibert does not read; "
                 f"re-save the checkpoint as F32, F16 or BF16 (readable: {', '.join(SAFETENSORS_DTYPES)})"
             )
         shape, offsets = entry["shape"], entry["data_offsets"]
-        if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)):
-            raise corrupt(f"tensor {name!r} has shape {shape!r}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)):
-            raise corrupt(f"tensor {name!r} has data_offsets {offsets!r}")
+        if not (isinstance(shape, list) and all(_is_natural(n) for n in shape)):
+            raise corrupt(f"tensor {quote(name)} has shape {quote(shape)}")
+        if len(shape) > _MAX_DIMS:
+            raise corrupt(f"tensor {quote(name)} has {len(shape)} dimensions; NumPy arrays have at most {_MAX_DIMS}")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_natural(n, -(2**64)) for n in offsets)):
+            raise corrupt(f"tensor {quote(name)} has data_offsets {quote(offsets)}")
         begin, end = offsets
         nbytes = math.prod(shape) * np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]).itemsize
-        if not 0 <= begin <= end <= data_size or end - begin != nbytes:
+        if begin > end or not extent_fits(begin, end - begin, data_size) or end - begin != nbytes:
             raise corrupt(
-                f"tensor {name!r} ({entry['dtype']}, shape {tuple(shape)}, {nbytes} bytes) has data_offsets "
+                f"tensor {quote(name)} ({entry['dtype']}, shape {tuple(shape)}, {nbytes} bytes) has data_offsets "
                 f"{offsets}; the file holds {data_size} bytes of data"
             )
     check_byte_ranges(path, header, data_size)
@@ -102,14 +118,15 @@ def check_byte_ranges(path: Path, header: dict[str, dict], data_size: int) -> No
         itemsize = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]).itemsize
         if math.prod(n for n in entry["shape"] if n) * itemsize > np.iinfo(np.intp).max:
             raise CheckpointError(
-                f"{path}: not a readable safetensors file (tensor {name!r} has shape {tuple(entry['shape'])}, too "
+                f"{path}: not a readable safetensors file (tensor {quote(name)} has shape {tuple(entry['shape'])}, too "
                 "large for any array); re-download or re-save it"
             )
         if begin != end:
-            where = f"the previous tensor {previous!r} ends at {end}" if previous else "the data starts at 0"
+            where = f"the previous tensor {quote(previous)} ends at {end}" if previous else "the data starts at 0"
             raise CheckpointError(
-                f"{path}: not a readable safetensors file (tensor {name!r} starts at data byte {begin} but {where}: "
-                f"the header's byte ranges {'overlap' if begin < end else 'leave a gap'}); re-download or re-save it"
+                f"{path}: not a readable safetensors file (tensor {quote(name)} starts at data byte {begin} but "
+                f"{where}: the header's byte ranges {'overlap' if begin < end else 'leave a gap'}); re-download or "
+                "re-save it"
             )
         end, previous = stop, name
     if end != data_size:
@@ -134,7 +151,7 @@ def read_safetensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
                 tensor = np.empty(entry["shape"], dtype=SAFETENSORS_DTYPES[entry["dtype"]])
                 f.seek(data_start + entry["data_offsets"][0])
                 if f.readinto(tensor.reshape(-1).view(np.uint8)) != tensor.nbytes:
-                    raise CheckpointError(f"{path}: file ends inside tensor {name!r}; re-download or re-save it")
+                    raise CheckpointError(f"{path}: file ends inside tensor {quote(name)}; re-download or re-save it")
                 if entry["dtype"] == "BF16":
                     tensor = bfloat16_bits_to_float32(tensor)
                 if dtype is not None and tensor.dtype.kind == "f":
@@ -159,7 +176,10 @@ def read_sharded_safetensors(index_path: Path, dtype=None) -> dict[str, np.ndarr
     if missing:
         raise CheckpointError(
             f"{index_path}: {len(missing)} shard(s) missing from {index_path.parent}: "
-            + ", ".join(f"{shard} (holds {len(shards[shard])} tensors, e.g. {shards[shard][0]!r})" for shard in missing)
+            + ", ".join(
+                f"{escape(shard)} (holds {len(shards[shard])} tensors, e.g. {quote(shards[shard][0])})"
+                for shard in missing[:8]
+            )
             + "; download every shard the index names"
         )
     held_in: dict[str, list[str]] = {}  # tensor name -> the shards that actually hold it
@@ -172,11 +192,15 @@ def read_sharded_safetensors(index_path: Path, dtype=None) -> dict[str, np.ndarr
         if held == [listed]:
             continue
         if listed is None:
-            problems.append(f"{name!r} is in {', '.join(held)} but not in the index")
+            problems.append(f"{quote(name)} is in {', '.join(map(escape, held))} but not in the index")
         elif not held:
-            problems.append(f"{name!r}: the index puts it in {listed}, which does not hold it, nor does any shard")
+            problems.append(
+                f"{quote(name)}: the index puts it in {escape(listed)}, which does not hold it, nor does any shard"
+            )
         else:
-            problems.append(f"{name!r}: the index puts it in {listed}, but {', '.join(held)} holds it")
+            problems.append(
+                f"{quote(name)}: the index puts it in {escape(listed)}, but {', '.join(map(escape, held))} holds it"
+            )
     if problems:
         raise CheckpointError(
             f"{index_path}: the index and the shards disagree on {len(problems)} tensor(s): "

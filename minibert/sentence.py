@@ -22,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import load_pretrained
+from .config import MAX_SIZES
 from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype
 from .model import BertModel
 from .model_files import MODULES_JSON, SENTENCE_BERT_CONFIG, read_json, read_modules
 from .tokenizer import Tokenizer
+from .untrusted import quote
 
 # ----------------------------------------------------------------------------------------------------------
 # Pooling: pure functions of (token_embeddings [B, S, H], attention_mask [B, S]) -> [B, H], in the embeddings' dtype.
@@ -146,14 +148,17 @@ def pooling_modes(config: dict, source: str) -> tuple[str, ...]:
     """The pooling modes a Pooling config.json turns on: `pooling_mode` (v6) or the pooling_mode_* booleans."""
     if "pooling_mode" in config:
         modes = config["pooling_mode"]
-        modes = (modes,) if isinstance(modes, str) else tuple(modes)
+        modes = (modes,) if isinstance(modes, str) else modes
+        if not isinstance(modes, list | tuple) or not all(isinstance(mode, str) for mode in modes):
+            raise CheckpointError(f"{source}: pooling_mode must be a string or a list of strings, found {quote(modes)}")
+        modes = tuple(modes)
     else:
         modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key, False))
         modes = modes or ("mean",)  # upstream's default when no flag is set
     unknown = [m for m in modes if m not in POOLING_FUNCTIONS]
     if unknown or not modes:
         raise CheckpointError(
-            f"{source}: pooling mode(s) {unknown or modes} not supported; known: {list(POOLING_FUNCTIONS)}"
+            f"{source}: pooling mode(s) {quote(unknown or modes)} not supported; known: {list(POOLING_FUNCTIONS)}"
         )
     # include_prompt only matters with prompts, which encode() does not take.
     return modes
@@ -191,9 +196,17 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
     st_config = read_json(st_config_path) if st_config_path.is_file() else {}
     max_seq_length = st_config.get("max_seq_length")
     if max_seq_length is not None and (
-        isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 2
+        isinstance(max_seq_length, bool)
+        or not isinstance(max_seq_length, int)
+        or not 2 <= max_seq_length <= MAX_SIZES["max_position_embeddings"]
     ):
-        raise CheckpointError(f"{st_config_path}: max_seq_length must be an integer >= 2, found {max_seq_length!r}")
+        raise CheckpointError(
+            f"{st_config_path}: max_seq_length must be an integer from 2 to {MAX_SIZES['max_position_embeddings']}, "
+            f"found {quote(max_seq_length)}"
+        )
+    do_lower_case = st_config.get("do_lower_case", False)
+    if not isinstance(do_lower_case, bool):
+        raise CheckpointError(f"{st_config_path}: do_lower_case must be true or false, found {quote(do_lower_case)}")
 
     pooling_config_path = directory / modules[1][1] / "config.json"
     if not pooling_config_path.is_file():
@@ -207,7 +220,7 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
         pooling_config_path=pooling_config_path,
         normalize="Normalize" in kinds,
         max_seq_length=max_seq_length,
-        do_lower_case=bool(st_config.get("do_lower_case", False)),
+        do_lower_case=do_lower_case,
     )
 
 

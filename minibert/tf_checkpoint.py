@@ -14,6 +14,8 @@ A checkpoint `<prefix>` is `<prefix>.index` plus data shards `<prefix>.data-0000
 """
 
 import logging
+import math
+import os
 import re
 import struct
 import sys
@@ -24,12 +26,16 @@ import numpy as np
 
 from .dtypes import bfloat16_bits_to_float32
 from .errors import CheckpointError
+from .untrusted import check_extent, quote, regular_file_size
 
 logger = logging.getLogger(__name__)
 
 TABLE_MAGIC = 0xDB4775248B80FB57  # LevelDB's kTableMagicNumber, also TF's
 FOOTER_SIZE = 48  # two block handles padded to 40 bytes, then the 8-byte magic
 BLOCK_TRAILER_SIZE = 5  # compression type (1 byte) + masked crc32c (4 bytes)
+# Bounds no checkpoint comes near, checked before anything is built from the numbers a file declares.
+MAX_SHARDS = 100_000  # TF names shards with 5 digits
+MAX_DIMS = 64  # NumPy's limit
 
 # tensorflow/core/framework/types.proto DataType -> how its elements are stored. bfloat16 is read as raw
 # uint16 bits and widened to float32 (NumPy has no bfloat16).
@@ -87,7 +93,6 @@ def load_tf_checkpoint(prefix: str | Path, *, verify_crc32c: bool = False) -> di
             "(the path without .index / .data-*)"
         )
     num_shards, byteorder, entries = _read_index(index_path)
-    shard_paths = [_shard_path(prefix, shard, num_shards) for shard in range(num_shards)]
     tensors = {}
     shard_files = {}
     try:
@@ -97,10 +102,10 @@ def load_tf_checkpoint(prefix: str | Path, *, verify_crc32c: bool = False) -> di
                 continue
             if not 0 <= entry.shard_id < num_shards:
                 raise CheckpointError(
-                    f"{index_path}: tensor '{entry.name}' is in shard {entry.shard_id}; "
+                    f"{index_path}: tensor {quote(entry.name)} is in shard {entry.shard_id}; "
                     f"the header says there are {num_shards}"
                 )
-            shard_path = shard_paths[entry.shard_id]
+            shard_path = _shard_path(prefix, entry.shard_id, num_shards)
             if shard_path not in shard_files:
                 shard_files[shard_path] = _open_shard(shard_path, index_path)
             tensors[entry.name] = _read_tensor(shard_files[shard_path], shard_path, entry, byteorder, verify_crc32c)
@@ -115,26 +120,33 @@ def _shard_path(prefix: Path, shard: int, num_shards: int) -> Path:
 
 
 def _open_shard(shard_path: Path, index_path: Path):
-    try:
-        return open(shard_path, "rb")
-    except FileNotFoundError:
+    if not os.path.lexists(shard_path):
         raise CheckpointError(
             f"{shard_path}: data shard missing; {index_path.name} stores tensors in it. "
             "Copy every .data-* file of the checkpoint next to the .index file"
-        ) from None
+        )
+    regular_file_size(shard_path)  # a FIFO, a device or a /proc file is never a shard
+    try:
+        return open(shard_path, "rb")
+    except OSError as error:
+        raise CheckpointError(f"{shard_path}: cannot be read ({error.strerror})") from None
 
 
 def _read_index(index_path: Path) -> tuple[int, str, list[_Entry]]:
     """(num_shards, byte order, entries) from the index file; the header is the entry with the empty key."""
+    regular_file_size(index_path)
     table = index_path.read_bytes()
     records = list(_read_table(table, index_path))
     if not records or records[0][0] != b"":
         raise CheckpointError(f"{index_path}: has no header entry (empty key); is it a TF checkpoint index?")
     header = _parse_proto(records[0][1], index_path, "header")
-    num_shards = _single(header, 1, 0)
-    if num_shards < 1:
-        raise CheckpointError(f"{index_path}: header says num_shards={num_shards}; expected at least 1")
-    byteorder = "big" if _single(header, 2, 0) == 1 else "little"  # Endianness enum: LITTLE=0, BIG=1
+    num_shards = _as_int64(_single(header, 1, 0, index_path, "header"))
+    if not 1 <= num_shards <= MAX_SHARDS:
+        raise CheckpointError(
+            f"{index_path}: header says num_shards={num_shards}; expected 1 to {MAX_SHARDS}. The index is corrupt"
+        )
+    # Endianness enum: LITTLE=0, BIG=1
+    byteorder = "big" if _single(header, 2, 0, index_path, "header") == 1 else "little"
     entries = [_parse_entry(key, value, index_path) for key, value in records[1:]]
     return num_shards, byteorder, entries
 
@@ -144,27 +156,29 @@ def _read_tensor(f, shard_path: Path, entry: _Entry, byteorder: str, verify_crc3
     dtype = _TF_DTYPES.get(entry.dtype)
     if dtype is None:
         raise CheckpointError(
-            f"{shard_path}: tensor '{entry.name}' has TF DataType {entry.dtype}, which minibert cannot read; "
+            f"{shard_path}: tensor {quote(entry.name)} has TF DataType {entry.dtype}, which minibert cannot read; "
             f"supported: {sorted(_TF_DTYPES)} (see tensorflow/core/framework/types.proto)"
         )
     if byteorder != sys.byteorder:
         dtype = dtype.newbyteorder()
-    numel = int(np.prod(entry.shape, dtype=np.int64))
+    numel = math.prod(entry.shape)  # Python integers: a product of int64s would wrap
     if entry.size != numel * dtype.itemsize:
         raise CheckpointError(
-            f"{shard_path}: tensor '{entry.name}' of shape {entry.shape} needs {numel * dtype.itemsize} bytes; "
+            f"{shard_path}: tensor {quote(entry.name)} of shape {entry.shape} needs {numel * dtype.itemsize} bytes; "
             f"the index says {entry.size}. The checkpoint is corrupt"
         )
+    # Before allocating: the bytes must exist (a 1 KB index can claim a tensor of gigabytes).
+    check_extent(shard_path, f"tensor {quote(entry.name)}", entry.offset, entry.size, os.fstat(f.fileno()).st_size)
     f.seek(entry.offset)
     buffer = bytearray(entry.size)  # writable, so the array needs no copy
     if f.readinto(buffer) != entry.size:
         raise CheckpointError(
-            f"{shard_path}: tensor '{entry.name}' lies at bytes {entry.offset}..{entry.offset + entry.size}, "
+            f"{shard_path}: tensor {quote(entry.name)} lies at bytes {entry.offset}..{entry.offset + entry.size}, "
             "past the end of the file; the shard is truncated, copy it again"
         )
     if verify_crc32c and _masked_crc32c(buffer) != entry.crc32c:
         raise CheckpointError(
-            f"{shard_path}: tensor '{entry.name}' fails its crc32c check; the shard is corrupt, copy it again"
+            f"{shard_path}: tensor {quote(entry.name)} fails its crc32c check; the shard is corrupt, copy it again"
         )
     array = np.frombuffer(buffer, dtype=dtype).reshape(entry.shape)
     if not array.dtype.isnative:
@@ -178,7 +192,12 @@ def _read_tensor(f, shard_path: Path, entry: _Entry, byteorder: str, verify_crc3
 
 
 def _read_table(table: bytes, path: Path):
-    """Yield (key, value) of every entry in the table, in key order."""
+    """Yield (key, value) of every entry in the table, in key order.
+
+    Each data block is listed once in the index block and keys strictly increase, as LevelDB's writer makes them;
+    a table that repeats a block (200,000 handles to one block would be read and checksummed 200,000 times) or a
+    key (two tensors of one name) is refused.
+    """
     if len(table) < FOOTER_SIZE:
         raise CheckpointError(f"{path}: {len(table)} bytes is too short for an index file; it is truncated")
     footer = table[-FOOTER_SIZE:]
@@ -190,9 +209,20 @@ def _read_table(table: bytes, path: Path):
         )
     _metaindex, pos = _read_block_handle(footer, 0, path)  # the metaindex (filters) is not needed
     index_handle, _ = _read_block_handle(footer, pos, path)
+    handles, previous = set(), None
     for _separator, handle_bytes in _block_entries(_read_block(table, index_handle, path), path):
         data_handle, _ = _read_block_handle(handle_bytes, 0, path)
-        yield from _block_entries(_read_block(table, data_handle, path), path)
+        if data_handle in handles:
+            raise CheckpointError(f"{path}: the index lists the block at {data_handle[0]} twice; the file is corrupt")
+        handles.add(data_handle)
+        for key, value in _block_entries(_read_block(table, data_handle, path), path):
+            if previous is not None and key <= previous:
+                raise CheckpointError(
+                    f"{path}: key {quote(key.decode('utf-8', 'replace'))} is out of order or repeated; the file is "
+                    "corrupt"
+                )
+            previous = key
+            yield key, value
 
 
 def _read_block_handle(buf: bytes, pos: int, path: Path) -> tuple[tuple[int, int], int]:
@@ -286,9 +316,24 @@ def _parse_proto(buf: bytes, path: Path, what: str) -> dict[int, list]:
     return fields
 
 
-def _single(fields: dict[int, list], number: int, default):
-    """A singular field; proto3 omits fields equal to their default, and the last occurrence wins."""
-    return fields.get(number, [default])[-1]
+def _single(fields: dict[int, list], number: int, default, path: Path, what: str):
+    """A singular field; proto3 omits fields equal to their default, and the last occurrence wins. Its wire type must
+    give the default's type: a number (varint, fixed) or bytes (length-delimited)."""
+    value = fields.get(number, [default])[-1]
+    if type(value) is not type(default):
+        kind = "a number" if isinstance(default, int) else "bytes or a message"
+        raise CheckpointError(f"{path}: {what} field {number} has the wrong wire type (expected {kind}); it is corrupt")
+    return value
+
+
+def _repeated(fields: dict[int, list], number: int, path: Path, what: str) -> list[bytes]:
+    """A repeated message field: every occurrence must be length-delimited."""
+    values = fields.get(number, [])
+    if any(type(value) is not bytes for value in values):
+        raise CheckpointError(
+            f"{path}: {what} field {number} has the wrong wire type (expected a message); it is corrupt"
+        )
+    return values
 
 
 def _as_int64(value: int) -> int:
@@ -300,26 +345,30 @@ def _parse_entry(key: bytes, value: bytes, path: Path) -> _Entry:
     """BundleEntryProto: dtype=1, shape=2 (TensorShapeProto: dim=2 {size=1}), shard_id=3, offset=4,
     size=5, crc32c=6 (fixed32), slices=7 (only in partitioned variables, which minibert does not read)."""
     name = key.decode("utf-8", "replace")
-    fields = _parse_proto(value, path, f"entry '{name}'")
+    what = f"entry {quote(name)}"
+    fields = _parse_proto(value, path, what)
     if 7 in fields:
         raise CheckpointError(
-            f"{path}: tensor '{name}' is saved as slices of a partitioned variable; minibert reads only "
+            f"{path}: tensor {quote(name)} is saved as slices of a partitioned variable; minibert reads only "
             "whole tensors. Re-save the checkpoint without partitioning"
         )
-    shape_fields = _parse_proto(_single(fields, 2, b""), path, f"shape of '{name}'")
-    shape = tuple(
-        _as_int64(_single(_parse_proto(dim, path, f"shape of '{name}'"), 1, 0)) for dim in shape_fields.get(2, [])
-    )
-    if _single(shape_fields, 3, 0) or any(n < 0 for n in shape):
-        raise CheckpointError(f"{path}: tensor '{name}' has unknown shape {shape}; a checkpoint's must be known")
+    what = f"shape of {quote(name)}"
+    shape_fields = _parse_proto(_single(fields, 2, b"", path, what), path, what)
+    dims = _repeated(shape_fields, 2, path, what)
+    if len(dims) > MAX_DIMS:
+        raise CheckpointError(f"{path}: tensor {quote(name)} has {len(dims)} dimensions; at most {MAX_DIMS} are read")
+    shape = tuple(_as_int64(_single(_parse_proto(dim, path, what), 1, 0, path, what)) for dim in dims)
+    if _single(shape_fields, 3, 0, path, what) or any(n < 0 for n in shape):
+        raise CheckpointError(f"{path}: tensor {quote(name)} has unknown shape {shape}; a checkpoint's must be known")
+    what = f"entry {quote(name)}"
     return _Entry(
         name=name,
-        dtype=_single(fields, 1, 0),
+        dtype=_single(fields, 1, 0, path, what),
         shape=shape,
-        shard_id=_single(fields, 3, 0),
-        offset=_as_int64(_single(fields, 4, 0)),
-        size=_as_int64(_single(fields, 5, 0)),
-        crc32c=_single(fields, 6, 0),
+        shard_id=_single(fields, 3, 0, path, what),
+        offset=_as_int64(_single(fields, 4, 0, path, what)),
+        size=_as_int64(_single(fields, 5, 0, path, what)),
+        crc32c=_single(fields, 6, 0, path, what),
     )
 
 
@@ -414,8 +463,9 @@ def tf_to_hf_names(tf_tensors: dict[str, np.ndarray]) -> tuple[dict[str, np.ndar
         else:
             unknown.append(tf_name)
     if unknown:
+        listing = ", ".join(quote(name) for name in sorted(unknown)[:8]) + (" ..." if len(unknown) > 8 else "")
         raise CheckpointError(
-            f"TF checkpoint variables with no transformers name: {sorted(unknown)}; minibert maps "
+            f"TF checkpoint variables with no transformers name: {len(unknown)}: {listing}; minibert maps "
             "BertModel, the pretraining heads (cls/*) and run_classifier's output layer"
         )
     return renamed, sorted(skipped)

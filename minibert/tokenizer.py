@@ -13,9 +13,26 @@ import numpy as np
 from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
 from .model_files import read_json
+from .untrusted import quote
 
-# transformers writes this "no limit" sentinel as model_max_length when a tokenizer sets none.
-_NO_MAX_LENGTH = int(1e20)
+# transformers writes int(1e30) as model_max_length when a tokenizer sets none. Any length from 2**31 on means the
+# same here (no BERT has that many positions), and would overflow the tokenizers library's integers.
+_NO_MAX_LENGTH = 2**31
+
+# The parts of a tokenizer.json a BERT checkpoint has: transformers' BertConverter writes BertNormalizer,
+# BertPreTokenizer, a WordPiece model, TemplateProcessing (or BertProcessing) and a WordPiece decoder; some hub files
+# spell the normalizer or pre-tokenizer as a Sequence of simpler parts. Anything else is refused before the library
+# reads the file: a Split or Replace carries its own regular expression, which the library runs as it is, and one
+# of those can backtrack for a minute on a sentence or make the library panic.
+BERT_TOKENIZER_PARTS = {
+    "normalizer": {"BertNormalizer", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Strip", "Sequence"},
+    "pre_tokenizer": {"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Punctuation", "Digits", "Sequence"},
+    "model": {"WordPiece"},
+    "post_processor": {"BertProcessing", "TemplateProcessing"},
+    "decoder": {"WordPiece"},
+}
+_SEQUENCE_ITEMS = {"normalizer": "normalizers", "pre_tokenizer": "pretokenizers"}
+_TOKEN_SETTINGS = ("unk_token", "cls_token", "sep_token", "pad_token", "mask_token")
 _DEFAULT_MAX_LENGTH = 512
 
 
@@ -46,18 +63,24 @@ class Tokenizer:
         settings = (
             read_json(directory / "tokenizer_config.json") if (directory / "tokenizer_config.json").is_file() else {}
         )
+        check_tokenizer_settings(settings, directory / "tokenizer_config.json")
         if (directory / "tokenizer.json").is_file():
+            check_bert_tokenizer_json(read_json(directory / "tokenizer.json"), directory / "tokenizer.json")
             try:
                 backend = Backend.from_file(str(directory / "tokenizer.json"))
-            except Exception as error:  # the library raises a bare Exception for malformed files
-                raise CheckpointError(f"{directory / 'tokenizer.json'}: cannot be read ({error})") from None
+            except BaseException as error:  # a bare Exception for malformed files; a PanicException on a library bug
+                if not isinstance(error, Exception) and not is_panic(error):
+                    raise
+                raise CheckpointError(
+                    f"{directory / 'tokenizer.json'}: cannot be read ({quote(str(error), 300)})"
+                ) from None
         elif (directory / "vocab.txt").is_file():
             settings = _with_special_tokens_map(directory / "special_tokens_map.json", settings)
             backend = _wordpiece_from_vocab(directory / "vocab.txt", settings)
         else:
             raise CheckpointError(f"{directory}: no tokenizer.json or vocab.txt; a BERT tokenizer needs one of them")
         max_length = settings.get("model_max_length", _DEFAULT_MAX_LENGTH)
-        if not isinstance(max_length, int) or max_length >= _NO_MAX_LENGTH:
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 0 < max_length < _NO_MAX_LENGTH:
             max_length = _DEFAULT_MAX_LENGTH
         tokenizer = cls(backend, model_max_length=max_length)
         tokenizer.pad_token = settings.get("pad_token", "[PAD]")
@@ -114,7 +137,12 @@ class Tokenizer:
             length = limit if padding == "max_length" else None
             backend.enable_padding(pad_id=pad_id, pad_token=self.pad_token, length=length)
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs, strict=True))
-        encodings = backend.encode_batch(inputs)
+        try:
+            encodings = backend.encode_batch(inputs)
+        except BaseException as error:  # PanicException derives from BaseException, and escapes `except Exception`
+            if not is_panic(error):
+                raise
+            raise CheckpointError(f"the tokenizers library failed on these texts ({quote(str(error), 300)})") from None
         lengths = {len(e.ids) for e in encodings}
         if len(lengths) > 1:
             raise InputError("the texts encode to different lengths and padding is off; pass padding=True")
@@ -133,6 +161,53 @@ class Tokenizer:
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         return self.backend.decode([int(i) for i in np.asarray(ids).ravel()], skip_special_tokens=skip_special_tokens)
+
+
+def is_panic(error: BaseException) -> bool:
+    """True for the tokenizers library's PanicException (a Rust panic), which is not importable by name."""
+    return type(error).__name__ == "PanicException"
+
+
+def check_bert_tokenizer_json(document, path: Path) -> None:
+    """Refuse a tokenizer.json with parts a BERT tokenizer never has (BERT_TOKENIZER_PARTS), before the library runs
+    them: see the README's threat model."""
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(document).__name__}")
+    for part, allowed in BERT_TOKENIZER_PARTS.items():
+        pending = [document.get(part)]
+        while pending:
+            node = pending.pop()
+            if node is None and part != "model":
+                continue
+            kind = node.get("type") if isinstance(node, dict) else None
+            if kind not in allowed:
+                raise CheckpointError(
+                    f"{path}: its {part} is {quote(kind)}, which a BERT tokenizer never has (BERT's: "
+                    f"{', '.join(sorted(allowed))}). minibert refuses it rather than let the tokenizers library run "
+                    "it: other parts carry their own regular expressions, which can hang or crash on ordinary text"
+                )
+            if kind == "Sequence":
+                items = node.get(_SEQUENCE_ITEMS[part])
+                if not isinstance(items, list) or len(items) > 16:
+                    raise CheckpointError(f"{path}: its {part} Sequence must list at most 16 parts")
+                pending.extend(items)
+
+
+def check_tokenizer_settings(settings: dict, path: Path) -> None:
+    """tokenizer_config.json's fields minibert reads must have the types transformers gives them."""
+    for key in _TOKEN_SETTINGS:
+        value = settings.get(key)
+        if isinstance(value, dict):
+            value = value.get("content")  # an AddedToken, serialised as a dict
+        if key in settings and not isinstance(value, str):
+            raise CheckpointError(f"{path}: {key} must be a string (a token), found {quote(settings[key])}")
+    for key in ("do_lower_case", "tokenize_chinese_chars"):
+        if key in settings and not isinstance(settings[key], bool):
+            raise CheckpointError(f"{path}: {key} must be true or false, found {quote(settings[key])}")
+    if settings.get("strip_accents") is not None and not isinstance(settings["strip_accents"], bool):
+        raise CheckpointError(
+            f"{path}: strip_accents must be true, false or null, found {quote(settings['strip_accents'])}"
+        )
 
 
 def _as_text_list(name: str, texts) -> list[str]:
