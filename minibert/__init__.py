@@ -3,6 +3,7 @@
 from .config import BertConfig
 from .embed import embed_file, read_embeddings
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
+from .explainer import Explanation, explain
 from .heads import BertForMaskedLM, BertForSequenceClassification, fill_mask
 from .model import BertModel, BertModelOutput
 from .sentence import SentenceEncoder, cosine_similarity
@@ -17,12 +18,14 @@ __all__ = [
     "BertModelOutput",
     "CheckpointError",
     "ConfigError",
+    "Explanation",
     "InputError",
     "MinibertError",
     "SentenceEncoder",
     "Tokenizer",
     "Trace",
     "cosine_similarity",
+    "explain",
     "fill_mask",
     "embed_file",
     "read_embeddings",

@@ -19,8 +19,8 @@ import numpy as np
 from .embed import EmbedInterrupted, embed_file, output_paths
 from .embed import cluster as embed_cluster
 from .errors import InputError, MinibertError
+from .explainer import Explanation, pooler_report, report_as_json
 from .files import check_writable, write_atomically
-from .sentence import cosine_similarity
 
 RUN_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
 
@@ -181,49 +181,6 @@ def aligned(rows: list[list[str]], labels: list[str], width: int = 100) -> str:
 # ---- minibert explain ----
 
 
-def explain(model, tokenizer, text: str, pair: str | None = None, encoded: dict | None = None) -> tuple[dict, dict]:
-    """Where the pooled output of `text` comes from, as numbers: returns (report, trace).
-
-    The report's vectors come from the traced forward pass (pooler.first_token, pooler.dense, pooler.activation);
-    `tanh_by_hand` recomputes tanh(W h0 + b) from the checkpoint's pooler weights with plain NumPy, as a check.
-    `encoded` is the tokenizer's output for them, if it has been made already (by default: the tokenizer's call).
-    """
-    if encoded is None:
-        encoded = tokenizer([text], None if pair is None else [pair])
-    out, trace = model.trace(**encoded)
-    if out.pooler_output is None:
-        raise InputError("this checkpoint has no pooler weights, so it has no pooled output to explain")
-    h0 = trace["pooler.first_token"][0]  # [H], = last_hidden_state[0, 0]
-    dense = model.params["pooler"]["dense"]
-    by_hand = np.tanh(dense["weight"] @ h0 + dense["bias"])  # [H, H] @ [H] -> [H]
-    pooled = out.pooler_output[0]  # [H]
-    mean = out.last_hidden_state[0].mean(axis=0)  # [S, H] -> [H]: mean pooling (one text, so no padding)
-    report = {
-        "text": text,
-        "pair": pair,
-        "tokens": tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]),
-        "input_ids": encoded["input_ids"][0].tolist(),
-        "token_type_ids": encoded["token_type_ids"][0].tolist(),
-        "dtype": str(model.dtype),
-        "h0": h0,
-        "pooler_dense": trace["pooler.dense"][0],
-        "pooler_activation": trace["pooler.activation"][0],
-        "pooler_output": pooled,
-        "tanh_by_hand": by_hand,
-        "mean_pooling": mean,
-        "cosine_h0_pooler_output": float(cosine_similarity(h0, pooled)[0, 0]),
-        "cosine_h0_mean_pooling": float(cosine_similarity(h0, mean)[0, 0]),
-        "max_abs_diff_by_hand": float(np.abs(by_hand - pooled).max()),
-        "epsilon": float(np.finfo(model.dtype).eps),
-    }
-    # Reproduced "to float precision": W h0 may be summed in another order here than in the model (another BLAS
-    # kernel), which moves each value by about sqrt(H) rounding errors of its terms' magnitudes; tanh only shrinks it.
-    scale = np.abs(dense["weight"]) @ np.abs(h0) + np.abs(dense["bias"])  # [H]: the magnitude of each sum's terms
-    allowed = np.sqrt(h0.size) * report["epsilon"] * scale
-    report["reproduced"] = bool((np.abs(by_hand - pooled) <= allowed).all())
-    return report, trace
-
-
 def print_explanation(report: dict, values: int) -> None:
     def show(name, v):
         shown = " ".join(f"{x:7.4f}" for x in v[:values])
@@ -263,6 +220,8 @@ def cmd_explain(args) -> int:
 
         check_writable(args.plot, (".png",))
         require_matplotlib()
+    if args.html is not None:
+        check_writable(args.html, (".html",))
     model, tokenizer = load(args)
     layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
     chosen = args.layer is not None or args.head is not None
@@ -284,10 +243,9 @@ def cmd_explain(args) -> int:
     encoded = encode(
         args, model, tokenizer, [args.text], pairs, labels=["the text" + (" and its --pair" * bool(pairs))]
     )
-    report, trace = explain(model, tokenizer, args.text, args.pair, encoded)
+    report, trace = pooler_report(model, tokenizer, args.text, args.pair, encoded)
     if args.json:
-        as_json = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in report.items()}
-        print(json.dumps(as_json))
+        print(json.dumps(report_as_json(report)))
     else:
         print_explanation(report, args.values)
     if args.plot is not None:
@@ -306,6 +264,9 @@ def cmd_explain(args) -> int:
             title=[repr(args.text)] + ([] if args.pair is None else [f"--pair {args.pair!r}"]),
         )
         print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    if args.html is not None:
+        path = Explanation.of(model, report, trace, source=args.model).save(args.html)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr if args.json else sys.stdout)
     if not report["reproduced"]:
         print("minibert explain: tanh(W h0 + b) does not reproduce pooler_output; this is a bug", file=sys.stderr)
         return 1
@@ -554,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.png",
         help="also draw attention and pooler pictures (needs matplotlib); a missing folder is created "
         "(default: no picture)",
+    )
+    explain_.add_argument(
+        "--html",
+        metavar="FILE.html",
+        help="also write a self-contained page: attention, the pooler, every intermediate (default: no page)",
     )
     explain_.add_argument(
         "--layer", type=int, help="the layer whose attention --plot draws, from 0 (default: the last)"

@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: use this worktre
 import minibert  # noqa: E402
 from minibert.errors import MinibertError  # noqa: E402
 from minibert.safetensors import read_safetensors  # noqa: E402
+from minibert.tf_checkpoint import _masked_crc32c as masked_crc32c  # noqa: E402  (checked: tf_made_by_tensorflow)
 from minibert.tf_checkpoint import load_tf_checkpoint  # noqa: E402
 from minibert.torch_pickle import load_torch_bin  # noqa: E402
 
@@ -249,16 +250,6 @@ def entry_proto(dtype: int, shape, shard_id: int, offset: int, size: int) -> byt
     )
 
 
-def _masked_crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    crc ^= 0xFFFFFFFF
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
 def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
     body = b"".join(varint(0) + varint(len(k)) + varint(len(v)) + k + v for k, v in entries)
     return body + struct.pack("<II", 0, 1)  # one restart point, at 0
@@ -271,7 +262,7 @@ def sstable(records: list[tuple[bytes, bytes]], handle_copies: int = 1) -> bytes
     def append_block(contents: bytes) -> bytes:
         handle = varint(len(out)) + varint(len(contents))
         trailer = b"\x00"
-        out.extend(contents + trailer + struct.pack("<I", _masked_crc32c(contents + trailer)))
+        out.extend(contents + trailer + struct.pack("<I", masked_crc32c(contents + trailer)))
         return handle
 
     data_handle = append_block(_block(records))
@@ -596,8 +587,10 @@ def torch_cases(d: Path) -> list[Case]:
     case("torch_legacy_stream_with_zip_appended", torch_zip(state_dict({"w": w}), {"0": _floats(12)}, prefix=legacy))
     duplicate = torch_zip(state_dict({"w": w}), {"0": _floats(12)}, members=[Member("archive/data/0", _floats(12, 9))])
     case("torch_duplicate_member", duplicate)
+    # 256 MiB of zeros in 260 KB: one MiB deflated and sync-flushed (its back-references stay inside it), repeated.
     deflated = zlib.compressobj(9, zlib.DEFLATED, -15)
-    bomb = deflated.compress(bytes(256 * 2**20)) + deflated.flush()
+    bomb = (deflated.compress(bytes(2**20)) + deflated.flush(zlib.Z_SYNC_FLUSH)) * 256
+    bomb += zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # the final, empty block
     inflating = zip_bytes(
         [
             Member("archive/data.pkl", state_dict({"w": tensor("0", 2**26, [2**26])})),
@@ -772,7 +765,7 @@ def special_file_cases(d: Path) -> list[Case]:
     return out
 
 
-def _split(pattern: str):
+def split_pre_tokenizer(pattern: str):
     def edit(document):
         document["pre_tokenizer"] = {
             "type": "Split",
@@ -794,8 +787,8 @@ def tokenizer_cases(d: Path) -> list[Case]:
         out.append(Case(name, kind, directory, "load" if must_load else expect, must_load))
 
     case("tokenizer_honest", must_load=True)
-    case("tokenizer_catastrophic_split_regex", _split(r"(\w+\s?)*$"))
-    case("tokenizer_regex_that_panics", _split(r"(?<=a)b" * 3 + "\\"))
+    case("tokenizer_catastrophic_split_regex", split_pre_tokenizer(r"(\w+\s?)*$"))
+    case("tokenizer_regex_that_panics", split_pre_tokenizer(r"(?<=a)b" * 3 + "\\"))
     case(
         "tokenizer_regex_normalizer",
         lambda doc: doc.update(normalizer={"type": "Replace", "pattern": {"Regex": r"(a|aa)+$"}, "content": ""}),

@@ -10,7 +10,22 @@ that a regression fails its case instead of hanging or exhausting the test run.
 import re
 
 import pytest
-from hostile_files import CASE_SECONDS, MEMORY_FACTOR, MEMORY_SLACK, Case, cases, digest, run_cases
+from hostile_files import (
+    CASE_SECONDS,
+    MEMORY_FACTOR,
+    MEMORY_SLACK,
+    TEXT,
+    TINY_CLASSIFIER,
+    Case,
+    cases,
+    digest,
+    run_cases,
+    split_pre_tokenizer,
+    tokenizer_with,
+)
+
+import minibert
+from minibert.errors import CheckpointError
 
 # A message may quote untrusted names, but escaped: a raw newline, carriage return or escape character could forge
 # log lines or drive a terminal. And it stays short, whatever the file holds.
@@ -104,3 +119,21 @@ def test_the_harness_reports_a_hang_and_a_memory_blow_up_as_failures(tmp_path):
     assert results["spin"]["seconds"] < 3 * CASE_SECONDS  # stopped by the timer, not by the batch's wall clock
     assert results["allocate"]["outcome"] == "crashed" and "MemoryError" in results["allocate"]["error"]
     assert results["allocate"]["limit_mib"] * 2**20 < 4 * 2**30 - MEMORY_SLACK - MEMORY_FACTOR * 2**20
+
+
+def test_a_panic_of_the_tokenizers_library_is_a_checkpoint_error_not_a_base_exception():
+    # A split regex that makes the library's regex engine give up (retry-limit-in-match) panics in Rust; pyo3's
+    # PanicException derives from BaseException. tokenizer.json cannot carry this regex (BERT_TOKENIZER_PARTS), so it
+    # is set on the backend directly: the catch is the second line of defence.
+    from tokenizers import Regex, pre_tokenizers
+
+    tokenizer = minibert.Tokenizer.from_pretrained(TINY_CLASSIFIER)
+    tokenizer.backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"(\w+\s?)*$"), "isolated")
+    with pytest.raises(CheckpointError, match="the tokenizers library failed on these texts .*retry-limit"):
+        tokenizer([TEXT[:300]])
+
+
+def test_a_tokenizer_json_with_a_split_regex_is_refused_before_the_library_reads_it(tmp_path):
+    directory = tokenizer_with(tmp_path / "model", split_pre_tokenizer(r"(\w+\s?)*$"))
+    with pytest.raises(CheckpointError, match=r"tokenizer.json: its pre_tokenizer is 'Split', which a BERT tokenizer"):
+        minibert.Tokenizer.from_pretrained(directory)
