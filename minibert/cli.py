@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from .embed import EmbedInterrupted, embed_file, output_paths
 from .embed import cluster as embed_cluster
 from .errors import CheckpointError, InputError, MinibertError
 from .explainer import Explanation, pooler_report, report_as_json
+from .files import check_writable, write_atomically
 
 RUN_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
 
@@ -30,6 +32,20 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would print the whole usage, then exit; one line is clearer
         raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The one formatter of every command's --help: descriptions and examples as written, each option's default shown.
+
+    Like argparse's ArgumentDefaultsHelpFormatter, but without its "(default: None)" and "(default: False)": an option
+    with no default value (or a switch) says in its own help what happens without it.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 # ---- helpers shared by the subcommands ----
@@ -67,10 +83,18 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "'org/name', fetched through huggingface_hub's cache (required: there is no default model)",
     )
     parser.add_argument(
-        "--dtype",
-        choices=["float32", "float64"],
-        default="float32",
-        help="the precision of the forward pass (default: float32)",
+        "--dtype", choices=["float32", "float64"], default="float32", help="the precision of the forward pass"
+    )
+
+
+def add_max_length_argument(parser: argparse.ArgumentParser, pair: bool) -> None:
+    parser.add_argument(
+        "--max-length",
+        type=positive_int,
+        metavar="N",
+        help=f"cut {'the text and its --pair' if pair else 'each text'} to N tokens, [CLS] and [SEP] included; "
+        "a note on stderr says when a text is cut (default: the model's maximum, the smaller of "
+        "tokenizer_config.json's model_max_length and config.json's max_position_embeddings: 512 for BERT)",
     )
 
 
@@ -85,7 +109,56 @@ def load(args):
 def check_text(what: str, text: str) -> str:
     if not text.strip():
         raise InputError(f"{what} is empty; give some text (an unset shell variable in quotes gives this too)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:  # Python hands over bytes that are not UTF-8 as lone surrogates (PEP 383)
+        code = ord(text[error.start])
+        what_char = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"{text[error.start]!r}"
+        raise InputError(
+            f"{what} is not UTF-8 text ({what_char} at character {error.start}); convert it first, e.g. with "
+            "iconv -f latin1 -t utf-8"
+        ) from None
     return text
+
+
+def encode(args, model, tokenizer, texts: list[str], pairs: list[str] | None = None, labels=None) -> dict:
+    """The tokenizer's arrays for `texts` (and their `pairs`), cut to --max-length (by default the model's maximum).
+
+    Every text that is cut is named in one note on stderr, with its length, so that a long text never loses its end
+    silently. `labels` names the texts in that note ("text 1", "--input FILE, line 3", ...).
+    """
+    config, n = model.config, args.max_length
+    specials = 2 if pairs is None else 3  # [CLS] A [SEP], or [CLS] A [SEP] B [SEP]
+    if pairs is not None and config.type_vocab_size < 2:
+        raise InputError(
+            f"--pair: this model has one token type (type_vocab_size {config.type_vocab_size} in config.json), so "
+            "it reads no sentence pairs; run the two texts on their own"
+        )
+    maximum = min(tokenizer.model_max_length, config.max_position_embeddings)
+    if n is not None and n > config.max_position_embeddings:
+        raise InputError(
+            f"--max-length {n} is more than this model's {config.max_position_embeddings} positions "
+            f"(max_position_embeddings in config.json); pass --max-length {config.max_position_embeddings} or less"
+        )
+    if n is not None and n < specials:
+        layout = "[CLS] and [SEP]" if pairs is None else "[CLS], [SEP] and [SEP]"
+        raise InputError(f"--max-length {n} leaves no room for {layout}; pass --max-length {specials + 1} or more")
+    limit = maximum if n is None else n
+    encoded = tokenizer(texts, pairs, max_length=limit)
+    lengths = tokenizer(texts, pairs, truncation=False)["attention_mask"].sum(axis=1)  # [B]: before the cut
+    cut = [i for i, length in enumerate(lengths) if length > limit]
+    if cut:
+        labels = labels or [f"text {i + 1}" for i in range(len(texts))]
+        shown = ", ".join(f"{labels[i]}: {lengths[i]} tokens" for i in cut[:5])
+        more = f", and {len(cut) - 5} more" if len(cut) > 5 else ""
+        why = f"as --max-length {n} asks" if n is not None else "the model's maximum"
+        print(
+            f"minibert {args.command}: note: {len(cut)} of {len(texts)} {'texts' if len(texts) > 1 else 'text'} cut "
+            f"to {limit} tokens, {why} ({shown}{more}); the tokens past {limit} are not run. --max-length N sets "
+            f"the cut (at most {config.max_position_embeddings}).",
+            file=sys.stderr,
+        )
+    return encoded
 
 
 def aligned(rows: list[list[str]], labels: list[str], width: int = 100) -> str:
@@ -143,24 +216,34 @@ def cmd_explain(args) -> int:
     if args.pair is not None:
         check_text("--pair", args.pair)
     if args.plot is not None:  # before the forward pass, so that a typo or a missing extra costs nothing
-        from .files import check_writable
         from .plot import require_matplotlib
 
         check_writable(args.plot, (".png",))
         require_matplotlib()
     if args.html is not None:
-        from .files import check_writable
-
         check_writable(args.html, (".html",))
     model, tokenizer = load(args)
     layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    chosen = args.layer is not None or args.head is not None
     if args.layer is None:
         args.layer = layers - 1
+    if args.head is None:
+        args.head = 0
     if not 0 <= args.layer < layers:
         raise InputError(f"--layer {args.layer} is out of range: this model has {layers} layers, 0 to {layers - 1}")
     if not 0 <= args.head < heads:
         raise InputError(f"--head {args.head} is out of range: this model has {heads} heads, 0 to {heads - 1}")
-    report, trace = pooler_report(model, tokenizer, args.text, args.pair)
+    if chosen and args.plot is None:
+        print(
+            "minibert explain: note: --layer and --head choose the attention map that --plot draws; without --plot "
+            "they change nothing",
+            file=sys.stderr,
+        )
+    pairs = None if args.pair is None else [args.pair]
+    encoded = encode(
+        args, model, tokenizer, [args.text], pairs, labels=["the text" + (" and its --pair" * bool(pairs))]
+    )
+    report, trace = pooler_report(model, tokenizer, args.text, args.pair, encoded)
     if args.json:
         print(json.dumps(report_as_json(report)))
     else:
@@ -178,7 +261,7 @@ def cmd_explain(args) -> int:
             h0=report["h0"],
             pooler_dense=report["pooler_dense"],
             pooled=report["pooler_output"],
-            title=repr(args.text),
+            title=[repr(args.text)] + ([] if args.pair is None else [f"--pair {args.pair!r}"]),
         )
         print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     if args.html is not None:
@@ -193,26 +276,29 @@ def cmd_explain(args) -> int:
 # ---- minibert run ----
 
 
-def read_texts(args) -> list[str]:
-    texts = [check_text(f"text {i + 1}", t) for i, t in enumerate(args.texts)]
+def read_texts(args) -> tuple[list[str], list[str]]:
+    """The texts of the arguments and of --input, and a label for each ("text 2", "--input FILE, line 3")."""
+    labels = [f"text {i + 1}" for i in range(len(args.texts))]
     if args.input is not None:
-        if args.input == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            try:
-                lines = Path(args.input).read_text(encoding="utf-8").splitlines()
-            except FileNotFoundError:
-                raise InputError(f"--input {args.input}: no such file") from None
-            except UnicodeDecodeError as error:
-                raise InputError(
-                    f"--input {args.input}: not UTF-8 text ({error.reason} at byte {error.start})"
-                ) from None
-            except OSError as error:
-                raise InputError(f"--input {args.input}: cannot be read ({error.strerror})") from None
-        texts += [check_text(f"--input {args.input}, line {n}", line) for n, line in enumerate(lines, 1)]
+        try:
+            if args.input == "-":  # bytes, decoded here, so that stdin that is not UTF-8 gets the file's message
+                data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+            else:
+                data = Path(args.input).read_bytes()
+            lines = data.decode("utf-8").splitlines()
+        except FileNotFoundError:
+            raise InputError(f"--input {args.input}: no such file") from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"--input {args.input}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        except OSError as error:
+            raise InputError(f"--input {args.input}: cannot be read ({error.strerror})") from None
+        labels += [f"--input {args.input}, line {n}" for n in range(1, len(lines) + 1)]
+    else:
+        lines = []
+    texts = [check_text(label, text) for label, text in zip(labels, [*args.texts, *lines], strict=True)]
     if not texts:
         raise InputError("no text given: pass texts as arguments, or --input FILE with one text per line")
-    return texts
+    return texts, labels
 
 
 def cmd_run(args) -> int:
@@ -223,14 +309,12 @@ def cmd_run(args) -> int:
             raise InputError(f"--which {name!r} is not an output; choose from {', '.join(RUN_OUTPUTS)}")
     output = None
     if args.output is not None:
-        from .files import check_writable
-
         output = check_writable(args.output, (".npy", ".npz"))
         if output.suffix.lower() == ".npy" and len(which) != 1:
             raise InputError(f"{output}: a .npy file holds one array; pick one --which, or write a .npz")
-    texts = read_texts(args)
+    texts, labels = read_texts(args)
     model, tokenizer = load(args)
-    encoded = tokenizer(texts, max_length=args.max_length)
+    encoded = encode(args, model, tokenizer, texts, labels=labels)
     out = model(**encoded, output_hidden_states="hidden_states" in which, output_attentions="attentions" in which)
     arrays = {}
     for name in which:
@@ -254,8 +338,6 @@ def cmd_run(args) -> int:
             print(f"[{i}] {text[:40]!r} ({tokens} tokens): {name}[{', '.join(map(str, index))}] = [{values} ...]")
         return 0
 
-    from .files import write_atomically
-
     if output.suffix.lower() == ".npy":
         write_atomically(output, lambda f: np.save(f, arrays[which[0]]))
     else:  # the inputs too: the attention mask says which positions are padding
@@ -271,13 +353,16 @@ def cmd_run(args) -> int:
 def cmd_trace(args) -> int:
     """Every intermediate of the forward pass of one text, by name, with its shape; optionally written to .npz."""
     check_text("the text", args.text)
+    if args.pair is not None:
+        check_text("--pair", args.pair)
     output = None
     if args.output is not None:
-        from .files import check_writable
-
         output = check_writable(args.output, (".npz",))
     model, tokenizer = load(args)
-    encoded = tokenizer([args.text], None if args.pair is None else [args.pair])
+    pairs = None if args.pair is None else [args.pair]
+    encoded = encode(
+        args, model, tokenizer, [args.text], pairs, labels=["the text" + (" and its --pair" * bool(pairs))]
+    )
     _, trace = model.trace(**encoded)
     names = [name for name in trace if args.match is None or args.match in name]
     if not names:
@@ -285,8 +370,6 @@ def cmd_trace(args) -> int:
             f"--match {args.match!r} matches none of the {len(trace)} traced names, e.g. {next(iter(trace))}"
         )
     if output is not None:
-        from .files import write_atomically
-
         write_atomically(output, lambda f: np.savez(f, **{name: trace[name] for name in names}, **encoded))
         print(f"wrote {output}: {len(names)} arrays ({args.dtype}) and the inputs")
         return 0
@@ -394,12 +477,27 @@ def partition_size(text: str) -> int | None:
 # ---- the parser ----
 
 
+def installed_version() -> str:
+    """minibert's version, as its installed metadata (pyproject.toml's version) gives it."""
+    try:
+        return metadata.version("minibert")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never pip-installed
+        return "(version unknown: not installed; pip install -e . in the checkout)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="minibert",
         description="BERT's forward pass in NumPy, on real checkpoints.",
-        epilog="'minibert COMMAND --help' describes each command.",
+        epilog="examples:\n"
+        "  minibert explain 'Why is the pooled output different?' --model DIR --plot pooled_output.png\n"
+        "  minibert run 'first text' 'second text' --model DIR --output out.npy\n"
+        "  minibert trace 'Some text.' --model DIR --match layer.3.attention.self\n"
+        "  minibert embed corpus.txt --output corpus.npy --model DIR\n"
+        "'minibert COMMAND --help' describes each command, its options and their defaults.",
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     explain_ = commands.add_parser(
@@ -407,26 +505,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="show how the pooled output is made from token 0's hidden state",
         description="Run one text and show, with numbers, how pooler_output = tanh(W h0 + b) is made from\n"
         "token 0's last hidden state h0; check it by recomputing it by hand; optionally draw it.",
-        epilog="example:\n  minibert explain 'Why is the pooled output different?' --model DIR --plot pooled.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  minibert explain 'Why is the pooled output different?' --model DIR --plot pooled.png\n"
+        "  minibert explain 'first part' --pair 'second part' --model DIR --json",
+        formatter_class=HelpFormatter,
     )
     explain_.add_argument("text", help="the text to run")
     add_model_arguments(explain_)
-    explain_.add_argument("--pair", metavar="TEXT", help="a second text, for a sentence pair")
+    explain_.add_argument(
+        "--pair", metavar="TEXT", help="a second text, for a sentence pair (default: one text, no pair)"
+    )
+    add_max_length_argument(explain_, pair=True)
     explain_.add_argument(
         "--values", type=positive_int, default=6, metavar="N", help="leading values of each vector to print"
     )
     explain_.add_argument("--json", action="store_true", help="print one JSON object (full vectors) for scripts")
     explain_.add_argument(
-        "--plot", metavar="FILE.png", help="also draw attention and pooler pictures (needs matplotlib)"
+        "--plot",
+        metavar="FILE.png",
+        help="also draw attention and pooler pictures (needs matplotlib); a missing folder is created "
+        "(default: no picture)",
     )
     explain_.add_argument(
         "--html",
         metavar="FILE.html",
-        help="also write a self-contained page: attention, the pooler, every intermediate",
+        help="also write a self-contained page: attention, the pooler, every intermediate (default: no page)",
     )
-    explain_.add_argument("--layer", type=int, help="the layer whose attention --plot shows (default: the last)")
-    explain_.add_argument("--head", type=int, default=0, help="the head whose attention --plot shows (default: 0)")
+    explain_.add_argument(
+        "--layer", type=int, help="the layer whose attention --plot draws, from 0 (default: the last)"
+    )
+    explain_.add_argument("--head", type=int, help="the head whose attention --plot draws, from 0 (default: 0)")
     explain_.set_defaults(run=cmd_explain)
 
     run = commands.add_parser(
@@ -437,24 +545,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  minibert run 'first text' 'second text' --model DIR --which pooler_output --output out.npy\n"
         "  minibert run --input texts.txt --model DIR --which last_hidden_state,hidden_states --output out.npz",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     run.add_argument("texts", nargs="*", metavar="TEXT", help="texts to run (or use --input)")
-    run.add_argument("--input", metavar="FILE", help="a UTF-8 file with one text per line; '-' reads stdin")
+    run.add_argument(
+        "--input",
+        metavar="FILE",
+        help="a UTF-8 file with one text per line, run after the TEXT arguments; '-' reads stdin "
+        "(default: only the TEXT arguments)",
+    )
     add_model_arguments(run)
     run.add_argument(
         "--which",
         default="last_hidden_state",
         metavar="NAME[,NAME]",
-        help=f"outputs to keep, from {', '.join(RUN_OUTPUTS)} (default: last_hidden_state); "
-        "hidden_states and attentions are stacked over layers",
+        help=f"outputs to keep, from {', '.join(RUN_OUTPUTS)}; hidden_states and attentions are stacked over layers",
     )
     run.add_argument(
         "--output",
         metavar="FILE",
-        help=".npy (one output) or .npz (several, plus input_ids, token_type_ids and attention_mask)",
+        help=".npy (one output) or .npz (several, plus input_ids, token_type_ids and attention_mask); a missing "
+        "folder is created (default: print shapes and first values)",
     )
-    run.add_argument("--max-length", type=positive_int, metavar="N", help="truncate each text to this many tokens")
+    add_max_length_argument(run, pair=False)
     run.add_argument(
         "--values", type=positive_int, default=6, metavar="N", help="leading values to print without --output"
     )
@@ -469,13 +582,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  minibert trace 'Some text.' --model DIR --match encoder.layer.3.\n"
         "  minibert trace 'Some text.' --model DIR --output trace.npz",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     trace.add_argument("text", help="the text to run")
     add_model_arguments(trace)
-    trace.add_argument("--pair", metavar="TEXT", help="a second text, for a sentence pair")
-    trace.add_argument("--match", metavar="SUBSTRING", help="only the names containing this, e.g. 'layer.3.'")
-    trace.add_argument("--output", metavar="FILE.npz", help="write the arrays (and the inputs) to an .npz file")
+    trace.add_argument("--pair", metavar="TEXT", help="a second text, for a sentence pair (default: one text, no pair)")
+    add_max_length_argument(trace, pair=True)
+    trace.add_argument(
+        "--match", metavar="SUBSTRING", help="only the names containing this, e.g. 'layer.3.' (default: all names)"
+    )
+    trace.add_argument(
+        "--output",
+        metavar="FILE.npz",
+        help="write the arrays (and the inputs) to an .npz file; a missing folder is created "
+        "(default: print each array's shape and first values)",
+    )
     trace.add_argument("--values", type=positive_int, default=4, metavar="N", help="leading values to print")
     trace.set_defaults(run=cmd_trace)
 
@@ -539,6 +660,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The library's errors end with the fix for a Python caller; these are the ones a command line can reach, and the
+# fix a command-line user has instead (tests/test_cli.py reaches each of them through the command line).
+PYTHON_FIXES = {
+    "(pass check_finite=False to load it anyway)": "(re-download or re-save it; minibert does not compute with it)",
+    "Were these ids made by another model's tokenizer?": "The tokenizer files of --model give ids this model does not "
+    "have: they belong to another model",
+}
+
+
+def for_the_command_line(message: str) -> str:
+    """A library error's message with its Python advice replaced by what to do on the command line."""
+    for python, command_line in PYTHON_FIXES.items():
+        message = message.replace(python, command_line)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -555,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     except MinibertError as error:
-        print(f"{where}: error: {error}", file=sys.stderr)
+        print(f"{where}: error: {for_the_command_line(str(error))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`minibert run ... | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not complain

@@ -51,13 +51,17 @@ SATURATION = 0.9
 # ---- the report `minibert explain` prints ----
 
 
-def pooler_report(model: BertModel, tokenizer, text: str, pair: str | None = None) -> tuple[dict, dict]:
+def pooler_report(
+    model: BertModel, tokenizer, text: str, pair: str | None = None, encoded: dict | None = None
+) -> tuple[dict, dict]:
     """Where the pooled output of `text` comes from, as numbers: returns (report, trace).
 
     The report's vectors come from the traced forward pass (pooler.first_token, pooler.dense, pooler.activation);
     `tanh_by_hand` recomputes tanh(W h0 + b) from the checkpoint's pooler weights with plain NumPy, as a check.
+    `encoded` is the tokenizer's output for them if it is made already (the command line cuts it to --max-length).
     """
-    encoded = tokenizer([text], None if pair is None else [pair])
+    if encoded is None:
+        encoded = tokenizer([text], None if pair is None else [pair])
     out, trace = model.trace(**encoded)
     if out.pooler_output is None:
         raise InputError("this checkpoint has no pooler weights, so it has no pooled output to explain")

@@ -10,19 +10,24 @@ from .errors import InputError
 
 
 def check_writable(path, suffixes: tuple[str, ...]) -> Path:
-    """`path` as a Path, after checking that it can be an output file with one of `suffixes` (e.g. ".npy")."""
+    """`path` as a Path, after checking that it can be an output file with one of `suffixes` (e.g. ".npy").
+
+    A missing folder on the way is not an error: write_atomically creates it, once the work is done (so a run that
+    fails leaves no empty folder behind). What is checked now is that the nearest folder that exists takes new files.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name, e.g. {path / ('out' + suffixes[0])}")
     if path.suffix.lower() not in suffixes:
         raise InputError(f"{path}: the output must be a file ending in {' or '.join(suffixes)}, found {path.name!r}")
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: the directory {path.parent} does not exist; create it first")
-    try:  # find out now, not after the work, that the directory takes no new files
-        with tempfile.TemporaryFile(dir=path.parent):
+    existing = next(folder for folder in path.absolute().parents if folder.exists())
+    if not existing.is_dir():
+        raise InputError(f"{path}: {existing} is a file, so it cannot hold a folder or file; choose another path")
+    try:  # find out now, not after the work, that the folder takes no new files
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise InputError(f"{path}: cannot create a file in {path.parent} ({error.strerror})") from None
+        raise InputError(f"{path}: cannot create a file in {existing} ({error.strerror})") from None
     return path
 
 
@@ -35,6 +40,7 @@ def write_atomically(path, write: Callable[[BinaryIO], None]) -> Path:
     """
     path = Path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as `minibert embed` does for its output folder
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
         raise InputError(f"{path}: cannot write there ({error.strerror})") from None

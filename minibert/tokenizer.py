@@ -1,7 +1,8 @@
 """Tokenizer: text -> the [B, S] int64 arrays BertModel takes, through Hugging Face's `tokenizers` library.
 
 A model directory's tokenizer.json is used as it is. Without one, BERT's WordPiece pipeline is assembled from
-vocab.txt and tokenizer_config.json out of the library's own parts, the same parts transformers' converter uses:
+vocab.txt, tokenizer_config.json and special_tokens_map.json out of the library's own parts, the same parts
+transformers' converter uses, with the special tokens ([CLS], [MASK], ...) registered whole, as transformers does:
 https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/convert_slow_tokenizer.py
 """
 
@@ -74,6 +75,7 @@ class Tokenizer:
                     f"{directory / 'tokenizer.json'}: cannot be read ({quote(str(error), 300)})"
                 ) from None
         elif (directory / "vocab.txt").is_file():
+            settings = _with_special_tokens_map(directory / "special_tokens_map.json", settings)
             backend = _wordpiece_from_vocab(directory / "vocab.txt", settings)
         else:
             raise CheckpointError(f"{directory}: no tokenizer.json or vocab.txt; a BERT tokenizer needs one of them")
@@ -227,6 +229,109 @@ def _as_text_list(name: str, texts) -> list[str]:
     return list(texts)
 
 
+# The named special tokens of transformers' tokenizers (SPECIAL_TOKENS_ATTRIBUTES), and BertTokenizer's defaults:
+# https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/tokenization_utils_base.py#L995-L1003
+_SPECIAL_TOKEN_DEFAULTS = {
+    "bos_token": None,
+    "eos_token": None,
+    "unk_token": "[UNK]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
+}
+_ADDED_TOKEN_FIELDS = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
+
+
+def _with_special_tokens_map(path: Path, settings: dict) -> dict:
+    """tokenizer_config.json's settings, with special_tokens_map.json's tokens over them, as transformers merges them.
+
+    transformers reads special_tokens_map.json only when tokenizer_config.json has no added_tokens_decoder (that list
+    is then the whole record of the added tokens); additional_special_tokens is the older name of extra_special_tokens:
+    https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/tokenization_utils_base.py#L1886-L1926
+    """
+    if "added_tokens_decoder" in settings or not path.is_file():
+        return settings
+    special_map = read_json(path)
+    if not isinstance(special_map, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of special tokens, found {type(special_map).__name__}")
+    merged = dict(settings)
+    for key, value in special_map.items():
+        if key in ("additional_special_tokens", "extra_special_tokens"):
+            if not isinstance(value, list):
+                raise CheckpointError(f"{path}: {key} must be a list of tokens, found {type(value).__name__}")
+            extras = merged.get("extra_special_tokens", merged.get("additional_special_tokens")) or []
+            merged["extra_special_tokens"] = [*extras, *(t for t in value if t not in extras)]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _added_token(where: str, value, *, special: bool | None):
+    """An AddedToken from its form in tokenizer_config.json or special_tokens_map.json: a string, or a dict of
+    AddedToken's fields (`special` overrides the dict's flag unless it is None)."""
+    from tokenizers import AddedToken
+
+    if isinstance(value, str):
+        return AddedToken(value, special=bool(special))  # a special token is matched before normalisation
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        fields = {k: value[k] for k in _ADDED_TOKEN_FIELDS if k in value}
+        if special is not None:
+            fields["special"] = special
+        return AddedToken(**fields)
+    raise CheckpointError(f"{where}: expected a token string or an object with a 'content' string, found {value!r}")
+
+
+def _register_added_tokens(backend, settings: dict, directory: Path) -> None:
+    """Make the special and added tokens whole tokens, matched in the raw text before it is split, as transformers
+    does when it builds a fast tokenizer from vocab.txt: first added_tokens_decoder in id order, then the named special
+    tokens ([UNK], [SEP], [PAD], [CLS], [MASK], ...), then the extra special tokens. Without this, "[MASK]" written
+    in a text would be split into "[", "mask", "]" and fill_mask would find no mask.
+    https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/tokenization_utils_tokenizers.py#L478-L513
+    """
+    where = directory / "tokenizer_config.json"
+    decoder = settings.get("added_tokens_decoder") or {}
+    if not isinstance(decoder, dict):
+        raise CheckpointError(f"{where}: added_tokens_decoder must map ids to tokens, found {type(decoder).__name__}")
+    try:
+        by_id = sorted(
+            (
+                (int(i), _added_token(f"{where}: added_tokens_decoder[{i}]", t, special=None))
+                for i, t in decoder.items()
+            ),
+            key=lambda pair: pair[0],
+        )
+    except ValueError:
+        raise CheckpointError(
+            f"{where}: added_tokens_decoder's keys must be token ids, found {list(decoder)}"
+        ) from None
+    for expected, token in by_id:
+        backend.add_tokens([token])
+        if backend.token_to_id(token.content) != expected:
+            raise CheckpointError(
+                f"{where}: added_tokens_decoder gives {token.content!r} the id {expected}, but vocab.txt (and the "
+                f"tokens before it) give it {backend.token_to_id(token.content)}; the files do not belong together"
+            )
+    # Named tokens: transformers' defaults, then any other "*_token" key (a model-specific special token).
+    named = {key: settings.get(key, default) for key, default in _SPECIAL_TOKEN_DEFAULTS.items()}
+    named.update(
+        {k: v for k, v in settings.items() if k.endswith("_token") and k not in named and isinstance(v, str | dict)}
+    )
+    extras = settings.get("extra_special_tokens", settings.get("additional_special_tokens")) or []
+    if isinstance(extras, dict):  # {name: token}, transformers' model-specific special tokens
+        extras = list(extras.values())
+    if not isinstance(extras, list):
+        raise CheckpointError(f"{where}: extra_special_tokens must be a list of tokens, found {type(extras).__name__}")
+    known = {token.content for _, token in by_id}
+    for key, value in [*named.items(), *((f"extra_special_tokens[{i}]", t) for i, t in enumerate(extras))]:
+        if value is None:
+            continue
+        token = _added_token(f"{directory}: the special token {key}", value, special=True)
+        if token.content not in known:
+            backend.add_special_tokens([token])
+            known.add(token.content)
+
+
 def _wordpiece_from_vocab(vocab_file: Path, settings: dict):
     """BERT's tokenizer from vocab.txt: clean, lower-case (strip accents), split, WordPiece, [CLS] A [SEP] B [SEP]."""
     from tokenizers import Tokenizer as Backend
@@ -259,4 +364,5 @@ def _wordpiece_from_vocab(vocab_file: Path, settings: dict):
         special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
     )
     backend.decoder = decoders.WordPiece(prefix="##")
+    _register_added_tokens(backend, settings, vocab_file.parent)
     return backend

@@ -245,7 +245,8 @@ BAD = [  # (argv with {model}, {tmp} and {nopooler} filled in, words the message
     (["explain", "x", "--model", "{model}", "--values", "0"], "at least 1, found 0"),
     (["explain", "x", "--model", "{model}", "--dtype", "float16"], "invalid choice: 'float16'"),
     (["explain", "x", "--model", "{model}", "--plot", "{tmp}/a.jpg"], "ending in .png"),
-    (["explain", "x", "--model", "{model}", "--plot", "{tmp}/missing/a.png"], "does not exist"),
+    # A missing folder of an output is created now, as `embed` does (issue 15 chose that rule); a file on the way is not
+    (["explain", "x", "--model", "{model}", "--plot", "{tmp}/latin1.txt/a.png"], "latin1.txt is a file"),
     (["explain", "x", "--model", "{nopooler}"], "no pooler weights"),
     (["run", "--model", "{model}"], "no text given"),
     (["run", "x", "--model", "{model}", "--which", "logits"], "--which 'logits' is not an output"),
@@ -307,3 +308,259 @@ def test_python_dash_m_minibert_help_runs_as_a_program():
 def test_importing_minibert_and_its_cli_pulls_in_no_matplotlib():
     script = "import sys, minibert, minibert.cli\nassert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
+
+
+# ---- issue 15: what a new user trips on ----
+
+LONG_TEXT = "word " * 700  # 702 tokens with [CLS] and [SEP]: more than MiniLM's 512 positions
+
+
+def test_run_says_on_stderr_which_texts_it_cut_to_how_many_tokens_and_how_to_change_it(capsys, minilm, tmp_path):
+    directory, _, _ = minilm
+    path = tmp_path / "out.npz"
+    code, out, err = run(capsys, "run", "short", LONG_TEXT, "--model", directory, "--output", path)
+    assert code == 0 and out.startswith(f"wrote {path}: last_hidden_state (2, 512, 384)")
+    assert err == (
+        "minibert run: note: 1 of 2 texts cut to 512 tokens, the model's maximum (text 2: 702 tokens); the tokens "
+        "past 512 are not run. --max-length N sets the cut (at most 512).\n"
+    )
+    lines = tmp_path / "texts.txt"
+    lines.write_text(f"{LONG_TEXT}\nthree more words\n", encoding="utf-8")
+    code, _, err = run(capsys, "run", "--input", lines, "--model", directory, "--max-length", "4")
+    assert code == 0
+    assert err.startswith(
+        f"minibert run: note: 2 of 2 texts cut to 4 tokens, as --max-length 4 asks (--input {lines}, line 1: 702 "
+        f"tokens, --input {lines}, line 2: 5 tokens)"
+    )
+
+
+def test_run_cuts_to_the_models_positions_when_the_tokenizer_sets_no_limit(capsys, tmp_path):
+    """tiny-mlm's tokenizer_config.json has transformers' "no limit"; its config has 64 positions. The command cuts
+    at 64 and says so, where it used to fail with Python advice (Tokenizer(texts, truncation=True))."""
+    code, out, err = run(
+        capsys, "run", "the cat " * 40, "--model", WEIGHTS / "tiny-mlm", "--output", tmp_path / "o.npy"
+    )
+    assert code == 0 and "last_hidden_state (1, 64, 32)" in out
+    assert "note: 1 of 1 text cut to 64 tokens, the model's maximum (text 1: 82 tokens)" in err
+
+
+def test_trace_and_explain_say_when_they_cut_the_text(capsys, minilm):
+    directory, _, _ = minilm
+    code, out, err = run(capsys, "trace", LONG_TEXT, "--pair", "a pair", "--model", directory, "--match", "pooler.")
+    assert code == 0 and out.splitlines()[0].startswith("pooler.first_token")
+    assert "minibert trace: note: 1 of 1 text cut to 512 tokens, the model's maximum (the text and its --pair: " in err
+    code, out, err = run(capsys, "explain", "a b c d e f", "--model", directory, "--max-length", "5")
+    assert code == 0 and out.splitlines()[0].split() == ["tokens", "[CLS]", "a", "b", "c", "[SEP]"]
+    assert "cut to 5 tokens, as --max-length 5 asks (the text: 8 tokens)" in err
+
+
+@pytest.fixture(scope="module")
+def odd_models(tmp_path_factory):
+    """Model directories a command line can meet: one token type, a tokenizer larger than the model, a NaN weight."""
+    from safetensors.numpy import load_file, save_file
+
+    root = tmp_path_factory.mktemp("odd")
+    made = {}
+    for name, source, words in [("one-type", "tiny-silu", 45), ("big-vocab", "tiny-relu-no-pooler", 75)]:
+        directory = root / name
+        directory.mkdir()
+        for file in ("config.json", "model.safetensors"):
+            shutil.copy(WEIGHTS / source / file, directory / file)
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(words))]
+        (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        made[name] = directory
+    directory = shutil.copytree(made["big-vocab"], root / "nan-weight")
+    tensors = load_file(directory / "model.safetensors")
+    name = next(n for n in tensors if n.endswith("attention.output.dense.weight"))
+    tensors[name][0, 0] = np.nan
+    save_file(tensors, directory / "model.safetensors")
+    made["nan-weight"] = directory
+    return made
+
+
+# No message a command line shows may tell its user to call Python; these are the Python spellings of the fixes.
+PYTHON_ADVICE = ("Tokenizer(", "check_finite", "max_length", "truncation=", "errors=", "texts[", "text_pairs",
+                 "minibert.", "=True", "=False", "input_ids[", "as the Tokenizer does")  # fmt: skip
+NOT_UTF8 = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python hands a Latin-1 argument over (PEP 383)
+CLI_ONLY = [  # (argv, what the message must say), each reaching a library check whose own fix is for Python
+    (["run", "x", "--model", "{model}", "--max-length", "600"], "--max-length 600 is more than this model's 512"),
+    (["run", "x", "--model", "{model}", "--max-length", "1"], "--max-length 1 leaves no room for [CLS] and [SEP]"),
+    (["trace", "x", "--pair", "y", "--model", "{model}", "--max-length", "2"], "pass --max-length 4 or more"),
+    (["explain", "x", "--model", "{model}", "--max-length", "513"], "pass --max-length 512 or less"),
+    (["run", NOT_UTF8, "--model", "{model}"], "text 1 is not UTF-8 text (byte 0xe9 at character 3)"),
+    (["trace", NOT_UTF8, "--model", "{model}"], "the text is not UTF-8 text (byte 0xe9"),
+    (["explain", "x", "--pair", NOT_UTF8, "--model", "{model}"], "--pair is not UTF-8 text (byte 0xe9"),
+    (["trace", "w1", "--pair", "w2", "--model", "{one-type}"], "--pair: this model has one token type"),
+    (["run", "w1 w70", "--model", "{big-vocab}"], "The tokenizer files of --model give ids this model does not have"),
+    (["run", "w1", "--model", "{nan-weight}"], "NaN or infinite value(s); the checkpoint is corrupt (re-download"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CLI_ONLY, ids=[m for _, m in CLI_ONLY])
+def test_messages_name_flags_not_python_apis(capsys, minilm, odd_models, argv, message):
+    fill = {"model": minilm[0], **odd_models}
+    code, out, err = run(capsys, *(a.format(**fill) if "{" in a else a for a in argv))
+    assert (code, out, err.count("\n")) == (2, "", 1), err
+    assert message in err
+    assert not [advice for advice in PYTHON_ADVICE if advice in err], err
+
+
+def test_stdin_that_is_not_utf8_is_refused_as_a_file_is(capsys, minilm, monkeypatch):
+    class Stdin:
+        buffer = __import__("io").BytesIO("caf\xe9\n".encode("latin-1"))
+
+    monkeypatch.setattr(sys, "stdin", Stdin)
+    code, _, err = run(capsys, "run", "--input", "-", "--model", minilm[0])
+    assert code == 2 and err == "minibert run: error: --input -: not UTF-8 text (invalid continuation byte at byte 3)\n"
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib import metadata
+
+    import tomllib
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out == f"minibert {metadata.version('minibert')}\n"
+    assert out == f"minibert {tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['version']}\n"
+
+
+def test_layer_or_head_without_plot_says_it_changes_nothing(capsys, minilm):
+    code, out, err = run(capsys, "explain", TEXT, "--model", minilm[0], "--layer", "2")
+    assert code == 0 and out.startswith("tokens")
+    assert err == (
+        "minibert explain: note: --layer and --head choose the attention map that --plot draws; without --plot they "
+        "change nothing\n"
+    )
+    assert run(capsys, "explain", TEXT, "--model", minilm[0])[2] == ""  # no note when neither is given
+
+
+@pytest.mark.parametrize(
+    "argv, output",
+    [
+        (["run", "x", "--output", "{out}/a/b/out.npy"], "a/b/out.npy"),
+        (["trace", "x", "--output", "{out}/a/b/trace.npz"], "a/b/trace.npz"),
+        (["explain", "x", "--plot", "{out}/a/b/p.png"], "a/b/p.png"),
+    ],
+)
+def test_every_command_creates_a_missing_folder_of_its_output_as_embed_does(capsys, minilm, tmp_path, argv, output):
+    code, out, err = run(capsys, *(a.format(out=tmp_path) for a in argv), "--model", minilm[0])
+    assert code == 0, err
+    assert (tmp_path / output).is_file() and f"wrote {tmp_path / output}" in out
+    assert [p.name for p in (tmp_path / output).parent.iterdir()] == [(tmp_path / output).name]  # no temporary left
+
+
+def test_a_failed_run_leaves_no_folder_behind(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "x", "--model", tmp_path / "no-model", "--output", tmp_path / "new" / "o.npy")
+    assert code == 2 and "no such directory" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_checkouts_picture_is_ignored_by_git_and_the_docs_one_is_not():
+    """The README's main command writes pooled_output.png into the checkout; docs/pooled_output.png is the README's."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    check = subprocess.run(
+        ["git", "check-ignore", "--no-index", "pooled_output.png", "docs/pooled_output.png"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert check.stdout.splitlines() == ["pooled_output.png"]
+
+
+def every_parser():
+    """The top-level parser and each subcommand's, by name."""
+    parser = minibert.cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)]
+    return {"": parser, **commands.choices}
+
+
+@pytest.mark.parametrize("command", ["", "explain", "run", "trace"])
+def test_help_shows_every_default_a_description_and_examples(command):
+    parser = every_parser()[command]
+    text = parser.format_help()
+    assert parser.formatter_class is minibert.cli.HelpFormatter
+    assert parser.description and "example" in parser.epilog
+    for action in parser._actions:
+        if not action.option_strings or action.required or action.default == __import__("argparse").SUPPRESS:
+            continue  # --help and --version have no default; --model has none on purpose
+        shown = " ".join(parser._get_formatter()._get_help_string(action).split()) % {"default": action.default}
+        assert "(default: " in shown or action.default is False, f"{command} {action.option_strings}: {shown}"
+        if action.default not in (None, False):
+            assert f"(default: {action.default})" in " ".join(text.split()), action.option_strings
+
+
+LONG_PAIR = (  # 72 tokens with their [CLS] and [SEP]s: the ~70 tokens at which the old picture's labels overlapped
+    "The quick brown fox jumps over the lazy dog while the researchers at the laboratory carefully measure how "
+    "attention flows between tokens in a long sentence that goes on and on, and then on some more, to reach about "
+    "seventy tokens in total, counting the pair",
+    "A second sentence that is paired with the first one, and it is also fairly long itself",
+)
+
+
+def test_plot_of_a_long_pair_keeps_the_title_inside_labels_apart_and_marks_h0s_largest_dimension(minilm):
+    from minibert.plot import MAX_TOKEN_LABELS, explanation_figure
+
+    _, model, tokenizer = minilm
+    encoded = tokenizer([LONG_PAIR[0]], [LONG_PAIR[1]])
+    _, trace = model.trace(**encoded)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    h0 = trace["pooler.first_token"][0]
+    fig = explanation_figure(
+        tokens=tokens,
+        probs=trace["encoder.layer.5.attention.self.probs"][0, 0],
+        layer=5,
+        head=0,
+        h0=h0,
+        pooler_dense=trace["pooler.dense"][0],
+        pooled=trace["pooler.activation"][0],
+        title=[repr(LONG_PAIR[0]), f"--pair {LONG_PAIR[1]!r}"],
+    )
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert len(tokens) == 72
+    title = fig.get_suptitle()
+    assert title.startswith("'The quick brown fox") and title.endswith(f"--pair {LONG_PAIR[1]!r}")
+    box = fig._suptitle.get_window_extent(renderer)
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height, box
+    attention, dims, _, hist = fig.axes[:4]
+    for labels in (attention.get_xticklabels(), attention.get_yticklabels()):
+        assert 0 < len(labels) <= MAX_TOKEN_LABELS
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert not [i for i in range(len(boxes) - 1) if boxes[i].overlaps(boxes[i + 1])], "token labels overlap"
+    top = int(np.argmax(np.abs(h0)))
+    assert top == 99  # the dimension the README talks about
+    legend = [text.get_text() for text in dims.get_legend().get_texts()]
+    assert f"h0's largest: dimension 99, {h0[99]:.2f}, {h0[99] ** 2 / (h0**2).sum():.0%} of |h0|²" in legend
+    assert "dimension 99" in [text.get_text() for text in hist.texts]
+
+
+def test_explain_plot_titles_a_pair_with_both_texts(capsys, minilm, tmp_path, monkeypatch):
+    import minibert.plot
+
+    titles = []
+    original = minibert.plot.explanation_figure
+    monkeypatch.setattr(minibert.plot, "explanation_figure", lambda **k: titles.append(k["title"]) or original(**k))
+    code, _, _ = run(capsys, "explain", "first part", "--pair", "second part", "--model", minilm[0], "--plot",
+                     tmp_path / "p.png")  # fmt: skip
+    assert code == 0 and titles == [["'first part'", "--pair 'second part'"]]
+
+
+@pytest.mark.parametrize("length", [10, 32, 33, 40, 64, 72, 300, 512])
+def test_plot_token_labels_never_overlap(length):
+    from minibert.plot import MAX_TOKEN_LABELS, explanation_figure
+
+    rng = np.random.default_rng(length)
+    words = ["[CLS]", *(["researchers", "a", "##ing", "laboratory", ","] * length)[: length - 2], "[SEP]"]
+    h0 = rng.normal(size=32)
+    probs = rng.dirichlet(np.ones(length), size=length)  # [S, S], rows sum to 1
+    fig = explanation_figure(
+        tokens=words, probs=probs, layer=0, head=0, h0=h0, pooler_dense=h0, pooled=np.tanh(h0), title="t"
+    )
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    attention = fig.axes[0]
+    for labels in (attention.get_xticklabels(), attention.get_yticklabels()):
+        assert len(labels) == min(length, len(range(0, length, -(-length // MAX_TOKEN_LABELS))))
+        boxes = [label.get_window_extent(renderer) for label in labels]
+        assert not [i for i in range(len(boxes) - 1) if boxes[i].overlaps(boxes[i + 1])], "token labels overlap"

@@ -2,6 +2,7 @@
 checkpoint's, and its links into minibert/model.py land on the functions they name."""
 
 import importlib.util
+import inspect
 import json
 import re
 
@@ -122,3 +123,37 @@ def test_readme_trace_command_output_is_what_minibert_trace_prints(capsys):
     argv = ["trace", TEXT, "--model", str(minilm_dir()), "--match", "layer.3.attention.self"]
     assert main(argv) == 0
     assert output_block_after("--match layer.3.attention.self") == capsys.readouterr().out
+
+
+def test_readme_pooler_excerpt_is_the_whole_function_as_model_py_has_it():
+    """The README calls its excerpt "the whole of" bert_pooler: it must be the function's source, docstring included."""
+    (block,) = [block for language, block in BLOCKS if language == "python" and block.startswith("# minibert/model.py")]
+    assert block.removeprefix("# minibert/model.py\n") == inspect.getsource(minibert.model.bert_pooler), (
+        "README.md's bert_pooler excerpt differs from minibert/model.py's bert_pooler: paste the function again"
+    )
+
+
+def test_readme_cut_example_is_what_minibert_run_prints(capsys, tmp_path, monkeypatch):
+    (block,) = [block for _, block in BLOCKS if block.startswith("$ LONG=")]
+    setting, command, *printed = block.splitlines()
+    assert setting == """$ LONG="$(python -c 'print("word " * 700)')\"""" and "--output out.npy" in command
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "short", "word " * 700, "--model", str(minilm_dir()), "--output", "out.npy"]) == 0
+    captured = capsys.readouterr()
+    assert printed == captured.err.splitlines() + captured.out.splitlines()
+
+
+def test_readme_says_what_an_empty_text_gives_in_python_and_on_the_command_line(capsys):
+    tokenizer = minibert.Tokenizer.from_pretrained(minilm_dir())
+    assert tokenizer.convert_ids_to_tokens(tokenizer([""])["input_ids"][0]) == ["[CLS]", "[SEP]"]
+    assert main(["run", "", "--model", str(minilm_dir())]) == 2
+    message = re.search(r"\(`minibert run \"\"` says `([^`]+)`\)", README).group(1)
+    assert message in capsys.readouterr().err
+    assert "from\nPython an empty text encodes as `[CLS] [SEP]`" in README
+
+
+def test_readme_flag_message_example_is_what_minibert_prints(capsys):
+    start, end = re.search(r"\(`(--max-length 600 [^`]*) \.\.\.; ([^`]*)`\)", README.replace("\n", " ")).groups()
+    assert main(["run", "x", "--model", str(minilm_dir()), "--max-length", "600"]) == 2
+    err = capsys.readouterr().err
+    assert start in err and err.rstrip().endswith(end)
