@@ -203,9 +203,10 @@ def test_bad_calls_say_what_is_wrong(minilm, call, message):
 
 
 @pytest.mark.parametrize(
-    "argv, message", [(["--html", "{tmp}/a.htm"], "ending in .html"), (["--html", "{tmp}/no/a.html"], "does not exist")]
+    "argv, message", [(["--html", "{tmp}/a.htm"], "ending in .html"), (["--html", "{tmp}/f/a.html"], "is a file")]
 )
 def test_bad_html_paths_fail_before_the_forward_pass(capsys, tmp_path, argv, message):
+    (tmp_path / "f").write_text("a file where a folder would be")  # a missing folder is created; a file is not
     code = main(["explain", "x", "--model", str(minilm_dir()), *(a.format(tmp=tmp_path) for a in argv)])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == "" and message in captured.err and captured.err.count("\n") == 1
