@@ -21,6 +21,9 @@ from .embed import cluster as embed_cluster
 from .errors import CheckpointError, InputError, MinibertError
 from .explainer import Explanation, pooler_report, report_as_json
 from .files import check_writable, write_atomically
+from .model import BertModel
+from .plot import plot_explanation, require_matplotlib
+from .tokenizer import Tokenizer
 
 RUN_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
 
@@ -100,9 +103,6 @@ def add_max_length_argument(parser: argparse.ArgumentParser, pair: bool) -> None
 
 def load(args):
     """The model and tokenizer of `--model`, in `--dtype`."""
-    from .model import BertModel
-    from .tokenizer import Tokenizer
-
     return BertModel.from_pretrained(args.model, dtype=np.dtype(args.dtype)), Tokenizer.from_pretrained(args.model)
 
 
@@ -216,8 +216,6 @@ def cmd_explain(args) -> int:
     if args.pair is not None:
         check_text("--pair", args.pair)
     if args.plot is not None:  # before the forward pass, so that a typo or a missing extra costs nothing
-        from .plot import require_matplotlib
-
         check_writable(args.plot, (".png",))
         require_matplotlib()
     if args.html is not None:
@@ -249,8 +247,6 @@ def cmd_explain(args) -> int:
     else:
         print_explanation(report, args.values)
     if args.plot is not None:
-        from .plot import plot_explanation
-
         probs = trace[f"encoder.layer.{args.layer}.attention.self.probs"][0, args.head]  # [S, S]
         path = plot_explanation(
             args.plot,
@@ -485,21 +481,8 @@ def installed_version() -> str:
         return "(version unknown: not installed; pip install -e . in the checkout)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="minibert",
-        description="BERT's forward pass in NumPy, on real checkpoints.",
-        epilog="examples:\n"
-        "  minibert explain 'Why is the pooled output different?' --model DIR --plot pooled_output.png\n"
-        "  minibert run 'first text' 'second text' --model DIR --output out.npy\n"
-        "  minibert trace 'Some text.' --model DIR --match layer.3.attention.self\n"
-        "  minibert embed corpus.txt --output corpus.npy --model DIR\n"
-        "'minibert COMMAND --help' describes each command, its options and their defaults.",
-        formatter_class=HelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_explain_command(commands) -> None:
+    """`minibert explain`: the pooled output, step by step, as text, JSON, a picture or a page."""
     explain_ = commands.add_parser(
         "explain",
         help="show how the pooled output is made from token 0's hidden state",
@@ -537,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain_.add_argument("--head", type=int, help="the head whose attention --plot draws, from 0 (default: 0)")
     explain_.set_defaults(run=cmd_explain)
 
+
+def add_run_command(commands) -> None:
+    """`minibert run`: plain inference on texts, printed or written to .npy/.npz."""
     run = commands.add_parser(
         "run",
         help="run the model on texts; print the outputs or write them to .npy/.npz",
@@ -573,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=cmd_run)
 
+
+def add_trace_command(commands) -> None:
+    """`minibert trace`: every named intermediate of the forward pass."""
     trace = commands.add_parser(
         "trace",
         help="every intermediate of the forward pass, by name, with its shape",
@@ -600,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--values", type=positive_int, default=4, metavar="N", help="leading values to print")
     trace.set_defaults(run=cmd_trace)
 
+
+def add_embed_command(commands) -> None:
+    """`minibert embed`: a corpus, one row per line, resumable, in-process or on Dask."""
     embed = commands.add_parser(
         "embed",
         help="embed every line of a text or JSONL file (resumable; Dask optional)",
@@ -657,6 +649,27 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", help="use a running Dask cluster, e.g. tcp://host:8786")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(run=cmd_embed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="minibert",
+        description="BERT's forward pass in NumPy, on real checkpoints.",
+        epilog="examples:\n"
+        "  minibert explain 'Why is the pooled output different?' --model DIR --plot pooled_output.png\n"
+        "  minibert run 'first text' 'second text' --model DIR --output out.npy\n"
+        "  minibert trace 'Some text.' --model DIR --match layer.3.attention.self\n"
+        "  minibert embed corpus.txt --output corpus.npy --model DIR\n"
+        "'minibert COMMAND --help' describes each command, its options and their defaults.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    add_explain_command(commands)
+    add_run_command(commands)
+    add_trace_command(commands)
+    add_embed_command(commands)
     return parser
 
 

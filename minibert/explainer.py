@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError, InputError
+from .files import check_writable, write_atomically
 from .hub import resolve_model_dir
 from .model import BertModel, extended_attention_mask
 from .sentence import cosine_similarity, read_sentence_config
@@ -320,8 +321,6 @@ class Explanation:
 
     def save(self, path) -> Path:
         """Write the page to `path` (.html), atomically."""
-        from .files import check_writable, write_atomically
-
         path = check_writable(path, (".html",))
         page = self.html().encode("utf-8")
         return write_atomically(path, lambda f: f.write(page))

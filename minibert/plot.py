@@ -82,6 +82,15 @@ def explanation_figure(
     if title:
         fig.suptitle(fit_title([title] if isinstance(title, str) else title), fontsize=TITLE_FONTSIZE)
 
+    draw_attention(fig, attention, tokens, probs, layer, head)
+    top = draw_token_0(dims, h0, pooled)
+    draw_tanh(curve, pooler_dense, pooled)
+    draw_distributions(hist, h0, pooler_dense, pooled, top)
+    return fig
+
+
+def draw_attention(fig, attention, tokens: list[str], probs: np.ndarray, layer: int, head: int) -> None:
+    """One head's attention probabilities [S, S] as an image, tokens labelled (thinned past MAX_TOKEN_LABELS)."""
     # Attention: row i is where token i looks; each row sums to 1.
     S = probs.shape[-1]
     image = attention.imshow(probs, cmap="viridis", vmin=0.0)  # up to the largest probability, for contrast
@@ -98,6 +107,9 @@ def explanation_figure(
     attention.set_title(f"encoder.layer.{layer}.attention.self.probs, head {head}")
     fig.colorbar(image, ax=attention, shrink=0.8, label="attention probability")
 
+
+def draw_token_0(dims, h0: np.ndarray, pooled: np.ndarray) -> int:
+    """h0 and pooler_output [H] dimension by dimension; returns the dimension that holds the most of h0's norm."""
     cosine = float(h0 @ pooled / (np.linalg.norm(h0) * np.linalg.norm(pooled)))
     index = np.arange(h0.size)
     dims.plot(
@@ -121,7 +133,11 @@ def explanation_figure(
     dims.set_ylabel("value")
     dims.set_title(f"token 0 before and after the pooler: cosine {cosine:.3f}")
     dims.legend(loc="upper right", fontsize=9)
+    return top
 
+
+def draw_tanh(curve, pooler_dense: np.ndarray, pooled: np.ndarray) -> None:
+    """Each dimension's W h0 + b against its tanh, on the tanh curve."""
     reach = max(3.0, float(np.abs(pooler_dense).max()) * 1.1)
     x = np.linspace(-reach, reach, 400)
     curve.plot(x, np.tanh(x), color="0.5", lw=1, label="tanh")
@@ -133,6 +149,9 @@ def explanation_figure(
     curve.set_title("the tanh: where the pooler's values fall on it")
     curve.legend(loc="upper left", fontsize=9)
 
+
+def draw_distributions(hist, h0: np.ndarray, pooler_dense: np.ndarray, pooled: np.ndarray, top: int) -> None:
+    """Histograms of the values of h0, W h0 + b and tanh(W h0 + b), with h0's largest dimension marked."""
     bins = np.linspace(min(h0.min(), -1.0), max(h0.max(), 1.0), 80)
     hist.hist(h0, bins=bins, histtype="step", lw=1.2, color="tab:blue", label="h0")
     hist.hist(pooler_dense, bins=bins, histtype="step", lw=1.2, color="tab:orange", label="W h0 + b")
@@ -150,4 +169,3 @@ def explanation_figure(
     hist.set_ylabel("number of dimensions")
     hist.set_title("distribution of the values of h0, W h0 + b and tanh(W h0 + b)")
     hist.legend(fontsize=9)
-    return fig

@@ -48,3 +48,14 @@ def test_the_import_graph_of_minibert_has_no_circle():
     except CycleError as error:
         raise AssertionError(f"an import circle: {' -> '.join(reversed(error.args[1]))}") from None
     assert set(order) >= set(modules)
+
+
+def test_every_minibert_import_sits_at_the_top_of_its_file():
+    """A minibert import inside a function hides a circle; the one honest lazy import is of an optional extra."""
+    inside = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for path in PACKAGE.rglob("*.py")
+        for target, line, at_top in minibert_imports(path)
+        if not at_top
+    ]
+    assert inside == []
