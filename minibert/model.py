@@ -24,7 +24,7 @@ from .config import BertConfig
 from .functional import ACT2FN, apply_elementwise, layer_norm, linear, softmax
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
-from .parallel import blas_threads, budget, map_in_threads, resolve_threads
+from .parallel import blas_threads, budget, map_in_threads, resolve_threads, threads_here
 from .trace import NO_TRACE, Trace
 
 Params = dict[str, "np.ndarray | Params | list[Params]"]  # nested by the checkpoint's names, as the docstring says
@@ -67,6 +67,20 @@ def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.n
     return mask.astype(dtype, copy=False)  # [B, 1, 1, S]
 
 
+ATTENTION_BLOCK_SCORES = 1 << 16  # scores per block: 256 KiB of float32, within L2 (the fastest measured, 2^15-2^17)
+
+
+def attention_blocks(B: int, N: int, S: int, in_blocks: bool = True) -> list[list[tuple[slice, slice]]]:
+    """(sequences, heads) blocks of about ATTENTION_BLOCK_SCORES scores, dealt out to the threads of the call: one list
+    per thread. With in_blocks False, one block of everything."""
+    if not in_blocks:
+        return [[(slice(None), slice(None))]]
+    heads = max(1, min(N, ATTENTION_BLOCK_SCORES // (S * S)))
+    blocks = [(slice(b, b + 1), slice(n, n + heads)) for b in range(B) for n in range(0, N, heads)]
+    threads = min(threads_here(), len(blocks))
+    return [blocks[i::threads] for i in range(threads)]
+
+
 def bert_self_attention(
     hidden_states, mask, *, query, key, value, num_attention_heads: int, trace: Trace = NO_TRACE
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -88,12 +102,23 @@ def bert_self_attention(
     k_t = np.ascontiguousarray(split_heads(k).transpose(0, 1, 3, 2))  # [B, S, H] -> [B, N, D, S]
     v = np.ascontiguousarray(split_heads(v))  # [B, S, H] -> [B, N, S, D]
 
-    scores = q @ k_t  # [B, N, S, D] @ [B, N, D, S] -> [B, N, S, S]
-    scores *= D**-0.5  # transformers scales after the product; scaling q first would round differently
-    scores += mask  # [B, 1, 1, S] broadcasts over heads and query positions
-    trace("scores", scores)
-    probs = trace("probs", softmax(scores, axis=-1, out=scores))  # [B, N, S, S], in place: scores are spent
-    context = probs @ v  # [B, N, S, S] @ [B, N, S, D] -> [B, N, S, D]
+    probs = np.empty((B, N, S, S), q.dtype)  # [B, N, S, S], filled block by block: scores, then in place their softmax
+    context = np.empty((B, N, S, D), q.dtype)  # [B, N, S, D]
+
+    def attend(block: tuple[slice, slice]) -> None:  # the scores, softmax and context of some heads of some sequences
+        b, n = block
+        scores = np.matmul(q[b, n], k_t[b, n], out=probs[b, n])  # [b, n, S, D] @ [b, n, D, S] -> [b, n, S, S]
+        scores *= D**-0.5  # transformers scales after the product; scaling q first would round differently
+        scores += mask[b]  # [b, 1, 1, S] broadcasts over heads and query positions
+        trace("scores", scores)
+        softmax(scores, axis=-1, out=scores)  # in place: the scores are spent
+        np.matmul(scores, v[b, n], out=context[b, n])  # [b, n, S, S] @ [b, n, S, D] -> [b, n, S, D]
+
+    # Each block's scores stay in cache from their product to their context, instead of a [B, N, S, S] array making
+    # every pass of the softmax a trip to memory; the blocks are shared among the call's threads. A traced call is
+    # one block, so that the trace holds every score.
+    map_in_threads(lambda blocks: [attend(block) for block in blocks], attention_blocks(B, N, S, trace.store is None))
+    trace("probs", probs)
     context = context.transpose(0, 2, 1, 3).reshape(B, S, H)  # [B, N, S, D] -> [B, S, N, D] -> [B, S, H]
     return trace("context", context), probs
 
@@ -237,6 +262,7 @@ def bert_model(
 
 
 MIN_SLICE_TOKENS = 64  # a slice of fewer tokens costs more to hand to a thread than it saves
+LONG_SEQUENCE = 256  # from this length on, a single sequence's heads and products are shared among our threads
 
 
 def bert_model_in_threads(
@@ -252,12 +278,19 @@ def bert_model_in_threads(
     output_attentions: bool = False,
     trace: Trace = NO_TRACE,
 ) -> BertModelOutput:
-    """bert_model on `threads` slices of the batch at once, BLAS on one thread each: the rows of a batch never meet.
-    One slice, BLAS on `threads` threads, for a single sequence, a batch of few tokens, or a traced call."""
+    """bert_model on `threads` slices of the batch at once: the rows of a batch never meet. One slice for a single
+    sequence, a batch of few tokens or a traced call, its products, attention blocks and elementwise pieces then
+    shared among `threads` threads. BLAS runs on one thread throughout (parallel.py says why)."""
     B, S = input_ids.shape
     pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if trace.store is None else 1
     if pieces == 1:
-        with blas_threads(threads), budget(threads):
+        # One sequence, or a batch of few tokens. BLAS's own threads share each product: they take up work within
+        # microseconds, where handing a piece to one of our threads costs ~130 us (measured on a 2-core VM). But they
+        # spin on the other cores for a while after each product, so the rest of the work stays on this thread. In a
+        # long sequence the softmax over S x S scores per head is a large part of the time, and there our threads
+        # share the heads and the products instead (1x512 on 2 cores: 345 against 417 ms).
+        ours = S >= LONG_SEQUENCE
+        with blas_threads(1 if ours else threads), budget(threads if ours else 1):
             return bert_model(
                 params,
                 config,
@@ -300,7 +333,7 @@ def bert_model_in_threads(
 
     output = BertModelOutput(**{f.name: join(f.name) for f in fields(BertModelOutput)})
     if "pooler" in params:
-        with blas_threads(threads):
+        with blas_threads(1):
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
     return output
 

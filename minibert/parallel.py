@@ -94,12 +94,20 @@ def _in_one_thread(fn: Callable, item):
 def map_in_threads(fn: Callable, items: Sequence) -> list:
     """[fn(item) for item in items], all at once: the first in this thread, the others on the pool; each with a
     budget of one thread. Returns (or raises) only when every one has finished."""
+    if len(items) == 1:
+        return [_in_one_thread(fn, items[0])]
     futures = [thread_pool(len(items) - 1).submit(_in_one_thread, fn, item) for item in items[1:]]
     try:
         first = _in_one_thread(fn, items[0])
     finally:
         wait(futures)  # nothing of this call keeps running after it, not even when it raises
     return [first, *(future.result() for future in futures)]
+
+
+def split(n: int, parts: int) -> list[slice]:
+    """range(n) cut into min(parts, n) consecutive slices whose lengths differ by at most one."""
+    parts = max(1, min(parts, n))
+    return [slice(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
 
 
 # ----------------------------------------------------------------------------------------------------------

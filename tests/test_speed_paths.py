@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from minibert import functional as F
+from minibert.parallel import budget
 
 # Two BLAS products over the same data may sum in another order; float64 keeps them within a few ulp of ~1.
 PRODUCT_TOL_F64 = 1e-13
@@ -24,6 +25,30 @@ def test_linear_equals_x_times_w_transposed_plus_b_on_both_sides_of_few_rows(row
     out = F.linear(x.reshape(1, rows, 48), weight, bias)
     assert out.shape == (1, rows, 80) and out.flags.c_contiguous
     np.testing.assert_allclose(out[0], x @ weight.T + bias, rtol=0, atol=PRODUCT_TOL_F64)
+
+
+@pytest.mark.parametrize("rows", [5, 3 * F.FEW_ROWS])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_linear_shared_among_threads_equals_one_product(rows, threads, monkeypatch):
+    """Cut into blocks of output features (here 3 features per part at least), each thread's part lands in its own
+    columns: a misplaced block would be off by O(1), not by rounding."""
+    monkeypatch.setattr(F, "MIN_PART_MACS", 1)
+    rng = np.random.default_rng(threads)
+    x = rng.standard_normal((2, rows, 48))
+    weight, bias = rng.standard_normal((80, 48)), rng.standard_normal(80)
+    with budget(threads):
+        out = F.linear(x, weight, bias)
+    assert out.shape == (2, rows, 80) and out.flags.c_contiguous
+    np.testing.assert_allclose(out, x @ weight.T + bias, rtol=0, atol=PRODUCT_TOL_F64)
+
+
+def test_linear_on_one_thread_is_one_product_when_the_parts_would_be_small(monkeypatch):
+    calls = []
+    monkeypatch.setattr(F, "map_in_threads", lambda fn, parts: calls.append(len(parts)) or [fn(p) for p in parts])
+    x, weight, bias = np.ones((4, 48)), np.ones((80, 48)), np.zeros(80)
+    with budget(2):
+        F.linear(x, weight, bias)  # 4 x 48 x 80 multiply-adds: far below MIN_PART_MACS
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -65,7 +65,13 @@ def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model
     assert (inputs["attention_mask"] == 0).any()  # the batch has padding
     slices = []
     split = parallel.map_in_threads
-    monkeypatch.setattr(model_module, "map_in_threads", lambda fn, items: slices.append(len(items)) or split(fn, items))
+
+    def record_batch_slices(fn, items):  # the attention's blocks go through map_in_threads too: not counted
+        if isinstance(items[0], slice):
+            slices.append(len(items))
+        return split(fn, items)
+
+    monkeypatch.setattr(model_module, "map_in_threads", record_batch_slices)
     outputs = {
         threads: named_outputs(model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads))
         for threads in (1, 2, 3)
@@ -74,6 +80,29 @@ def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model
     assert slices == [2, 3]  # one thread ran the batch whole, two and three split it
     for threads in (2, 3):
         assert_close_across_threads(outputs[threads], outputs[1], model.dtype, inputs["attention_mask"])
+
+
+def test_a_long_single_sequence_shared_among_threads_gives_the_same_outputs(model, tokenizer):
+    """One sequence is not split: from model.LONG_SEQUENCE tokens on, its products and attention heads are shared."""
+    inputs = tokenizer([" ".join(TEXTS * 2)])
+    assert inputs["input_ids"].shape[1] >= model_module.LONG_SEQUENCE
+    outputs = {
+        threads: named_outputs(model(**inputs, output_attentions=True, threads=threads)) for threads in (1, 2, 3)
+    }
+    for threads in (2, 3):
+        assert_close_across_threads(outputs[threads], outputs[1], model.dtype, inputs["attention_mask"])
+
+
+def test_attention_in_cache_sized_blocks_is_bit_identical_to_one_block(model, tokenizer, monkeypatch):
+    """The blocks of (sequences, heads) change where the scores live, not one operation on them."""
+    inputs = tokenizer(TEXTS)
+    monkeypatch.setattr(model_module, "ATTENTION_BLOCK_SCORES", 4096)  # a block of one or a few heads
+    blocked = named_outputs(model(**inputs, output_attentions=True, threads=1))
+    monkeypatch.setattr(model_module, "attention_blocks", lambda *args: [[(slice(None), slice(None))]])
+    whole = named_outputs(model(**inputs, output_attentions=True, threads=1))
+    assert blocked.keys() == whole.keys()
+    for name in whole:
+        np.testing.assert_array_equal(blocked[name], whole[name], err_msg=name)
 
 
 def test_a_slice_of_the_batch_is_computed_as_if_alone(model, tokenizer):
