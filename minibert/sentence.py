@@ -228,6 +228,20 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
 # to cut batches of similar token counts from, few enough that the padded id arrays stay small (64 x 32 x 256 int64
 # ids: 4 MiB per array at MiniLM's max_seq_length).
 TOKENIZE_CHUNK_BATCHES = 64
+# A batch ends before a text shorter than this share of its longest, so that at most ~10% of what it computes is
+# padding (rows of fixed count, as sentence-transformers batches them, computed 27% padding on mixed-length prose).
+SAME_LENGTH_SHARE = 0.9
+
+
+def length_batches(lengths: np.ndarray, batch_size: int) -> list[slice]:
+    """Consecutive batches of rows sorted longest first: at most batch_size rows, each at least SAME_LENGTH_SHARE of
+    its batch's first (longest) row. [C] token counts, longest first -> slices of them"""
+    batches, start = [], 0
+    for i in range(1, len(lengths) + 1):
+        if i == len(lengths) or i - start == batch_size or lengths[i] < SAME_LENGTH_SHARE * lengths[start]:
+            batches.append(slice(start, i))
+            start = i
+    return batches
 
 
 class SentenceEncoder:
@@ -298,15 +312,17 @@ class SentenceEncoder:
         embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes)  # [B, H']
         return normalize(embeddings) if self.normalize else embeddings
 
-    def encode(self, texts, batch_size: int = 32, dtype=np.float32) -> np.ndarray:
+    def encode(self, texts, batch_size: int = 32, dtype=np.float32, on_batch=None) -> np.ndarray:
         """Embed texts: [len(texts), dim] (a single string gives [dim]), in input order, as `dtype` (float32, like
-        SentenceTransformer.encode; np.float64 keeps all of a float64 model's digits).
+        SentenceTransformer.encode; np.float64 keeps all of a float64 model's digits). `on_batch`, if given, is
+        called with each batch's number of texts once it is embedded (a progress bar's update).
 
         Texts are sorted longest first by characters, as sentence-transformers does, and tokenized in chunks of
         TOKENIZE_CHUNK_BATCHES batches, one call each (the tokenizers library encodes a list on all cores unless
-        TOKENIZERS_PARALLELISM=false). Within a chunk the batches are cut by token count, longest first, and each is
-        padded only to its own longest row, so a batch computes little padding; rows go back in input order at the
-        end. Which texts share a batch changes only the rounding of their rows (the padding is masked).
+        TOKENIZERS_PARALLELISM=false). Within a chunk the rows are sorted by token count and cut into batches of at
+        most batch_size rows of nearly the same length (length_batches), each padded only to its own longest row, so
+        a batch computes little padding; rows go back in input order at the end. Which texts share a batch changes
+        only the rounding of their rows (the padding is masked).
         """
         single = isinstance(texts, str)
         texts = [texts] if single else texts
@@ -324,11 +340,13 @@ class SentenceEncoder:
             )  # [C, S_chunk], padded on the right to the chunk's longest
             lengths = encoded["attention_mask"].sum(axis=1)  # [C] tokens per row
             by_tokens = np.argsort(-lengths, kind="stable")  # longest first, by tokens
-            for b in range(0, len(rows), batch_size):
-                pick = by_tokens[b : b + batch_size]  # [B] positions in the chunk
+            for batch_rows in length_batches(lengths[by_tokens], batch_size):
+                pick = by_tokens[batch_rows]  # [B] positions in the chunk
                 longest = int(lengths[pick].max())
                 batch = {name: array[pick, :longest] for name, array in encoded.items()}  # [B, S]
                 out[rows[pick]] = self._embed_encoded(batch)
+                if on_batch is not None:
+                    on_batch(len(pick))
         return out[0] if single else out
 
     def __repr__(self) -> str:

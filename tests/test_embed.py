@@ -10,7 +10,7 @@ from helpers import WEIGHTS, minilm_dir
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
 from minibert.cli import main
-from minibert.embed import read_manifest
+from minibert.embed import job, read_manifest
 
 # The job batches and pads differently from one SentenceEncoder.encode call over all texts (per partition, shortest
 # first), so float32 sums may differ by an ulp or so; 1e-6 is the bound the job promises (issue 9).
@@ -30,6 +30,10 @@ class CountingEncoder:
     def embed_batch(self, texts):
         self.texts += len(texts)
         return self.encoder.embed_batch(texts)
+
+    def encode(self, texts, **options):
+        self.texts += len(texts)
+        return self.encoder.encode(texts, **options)
 
 
 class Interrupted(Exception):
@@ -147,8 +151,9 @@ def test_jsonl_embeds_the_field_and_reports_records_without_it(model, encoder, t
 
 @pytest.mark.parametrize("name", ["out", "emb.npy"])
 def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
-    corpus, model, encoder, clean_run, tmp_path, name
+    corpus, model, encoder, clean_run, tmp_path, name, monkeypatch
 ):
+    monkeypatch.setattr(job, "GROUP_BYTES", 1)  # one partition per group: what is embedded is what is kept
     counting = CountingEncoder(encoder)
     out = tmp_path / name
     with pytest.raises(Interrupted):
@@ -175,6 +180,24 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
     expected = read_embeddings(clean_run[0])
     assert float(np.abs(read_embeddings(out) - expected).max()) <= EMBED_TOL
     assert not list(tmp_path.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_small_partitions_are_embedded_together_sorted_by_length_each_in_its_own_shard(
+    corpus, model, encoder, clean_run, tmp_path
+):
+    """In this process, up to GROUP_BYTES of partitions go through one encode call, which sorts them by length
+    across partitions; each partition still gets its own shard, and the rows are a clean run's."""
+    counting = CountingEncoder(encoder)
+    calls = []
+    real_encode = counting.encode
+    counting.encode = lambda texts, **options: calls.append(len(texts)) or real_encode(texts, **options)
+    out = tmp_path / "out"
+    report = embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
+    partitions = read_manifest(out)["partitions"]
+    assert len(partitions) > 1 and calls == [N_LINES]  # the corpus is far below GROUP_BYTES: one group
+    assert report.computed == list(range(len(partitions)))
+    assert sorted(p.name for p in out.glob("part-*.npz")) == [f"part-{i:05d}.npz" for i in range(len(partitions))]
+    assert float(np.abs(read_embeddings(out) - read_embeddings(clean_run[0])).max()) <= EMBED_TOL
 
 
 def test_a_truncated_shard_is_recomputed_and_only_it(corpus, model, encoder, clean_run, tmp_path):
@@ -417,15 +440,16 @@ def test_ctrl_c_says_what_is_kept_where_and_the_command_that_resumes(tiny, tmp_p
 
     path = write_lines(tmp_path / "in.txt", TINY_LINES)
     out = tmp_path / "corpus.npy"
-    real, calls = SentenceEncoder.embed_batch, []
+    monkeypatch.setattr(job, "GROUP_BYTES", 1)  # one partition per group, one encode call each
+    real, calls = SentenceEncoder.encode, []
 
-    def ctrl_c_on_the_fourth_batch(self, texts):
+    def ctrl_c_in_the_fourth_partition(self, texts, **options):
         calls.append(len(texts))
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real(self, texts)
+        return real(self, texts, **options)
 
-    monkeypatch.setattr(SentenceEncoder, "embed_batch", ctrl_c_on_the_fourth_batch)
+    monkeypatch.setattr(SentenceEncoder, "encode", ctrl_c_in_the_fourth_partition)
     assert cli_embed(path, out, tiny, "--partition-size", "100") == 130
     err = capsys.readouterr().err
     partitions = len(read_manifest(out)["partitions"])
