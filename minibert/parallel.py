@@ -3,8 +3,12 @@
 NumPy releases the GIL inside its matrix products and ufunc loops, so Python threads that each run the model over a
 slice of the batch (model.bert_model_in_threads) keep every core busy with all of the work, softmax, LayerNorm, GELU
 and the residual adds too, not only the products. BLAS then runs one thread per product: its own threads would
-compete with ours, and OpenBLAS's idle ones spin on the cores our threads want. Nothing set here outlives the call:
-BLAS's thread count is restored when the last call running at once returns.
+compete with ours, and after a product OpenBLAS's idle threads spin (~0.1 s) on the cores our threads want. One
+product on BLAS's two threads before a split batch (the pooler, once) made MiniLM 8x32 on two cores 1.5x slower.
+The price of our threads is the handoff: a piece of work given to a pool thread costs ~130 us on a 2-core VM (a
+sleeping thread woken), against microseconds for BLAS's spinning ones, so small work stays where it is (MIN_PART_MACS,
+MIN_PIECE_ELEMENTS, model.MIN_SLICE_TOKENS). Nothing set here outlives the call: BLAS's thread count is restored
+when the last call running at once returns.
 """
 
 import operator

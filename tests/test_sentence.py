@@ -9,7 +9,7 @@ from helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
 
 import minibert
 from minibert.errors import CheckpointError, InputError
-from minibert.sentence import POOLING_FUNCTIONS, normalize, pool
+from minibert.sentence import POOLING_FUNCTIONS, SAME_LENGTH_SHARE, length_batches, normalize, pool
 
 REFERENCE = WEIGHTS / "minilm-sentence-reference.npz"
 
@@ -65,6 +65,19 @@ def test_batching_and_length_sorting_keep_input_order(encoder):
     for batch_size in (32, 3, 1):
         assert max_abs_diff(encoder.encode(texts, batch_size=batch_size), expected) <= F32_TOL
     assert max_abs_diff(encoder.encode(texts[::-1], batch_size=3)[::-1], expected) <= F32_TOL
+
+
+def test_length_batches_cover_every_row_once_with_little_padding_and_at_most_batch_size_rows():
+    lengths = np.sort(np.random.default_rng(3).integers(1, 257, 500))[::-1]  # [500] token counts, longest first
+    batches = length_batches(lengths, batch_size=32)
+    assert [i for b in batches for i in range(len(lengths))[b]] == list(range(len(lengths)))
+    for b in batches:
+        rows = lengths[b]
+        assert 1 <= len(rows) <= 32
+        assert rows.min() >= SAME_LENGTH_SHARE * rows.max()  # so at most 1 - SAME_LENGTH_SHARE of it is padding
+    assert length_batches(np.array([7, 7, 7]), batch_size=2) == [slice(0, 2), slice(2, 3)]
+    assert length_batches(np.array([10, 9, 8]), batch_size=32) == [slice(0, 2), slice(2, 3)]  # 8 < 0.9 x 10
+    assert length_batches(np.array([], dtype=np.int64), batch_size=32) == []
 
 
 def test_texts_longer_than_max_seq_length_are_truncated_not_refused(encoder, golden_float32):
