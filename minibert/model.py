@@ -278,9 +278,9 @@ def bert_model_in_threads(
     output_attentions: bool = False,
     trace: Trace = NO_TRACE,
 ) -> BertModelOutput:
-    """bert_model on `threads` slices of the batch at once: the rows of a batch never meet. One slice for a single
-    sequence, a batch of few tokens or a traced call, its products, attention blocks and elementwise pieces then
-    shared among `threads` threads. BLAS runs on one thread throughout (parallel.py says why)."""
+    """bert_model on `threads` slices of the batch at once, BLAS on one thread: the rows of a batch never meet. One
+    slice for a single sequence, a batch of few tokens or a traced call: its products then run on BLAS's `threads`
+    threads or, from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours."""
     B, S = input_ids.shape
     pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if trace.store is None else 1
     if pieces == 1:
