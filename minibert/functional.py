@@ -6,7 +6,7 @@ promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothin
 
 import numpy as np
 
-from .parallel import map_in_threads, split, threads_here
+from .parallel import deal, map_in_threads, product_parts, split, threads_here
 
 # ----------------------------------------------------------------------------------------------------------
 # erf. NumPy has none and SciPy is not a dependency, so this is the classic rational-approximation scheme of
@@ -298,8 +298,10 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     n, out_features = rows.shape[0], weight.shape[0]
     # Shared among the call's threads (parallel.threads_here), a product is cut into blocks of output features, so that
     # each thread reads its own part of W, not all of it (cut by rows, every thread would pack all of W: 1.3x slower).
-    threads = min(threads_here(), max(1, n * rows.shape[1] * out_features // MIN_PART_MACS))
-    parts = split(out_features, threads)
+    # How many blocks is parallel.product_parts(): fixed by the call for a long sequence, whose outputs then have the
+    # same bits on any number of threads; OpenBLAS rounds a block's dot products apart from the whole's.
+    parts = split(out_features, min(product_parts(), max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)))
+    threads = threads_here()
     if n < FEW_ROWS:
         # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against
         # 302 us): the same dot products, the big matrix read untransposed.
@@ -308,7 +310,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         def product(part: slice) -> None:  # [part, in] @ [in, n] -> [part, n]
             np.matmul(weight[part], rows.T, out=out_t[part])
 
-        map_in_threads(product, parts)
+        map_in_threads(lambda mine: [product(part) for part in mine], deal(parts, threads))
         out = np.add(out_t.T, bias, order="C")  # [out, n] -> [n, out]; adding the bias makes it C-ordered
     else:
         out = np.empty((n, out_features), rows.dtype)  # [n, out]
@@ -317,7 +319,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
             np.matmul(rows, weight[part].T, out=out[:, part])
             out[:, part] += bias[part]
 
-        map_in_threads(product, parts)
+        map_in_threads(lambda mine: [product(part) for part in mine], deal(parts, threads))
     return out.reshape(*x.shape[:-1], out_features)
 
 

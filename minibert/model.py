@@ -24,7 +24,7 @@ from .config import BertConfig
 from .functional import ACT2FN, apply_elementwise, layer_norm, linear, softmax
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
-from .parallel import blas_threads, budget, map_in_threads, resolve_threads, threads_here
+from .parallel import blas_threads, budget, deal, map_in_threads, resolve_threads, threads_here
 from .trace import NO_TRACE, Trace
 
 Params = dict[str, "np.ndarray | Params | list[Params]"]  # nested by the checkpoint's names, as the docstring says
@@ -76,9 +76,7 @@ def attention_blocks(B: int, N: int, S: int, in_blocks: bool = True) -> list[lis
     if not in_blocks:
         return [[(slice(None), slice(None))]]
     heads = max(1, min(N, ATTENTION_BLOCK_SCORES // (S * S)))
-    blocks = [(slice(b, b + 1), slice(n, n + heads)) for b in range(B) for n in range(0, N, heads)]
-    threads = min(threads_here(), len(blocks))
-    return [blocks[i::threads] for i in range(threads)]
+    return deal([(slice(b, b + 1), slice(n, n + heads)) for b in range(B) for n in range(0, N, heads)], threads_here())
 
 
 def bert_self_attention(
@@ -263,6 +261,7 @@ def bert_model(
 
 MIN_SLICE_TOKENS = 64  # a slice of fewer tokens costs more to hand to a thread than it saves
 LONG_SEQUENCE = 256  # from this length on, a single sequence's heads and products are shared among our threads
+LONG_SEQUENCE_PARTS = 4  # ... its products cut into this many parts, on any number of threads
 
 
 def bert_model_in_threads(
@@ -289,8 +288,9 @@ def bert_model_in_threads(
         # spin on the other cores for a while after each product, so the rest of the work stays on this thread. In a
         # long sequence the softmax over S x S scores per head is a large part of the time, and there our threads
         # share the heads and the products instead (1x512 on 2 cores: 345 against 417 ms).
+        # Its products are then cut into LONG_SEQUENCE_PARTS parts whatever the thread count: the same bits on any.
         ours = S >= LONG_SEQUENCE
-        with blas_threads(1 if ours else threads), budget(threads if ours else 1):
+        with blas_threads(1 if ours else threads), budget(threads, LONG_SEQUENCE_PARTS) if ours else budget(1):
             return bert_model(
                 params,
                 config,

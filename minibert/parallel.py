@@ -79,15 +79,23 @@ def threads_here() -> int:
     return resolve_threads() if threads is None else threads
 
 
+def product_parts() -> int:
+    """How many parts a large product is cut into: the count fixed by the call, if it fixed one (so that the rounding
+    of its products does not follow the thread count), else one per thread (threads_here)."""
+    parts = getattr(_budget, "parts", None)
+    return threads_here() if parts is None else parts
+
+
 @contextmanager
-def budget(threads: int) -> Iterator[None]:
-    """Let the work in this thread use `threads` threads until the block ends."""
-    before = getattr(_budget, "threads", None)
-    _budget.threads = threads
+def budget(threads: int, parts: int | None = None) -> Iterator[None]:
+    """Let the work in this thread use `threads` threads, and cut large products into `parts` parts (None: one per
+    thread), until the block ends."""
+    before = getattr(_budget, "threads", None), getattr(_budget, "parts", None)
+    _budget.threads, _budget.parts = threads, parts
     try:
         yield
     finally:
-        _budget.threads = before
+        _budget.threads, _budget.parts = before
 
 
 def _in_one_thread(fn: Callable, item):
@@ -106,6 +114,12 @@ def map_in_threads(fn: Callable, items: Sequence) -> list:
     finally:
         wait(futures)  # nothing of this call keeps running after it, not even when it raises
     return [first, *(future.result() for future in futures)]
+
+
+def deal(items: Sequence, threads: int) -> list[list]:
+    """items dealt out like cards to min(threads, len(items)) threads: one list each, for map_in_threads."""
+    threads = max(1, min(threads, len(items)))
+    return [list(items[i::threads]) for i in range(threads)]
 
 
 def split(n: int, parts: int) -> list[slice]:
