@@ -362,11 +362,10 @@ def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -
         return fn(x)
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
-    starts = range(0, flat.size, size)
 
-    def pieces(first: int) -> None:  # every threads-th piece, from the first-th
-        for start in starts[first::threads]:
+    def pieces(starts: list[int]) -> None:  # this thread's pieces
+        for start in starts:
             out[start : start + size] = fn(flat[start : start + size])
 
-    map_in_threads(pieces, range(min(threads, len(starts))))
+    map_in_threads(pieces, deal(range(0, flat.size, size), threads))
     return out.reshape(x.shape)

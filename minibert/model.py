@@ -24,7 +24,7 @@ from .config import BertConfig
 from .functional import ACT2FN, apply_elementwise, layer_norm, linear, softmax
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
-from .parallel import blas_threads, budget, deal, map_in_threads, resolve_threads, threads_here
+from .parallel import blas_threads, budget, deal, map_in_threads, resolve_threads, split, threads_here
 from .trace import NO_TRACE, Trace
 
 Params = dict[str, "np.ndarray | Params | list[Params]"]  # nested by the checkpoint's names, as the docstring says
@@ -282,34 +282,11 @@ def bert_model_in_threads(
     threads or, from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours."""
     B, S = input_ids.shape
     pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if trace.store is None else 1
-    if pieces == 1:
-        # One sequence, or a batch of few tokens. BLAS's own threads share each product: they take up work within
-        # microseconds, where handing a piece to one of our threads costs ~130 us (measured on a 2-core VM). But they
-        # spin on the other cores for a while after each product, so the rest of the work stays on this thread. In a
-        # long sequence the softmax over S x S scores per head is a large part of the time, and there our threads
-        # share the heads and the products instead (1x512 on 2 cores: 345 against 417 ms).
-        # Its products are then cut into LONG_SEQUENCE_PARTS parts whatever the thread count: the same bits on any.
-        ours = S >= LONG_SEQUENCE
-        with blas_threads(1 if ours else threads), budget(threads, LONG_SEQUENCE_PARTS) if ours else budget(1):
-            return bert_model(
-                params,
-                config,
-                input_ids,
-                attention_mask,
-                token_type_ids,
-                position_ids,
-                output_hidden_states=output_hidden_states,
-                output_attentions=output_attentions,
-                trace=trace,
-            )
-    # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
-    # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
-    encoder_params = {name: p for name, p in params.items() if name != "pooler"}
 
-    def run(rows: slice) -> BertModelOutput:  # [B, S] -> [rows, S]
+    def run(rows: slice, params: Params) -> BertModelOutput:  # [B, S] -> [rows, S]
         positions = position_ids[rows] if position_ids.shape[0] == B else position_ids  # [B or 1, S]
         return bert_model(
-            encoder_params,
+            params,
             config,
             input_ids[rows],
             attention_mask[rows],
@@ -320,22 +297,36 @@ def bert_model_in_threads(
             trace=trace,
         )
 
+    if pieces == 1:
+        # One sequence, or a batch of few tokens. BLAS's own threads share each product: they take up work within
+        # microseconds, where handing a piece to one of our threads costs ~130 us (measured on a 2-core VM). But they
+        # spin on the other cores for a while after each product, so the rest of the work stays on this thread. In a
+        # long sequence the softmax over S x S scores per head is a large part of the time, and there our threads
+        # share the heads and the products instead (1x512 on 2 cores: 345 against 417 ms).
+        # Its products are then cut into LONG_SEQUENCE_PARTS parts whatever the thread count: the same bits on any.
+        ours = S >= LONG_SEQUENCE
+        with blas_threads(1 if ours else threads), budget(threads, LONG_SEQUENCE_PARTS) if ours else budget(1):
+            return run(slice(None), params)
+    # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
+    # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
+    encoder_params = {name: p for name, p in params.items() if name != "pooler"}
     with blas_threads(1):
-        outputs = map_in_threads(run, [slice(B * i // pieces, B * (i + 1) // pieces) for i in range(pieces)])
-
-    def join(name: str):  # pieces x [rows, ...] -> [B, ...], layer by layer for the tuples
-        parts = [getattr(o, name) for o in outputs]
-        if parts[0] is None:
-            return None
-        if isinstance(parts[0], tuple):
-            return tuple(np.concatenate(layer) for layer in zip(*parts, strict=True))
-        return np.concatenate(parts)
-
-    output = BertModelOutput(**{f.name: join(f.name) for f in fields(BertModelOutput)})
-    if "pooler" in params:
-        with blas_threads(1):
+        outputs = map_in_threads(lambda rows: run(rows, encoder_params), split(B, pieces))
+        output = BertModelOutput(**{f.name: join_slices(outputs, f.name) for f in fields(BertModelOutput)})
+        if "pooler" in params:
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
     return output
+
+
+def join_slices(outputs: list[BertModelOutput], name: str):
+    """One field of the slices' outputs joined along the batch: pieces x [rows, ...] -> [B, ...], layer by layer for
+    the tuples."""
+    parts = [getattr(o, name) for o in outputs]
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(layer) for layer in zip(*parts, strict=True))
+    return np.concatenate(parts)
 
 
 class BertModel:

@@ -1,6 +1,8 @@
 """Shared by the tests: where the reference files are, the tolerances, and a layer-by-layer comparison."""
 
 import hashlib
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +71,24 @@ def first_divergence(ours: dict, theirs: dict, tol: float, attention_mask=None) 
         if not diff <= tol:  # also catches NaN
             return name, diff
     return None
+
+
+def kill_a_busy_worker(client):
+    """An embed_file on_partition_done hook that SIGKILLs, once, the first Dask worker seen holding an embedding task
+    (tried again at each partition that finishes). Returns (hook, summaries, killed): every summary the hook saw,
+    and the killed worker's pid and task keys."""
+    summaries, killed = [], {}
+
+    def hook(summary):
+        summaries.append(summary)
+        if killed:
+            return
+        busy = {w: keys for w, keys in client.processing().items() if any("minibert-embed" in k for k in keys)}
+        if not busy:  # try again when the next partition finishes
+            return
+        worker, keys = next(iter(busy.items()))
+        pid = client.run(os.getpid, workers=[worker])[worker]
+        os.kill(pid, signal.SIGKILL)
+        killed.update(pid=pid, keys=[k for k in keys if "minibert-embed" in k])
+
+    return hook, summaries, killed

@@ -2,12 +2,11 @@
 duplicates nothing, a run interrupted in one process resumes on the cluster, the model loads once per worker."""
 
 import os
-import signal
 
 import numpy as np
 import pytest
 from embed_corpus import mixed_lines, write_lines
-from helpers import minilm_dir
+from helpers import kill_a_busy_worker, minilm_dir
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
 from minibert.cli import start_client
@@ -111,19 +110,7 @@ def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, model, in_
 
 def test_a_killed_worker_loses_and_duplicates_no_line(corpus, model, in_process, client, tmp_path):
     out = tmp_path / "out"
-    summaries, killed = [], {}
-
-    def kill_a_busy_worker(summary):
-        summaries.append(summary)
-        if killed:
-            return
-        busy = {w: keys for w, keys in client.processing().items() if any("minibert-embed" in k for k in keys)}
-        if not busy:  # try again when the next partition finishes
-            return
-        worker, keys = next(iter(busy.items()))
-        pid = client.run(os.getpid, workers=[worker])[worker]
-        os.kill(pid, signal.SIGKILL)
-        killed.update(pid=pid, keys=[k for k in keys if "minibert-embed" in k])
+    kill_a_busy_worker_hook, summaries, killed = kill_a_busy_worker(client)
 
     report = embed_file(
         corpus[1],
@@ -132,7 +119,7 @@ def test_a_killed_worker_loses_and_duplicates_no_line(corpus, model, in_process,
         client=client,
         partition_size=PARTITION_SIZE,
         progress=False,
-        on_partition_done=kill_a_busy_worker,
+        on_partition_done=kill_a_busy_worker_hook,
     )
     assert killed, "a worker was killed while it held a partition"
     assert killed["pid"] not in client.run(os.getpid).values()

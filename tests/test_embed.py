@@ -458,7 +458,7 @@ def test_ctrl_c_says_what_is_kept_where_and_the_command_that_resumes(tiny, tmp_p
         f"minibert embed: interrupted; 3 of {partitions} partitions are kept in {tmp_path / 'corpus.parts'}; "
         f"to resume, run the same command again: {command}\n"
     )
-    monkeypatch.setattr(SentenceEncoder, "embed_batch", real)
+    monkeypatch.setattr(SentenceEncoder, "encode", real)
     assert main(shlex.split(command)[1:]) == 0
     assert f"{partitions - 3} partition(s) embedded, 3 already done" in capsys.readouterr().out
     assert read_embeddings(out).shape == (len(TINY_LINES), 32)

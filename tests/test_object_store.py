@@ -7,12 +7,12 @@ dummy credentials and no instance metadata are set in the environment, which the
 
 import json
 import os
-import signal
 import socket
 
 import numpy as np
 import pytest
 from embed_corpus import write_lines
+from helpers import kill_a_busy_worker
 from test_embed import TINY_LINES, Interrupted, interrupt_after
 from test_sentence import tiny_sentence_repo
 
@@ -162,28 +162,16 @@ def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(s3, corpus, 
 
             from minibert.sentence import SentenceEncoder
 
-            real = SentenceEncoder.embed_batch
+            real = SentenceEncoder._embed_encoded  # every batch, from encode or embed_batch, goes through it
 
-            def embed_batch(self, texts):
+            def embed_encoded(self, encoded):
                 time.sleep(0.05)
-                return real(self, texts)
+                return real(self, encoded)
 
-            SentenceEncoder.embed_batch = embed_batch
+            SentenceEncoder._embed_encoded = embed_encoded
 
         client.run(slow_batches)
-        summaries, killed = [], {}
-
-        def kill_a_busy_worker(summary):
-            summaries.append(summary)
-            if killed:
-                return
-            busy = {w: keys for w, keys in client.processing().items() if any("minibert-embed" in k for k in keys)}
-            if not busy:
-                return
-            worker, keys = next(iter(busy.items()))
-            pid = client.run(os.getpid, workers=[worker])[worker]
-            os.kill(pid, signal.SIGKILL)
-            killed.update(pid=pid, keys=[k for k in keys if "minibert-embed" in k])
+        kill_a_busy_worker_hook, summaries, killed = kill_a_busy_worker(client)
 
         report = embed_file(
             corpus,
@@ -193,7 +181,7 @@ def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(s3, corpus, 
             batch_size=2,
             partition_size=PARTITION_SIZE,
             progress=False,
-            on_partition_done=kill_a_busy_worker,
+            on_partition_done=kill_a_busy_worker_hook,
         )
         assert killed, "a worker was killed while it held a partition"
         partitions = len(read_manifest(url)["partitions"])
