@@ -1,7 +1,18 @@
-"""The math of BERT as pure NumPy functions: no state, no files, one dtype in and the same dtype out.
+"""The math of BERT as NumPy functions over arrays: no files, one dtype in and the same dtype out.
 
 Every function computes in the dtype of its input. Python float constants are "weak" under NumPy 2's
 promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothing here upcasts.
+
+Each fast path sits next to the plain form it computes, and tests/test_functional.py compares the two:
+`linear` and `linear_reference`, `_gelu_float32` and `gelu_reference`, `apply_elementwise(fn, x)` and `fn(x)`.
+
+One piece of state is read here, not passed: `linear` and `apply_elementwise` ask parallel.threads_here() and
+parallel.product_parts() how many threads the calling thread may use and how many parts to cut a large product into.
+That budget is a thread-local set by the caller (`with parallel.budget(...)`, in model.bert_model_in_threads); outside
+any such block it is every core of the process. apply_elementwise's result does not depend on it (its pieces are the
+same elementwise function, bit for bit); `linear`'s does, in the last bits: OpenBLAS rounds a block of output features
+apart from the whole product, so the same call can round differently under another budget (by up to
+tests/test_threads.py's bound; a long sequence fixes its parts so that its bits do not follow the thread count).
 """
 
 import numpy as np
@@ -173,64 +184,76 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return out
 
 
-# float32 GELU through one exp. Numerical Recipes' erfc fit (Press et al., "Numerical Recipes", 2nd ed., sec. 6.2,
-# `erfcc`; relative error below 1.2e-7 everywhere): erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0. With
-# a = |x| and z = a / sqrt(2), Phi(-a) = erfc(z) / 2, so
-#     gelu(x) = relu(x) - a Phi(-a) = (x/2 + a/2) - a t exp(P(t) - ln 2 - a^2 / 2),
+def gelu_reference(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, x Phi(x), in float64 whatever x's dtype: the plain form that _gelu_float32 is tested against.
+
+    Phi(x) = erfc(-x / sqrt(2)) / 2, with erfc from fdlibm's pieces above: 1 - erf(z) where z < 1.25 (there erfc(z)
+    > 0.07, so the subtraction keeps float64's digits), the tail formula from there on, which keeps its relative
+    precision down to gelu(x)'s last float32 (x = -13.2) where 1 + erf(x / sqrt(2)) would have cancelled to 0."""
+    x = np.asarray(x, np.float64)
+    z = -x * _SQRT_1_2
+    with np.errstate(over="ignore", invalid="ignore"):
+        erfc = 1.0 - erf(z)
+        tail = np.flatnonzero(z >= 1.25)
+        zt = z.take(tail)
+        erfc.put(tail, np.where(zt < 1 / 0.35, _erfc_tail(zt, _R_TAIL1, _S_TAIL1), _erfc_tail(zt, _R_TAIL2, _S_TAIL2)))
+        erfc[z >= 27.0] = 0.0  # erfc(27) < 1e-318: gone, and the tail formula's x^2 would overflow further out
+        return x * 0.5 * erfc
+
+
+# float32 GELU through one exp: the fast path of gelu_reference. With a = |x|,
+#     gelu(x) = relu(x) - a Phi(-a) = (x/2 + a/2) - (a/2) t exp(P(t) - x^2/2),    t = K / (K + a/2),
 # one formula for both signs (x/2 + a/2 is relu(x), exactly), no branch, no cancellation for x < 0: the result keeps
-# its relative precision down the negative tail. tests/test_functional.py bounds it against exact GELU (float64
-# math.erf): abs error <= GELU_F32_MAX_ABS_ERROR, relative <= GELU_F32_MAX_REL_ERROR. fdlibm's float32 erf costs
-# dozens of passes and five gathers per element (~3x this); torch's float32 GELU itself is 3.7e-7 from exact.
-_ERFC_T = 0.5 * _SQRT_1_2  # t = 1 / (1 + a * _ERFC_T)
-_ERFC_P = (  # P(t) - ln 2 = c0 + c1 t + ... + c9 t^9: ln 2 folded in for the 1/2 of Phi(-a) = erfc(z) / 2
-    -1.26551223 - 0.6931471805599453,
-    1.00002368,
-    0.37409196,
-    0.09678418,
-    -0.18628806,
-    0.27886807,
-    -1.13520398,
-    1.48851587,
-    -0.82215223,
-    0.17087277,
+# its relative precision down the negative tail. P is a degree-7 polynomial fitted to ln(2 Phi(-a) / t) + a^2/2 by
+# benchmarks/gelu_fit.py (minimax, 1.1e-7 in the exponent, weighted as the tests bound the result); it replaced
+# Numerical Recipes' degree-9 erfc fit (1.2e-7), and t as one division replaced three reciprocals: 24 passes over the
+# array instead of 34, ~3.0 against ~4.0 ns per element (benchmarks/README.md). tests/test_functional.py bounds it
+# against gelu_reference: abs error <= GELU_F32_MAX_ABS_ERROR, relative <= GELU_F32_MAX_REL_ERROR. torch's float32
+# GELU itself is 3.7e-7 from exact.
+_GELU_K = 1.55
+_GELU_P = (  # P(t) = c0 + c1 t + ... + c7 t^7
+    -1.3564715866799335,
+    0.9867007394713042,
+    0.4979059742122106,
+    -0.29807244170004926,
+    0.9927727148207667,
+    -1.552225994242194,
+    0.9305700185206682,
+    -0.2011795345702194,
 )
 GELU_CHUNK_ELEMENTS = 1 << 16  # 256 KiB of float32 per scratch array; 2^14 pays more Python per element (measured)
 
 
 def _gelu_float32(x: np.ndarray) -> np.ndarray:
-    """gelu(x) = (x/2 + |x|/2) - |x| t exp(P(t) - ln 2 - x^2/2) in float32, in cache-sized chunks, scratch reused."""
+    """gelu(x) = (x/2 + |x|/2) - (|x|/2) t exp(P(t) - x^2/2) in float32, in cache-sized chunks, scratch reused."""
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
     k = min(GELU_CHUNK_ELEMENTS, flat.size)
-    abs_x, t, a_t, square = (np.empty(k, np.float32) for _ in range(4))
-    # 1/|x| overflows at 0 and at subnormals, x^2 at large |x|, -inf + inf is NaN (torch gives NaN for -inf too):
-    # each lands where it should (a t = 0 at x = 0, exp(-inf) = 0), so the warnings are noise.
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+    half_x, half_a, t, square = (np.empty(k, np.float32) for _ in range(4))
+    # x^2 overflows at large |x| and -inf + inf is NaN (torch gives NaN for -inf too): each lands where it should
+    # (exp(-inf) = 0), so the warnings are noise. At x = +inf the term is inf * 0 = NaN, mended after the chunk.
+    with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, flat.size, k):
             xs, o = flat[start : start + k], out[start : start + k]
-            a, tt, at, sq = abs_x[: xs.size], t[: xs.size], a_t[: xs.size], square[: xs.size]
-            np.abs(xs, out=a)
-            np.multiply(a, _ERFC_T, out=tt)
-            tt += 1.0
-            np.reciprocal(tt, out=tt)  # t = 1 / (1 + a / (2 sqrt 2))
-            # a t as 1 / (1/a + 1/(2 sqrt 2)), not a * t: finite at a = inf, where a * t would be inf * 0 = NaN
-            np.reciprocal(a, out=at)
-            at += _ERFC_T
-            np.reciprocal(at, out=at)
-            np.multiply(tt, _ERFC_P[-1], out=o)  # Horner's rule for P(t), in place in the output chunk
-            o += _ERFC_P[-2]
-            for c in reversed(_ERFC_P[:-2]):
+            h, a, tt, sq = half_x[: xs.size], half_a[: xs.size], t[: xs.size], square[: xs.size]
+            np.multiply(xs, 0.5, out=h)  # x/2
+            np.abs(h, out=a)  # a/2
+            np.add(a, _GELU_K, out=tt)
+            np.divide(_GELU_K, tt, out=tt)  # t = K / (K + a/2)
+            np.multiply(tt, _GELU_P[-1], out=o)  # Horner's rule for P(t), in place in the output chunk
+            o += _GELU_P[-2]
+            for c in reversed(_GELU_P[:-2]):
                 o *= tt
                 o += c
-            np.multiply(a, a, out=sq)
-            sq *= 0.5
-            o -= sq  # P(t) - ln 2 - x^2 / 2
+            np.multiply(h, xs, out=sq)  # x^2 / 2, rounded once as (x * x) * 0.5 would be
+            o -= sq
             np.exp(o, out=o)
-            o *= at  # a t exp(P(t) - ln 2 - x^2 / 2) = a Phi(-a)
-            a *= 0.5
-            np.multiply(xs, 0.5, out=sq)
-            a += sq  # x/2 + |x|/2 = relu(x), halved first so that no finite x overflows
+            o *= tt
+            o *= a  # (a/2) t exp(P(t) - x^2/2) = a Phi(-a)
+            a += h  # x/2 + a/2 = relu(x), halved first so that no finite x overflows
             np.subtract(a, o, out=o)
+            if np.fmax.reduce(xs) == np.inf:  # a cached max, ~0.03 ns per element; the NaN of (inf/2) * 0 mended
+                o[xs == np.inf] = np.inf
     return out.reshape(x.shape)
 
 
@@ -288,8 +311,15 @@ FEW_ROWS = 64  # below this many rows (tokens), linear computes W xᵀ; from her
 MIN_PART_MACS = 1 << 22  # a product is shared among threads in parts of at least this many multiply-adds (~0.2 ms)
 
 
+def linear_reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """x Wᵀ + b, with W in the checkpoint's [out, in] layout, as one product: the plain form of `linear`. [..., in] ->
+    [..., out]"""
+    return x @ weight.T + bias
+
+
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """x Wᵀ + b, with W in the checkpoint's [out, in] layout. [..., in] -> [..., out]"""
+    """x Wᵀ + b, with W in the checkpoint's [out, in] layout: linear_reference's dot products, as W xᵀ for few rows and
+    in blocks of output features on the calling thread's budget (see the module docstring). [..., in] -> [..., out]"""
     # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
     # `weight.T` is a view that BLAS reads transposed, not a copy. (One product per sequence would make a row's result
     # independent of the batch around it, bit for bit, OpenBLAS rounding by a product's row count; it was tried, and

@@ -5,14 +5,29 @@ import math
 import numpy as np
 import pytest
 
-from minibert.functional import ACT2FN, erf, gelu, gelu_new, layer_norm, linear, sigmoid, silu, softmax
+from minibert.functional import (
+    ACT2FN,
+    FEW_ROWS,
+    _gelu_float32,
+    erf,
+    gelu,
+    gelu_new,
+    gelu_reference,
+    layer_norm,
+    linear,
+    linear_reference,
+    sigmoid,
+    silu,
+    softmax,
+)
+from minibert.parallel import budget
 
 # fdlibm's erf is correctly rounded but for rare cases; a few ulp is the issue's bar, one is what it reaches.
 ERF_MAX_ULP_FLOAT64 = 1.0
 # float32 erf evaluates the same rational functions in float32 arithmetic; against the exact value rounded to
 # float32 it stays within a couple of ulp.
 ERF_MAX_ULP_FLOAT32 = 2.0
-# float32 GELU goes through a fit of erfc (functional._gelu_float32), not through erf. Against exact GELU (float64
+# float32 GELU goes through a fit of ln Phi (functional._gelu_float32), not through erf. Against exact GELU (float64
 # math.erfc) its error stays at float32's own rounding of the result: seen 2.4e-7 abs (half an ulp of 2..4). torch's
 # float32 GELU differs from exact by up to 3.7e-7 on the same grid (1.2e-6 measured on another host).
 GELU_F32_MAX_ABS_ERROR = 3e-7
@@ -23,6 +38,10 @@ GELU_F32_TAIL_START = -3.4
 # Further down the negative tail (to x = -13.1, where gelu(x) leaves float32's normal range) the relative error grows
 # as the rounding of x^2 / 2 in the exponent does, in proportion to x^2: seen 7.6e-8 x^2 (7.8e-6 at x = -13).
 GELU_F32_TAIL_REL_ERROR_PER_X2 = 1e-7
+# gelu_reference is float64 arithmetic on fdlibm's erf and erfc pieces, each within an ulp or two of exact, so its
+# relative error against math.erfc's GELU is a few float64 ulp, growing down the tail with the rounding of x^2 in the
+# exponent (as the float32 one does): seen 6.9e-16 max(1, x^2) to x = -13.2, where gelu(x) leaves float32's range.
+GELU_REFERENCE_REL_ERROR_PER_X2 = 2e-15
 
 
 def dense_grid() -> np.ndarray:
@@ -110,6 +129,33 @@ def test_gelu_float32_is_within_its_bounds_of_exact_gelu():
     assert (error[tail] / np.abs(exact[tail]) / x[tail].astype(np.float64) ** 2).max() <= GELU_F32_TAIL_REL_ERROR_PER_X2
 
 
+def test_gelu_reference_is_exact_gelu_down_the_negative_tail():
+    x = float32_grid().astype(np.float64)
+    x = x[x > -13.2]  # every x whose gelu(x) is a normal float32
+    exact = exact_gelu(x)
+    y = gelu_reference(x)
+    assert y.dtype == np.float64
+    normal = np.abs(exact) >= np.finfo(np.float64).tiny
+    error = np.abs(y - exact)[normal] / np.abs(exact[normal]) / np.maximum(1.0, x[normal] ** 2)
+    assert error.max() <= GELU_REFERENCE_REL_ERROR_PER_X2
+    np.testing.assert_array_equal(y[~normal], exact[~normal])  # gelu's float64 subnormals, next to x = 0
+
+
+def test_gelu_float32_fast_path_is_within_its_bounds_of_gelu_reference():
+    x = float32_grid()
+    y = _gelu_float32(x)
+    assert y.dtype == np.float32
+    reference = gelu_reference(x)  # float64
+    error = np.abs(y.astype(np.float64) - reference)
+    assert error.max() <= GELU_F32_MAX_ABS_ERROR
+    normal = np.abs(reference) >= np.finfo(np.float32).tiny
+    near, tail = normal & (x >= GELU_F32_TAIL_START), normal & (x < GELU_F32_TAIL_START)
+    assert (error[near] / np.abs(reference[near])).max() <= GELU_F32_MAX_REL_ERROR
+    assert x[tail].min() < -13
+    tail_error = error[tail] / np.abs(reference[tail]) / x[tail].astype(np.float64) ** 2
+    assert tail_error.max() <= GELU_F32_TAIL_REL_ERROR_PER_X2
+
+
 def test_gelu_float32_special_values_are_torchs():
     x = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 3e38, -3e38, 1e-45, 30.0, -30.0], dtype=np.float32)
     y = gelu(x)
@@ -176,3 +222,20 @@ def test_linear_keeps_the_out_in_layout_and_any_leading_axes():
     y = linear(x, weight, bias)
     assert y.shape == (2, 3, 4)
     np.testing.assert_allclose(y, np.einsum("bsi,oi->bso", x, weight) + bias, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 16, FEW_ROWS - 1, FEW_ROWS, 300])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_linear_fast_path_equals_linear_reference_within_rounding(dtype, rows, threads):
+    rng = np.random.default_rng(rows)
+    x = rng.normal(size=(rows, 384)).astype(dtype)
+    weight, bias = rng.normal(size=(1536, 384)).astype(dtype), rng.normal(size=1536).astype(dtype)
+    with budget(threads):
+        y = linear(x, weight, bias)
+    reference = linear_reference(x, weight, bias)
+    assert y.dtype == reference.dtype == dtype and y.shape == reference.shape == (rows, 1536)
+    # Both sum the same 384 products in some order: each within n u sum|x_i w_i| of the exact dot product (the
+    # classical bound, u = eps / 2), the bias's rounding included; so the two are within twice that of each other.
+    bound = (x.shape[1] + 1) * np.finfo(dtype).eps * (np.abs(x) @ np.abs(weight).T + np.abs(bias))
+    assert np.all(np.abs(y.astype(np.float64) - reference) <= bound)
