@@ -8,16 +8,17 @@ Each fast path sits next to the plain form it computes, and tests/test_functiona
 
 One piece of state is read here, not passed: `linear` and `apply_elementwise` ask parallel.threads_here() and
 parallel.product_parts() how many threads the calling thread may use and how many parts to cut a large product into.
-That budget is a thread-local set by the caller (`with parallel.budget(...)`, in model.bert_model_in_threads); outside
-any such block it is every core of the process. apply_elementwise's result does not depend on it (its pieces are the
-same elementwise function, bit for bit); `linear`'s does, in the last bits: OpenBLAS rounds a block of output features
-apart from the whole product, so the same call can round differently under another budget (by up to
+That budget is a thread-local set by the caller (`with parallel.budget(...)`, in batch_threads.bert_model_in_threads);
+outside any such block it is every core of the process. apply_elementwise's result does not depend on it (its pieces
+are the same elementwise function, bit for bit); `linear`'s does, in the last bits: OpenBLAS rounds a block of output
+features apart from the whole product, so the same call can round differently under another budget (by up to
 tests/test_threads.py's bound; a long sequence fixes its parts so that its bits do not follow the thread count).
 """
 
 import numpy as np
 
 from .parallel import deal, map_in_threads, product_parts, split, threads_here
+from .tuning import CHUNK_ELEMENTS, FEW_ROWS, GELU_CHUNK_ELEMENTS, MIN_PART_MACS, MIN_PIECE_ELEMENTS
 
 # ----------------------------------------------------------------------------------------------------------
 # erf. NumPy has none and SciPy is not a dependency, so this is the classic rational-approximation scheme of
@@ -221,7 +222,6 @@ _GELU_P = (  # P(t) = c0 + c1 t + ... + c7 t^7
     0.9305700185206682,
     -0.2011795345702194,
 )
-GELU_CHUNK_ELEMENTS = 1 << 16  # 256 KiB of float32 per scratch array; 2^14 pays more Python per element (measured)
 
 
 def _gelu_float32(x: np.ndarray) -> np.ndarray:
@@ -307,10 +307,6 @@ ACT2FN = {
 # The building blocks of every layer.
 
 
-FEW_ROWS = 64  # below this many rows (tokens), linear computes W xᵀ; from here on x Wᵀ is as fast or faster
-MIN_PART_MACS = 1 << 22  # a product is shared among threads in parts of at least this many multiply-adds (~0.2 ms)
-
-
 def linear_reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x Wᵀ + b, with W in the checkpoint's [out, in] layout, as one product: the plain form of `linear`. [..., in] ->
     [..., out]"""
@@ -378,8 +374,6 @@ def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.
 # MiniLM) each pass goes to memory. Cut into pieces of about the L2 size, the passes stay in cache, and NumPy
 # releases the GIL inside its loops, so the pieces can run on several cores: those the call may use
 # (parallel.threads_here: one inside a slice of a batch, whose other slices keep the other cores busy).
-CHUNK_ELEMENTS = 1 << 18  # 1 MiB of float32, the fastest measured: 2^14 pays more Python per element
-MIN_PIECE_ELEMENTS = 1 << 13  # below this, handing a piece to a thread costs more than it saves
 
 
 def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:

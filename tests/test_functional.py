@@ -7,7 +7,6 @@ import pytest
 
 from minibert.functional import (
     ACT2FN,
-    FEW_ROWS,
     _gelu_float32,
     erf,
     gelu,
@@ -21,6 +20,7 @@ from minibert.functional import (
     softmax,
 )
 from minibert.parallel import budget
+from minibert.tuning import FEW_ROWS
 
 # fdlibm's erf is correctly rounded but for rare cases; a few ulp is the bar, one is what it reaches.
 ERF_MAX_ULP_FLOAT64 = 1.0
