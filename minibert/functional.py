@@ -173,16 +173,25 @@ _SQRT_1_2 = 0.7071067811865476  # 1 / sqrt(2)
 _SQRT_2_PI = 0.7978845608028654  # sqrt(2 / pi)
 
 
-def gelu(x: np.ndarray) -> np.ndarray:
+def _into(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """`result`, copied into `out` when one is given: every activation takes out= (it may be x itself), so that
+    apply_elementwise can write straight into its output."""
+    if out is None:
+        return result
+    np.copyto(out, result)
+    return out
+
+
+def gelu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Exact GELU, x * Phi(x) = x/2 * (1 + erf(x / sqrt(2))): what BERT's checkpoints were trained with."""
     x = np.asarray(x)
     if x.dtype == np.float32:
-        return _gelu_float32(x)
+        return _gelu_float32(x, out)
     # torch's order, (x * 0.5) * (1 + erf(x / sqrt(2))), computed in place in erf's result to spare temporaries.
-    out = erf(x * _SQRT_1_2)
-    out += 1.0
-    out *= x * 0.5
-    return out
+    result = erf(x * _SQRT_1_2)
+    result += 1.0
+    result *= x * 0.5
+    return _into(result, out)
 
 
 def gelu_reference(x: np.ndarray) -> np.ndarray:
@@ -224,19 +233,21 @@ _GELU_P = (  # P(t) = c0 + c1 t + ... + c7 t^7
 )
 
 
-def _gelu_float32(x: np.ndarray) -> np.ndarray:
-    """gelu(x) = (x/2 + |x|/2) - (|x|/2) t exp(P(t) - x^2/2) in float32, in cache-sized chunks, scratch reused."""
+def _gelu_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """gelu(x) = (x/2 + |x|/2) - (|x|/2) t exp(P(t) - x^2/2) in float32, in cache-sized chunks, scratch reused; into
+    `out` (a C-contiguous float32 array of x's shape, x itself allowed) when given."""
     flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(flat)
+    result = np.empty_like(flat) if out is None else out.reshape(-1)  # a view: reshape of a C-contiguous array
     k = min(GELU_CHUNK_ELEMENTS, flat.size)
     half_x, half_a, t, square = (np.empty(k, np.float32) for _ in range(4))
     # x^2 overflows at large |x| and -inf + inf is NaN (torch gives NaN for -inf too): each lands where it should
     # (exp(-inf) = 0), so the warnings are noise. At x = +inf the term is inf * 0 = NaN, mended after the chunk.
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, flat.size, k):
-            xs, o = flat[start : start + k], out[start : start + k]
+            xs, o = flat[start : start + k], result[start : start + k]  # o may be xs itself: xs is read first
             h, a, tt, sq = half_x[: xs.size], half_a[: xs.size], t[: xs.size], square[: xs.size]
             np.multiply(xs, 0.5, out=h)  # x/2
+            np.multiply(h, xs, out=sq)  # x^2 / 2, rounded once as (x * x) * 0.5 would be
             np.abs(h, out=a)  # a/2
             np.add(a, _GELU_K, out=tt)
             np.divide(_GELU_K, tt, out=tt)  # t = K / (K + a/2)
@@ -245,31 +256,30 @@ def _gelu_float32(x: np.ndarray) -> np.ndarray:
             for c in reversed(_GELU_P[:-2]):
                 o *= tt
                 o += c
-            np.multiply(h, xs, out=sq)  # x^2 / 2, rounded once as (x * x) * 0.5 would be
             o -= sq
             np.exp(o, out=o)
             o *= tt
             o *= a  # (a/2) t exp(P(t) - x^2/2) = a Phi(-a)
             a += h  # x/2 + a/2 = relu(x), halved first so that no finite x overflows
             np.subtract(a, o, out=o)
-            if np.fmax.reduce(xs) == np.inf:  # a cached max, ~0.03 ns per element; the NaN of (inf/2) * 0 mended
-                o[xs == np.inf] = np.inf
-    return out.reshape(x.shape)
+            if np.fmax.reduce(h) == np.inf:  # a cached max, ~0.03 ns per element; the NaN of (inf/2) * 0 mended
+                o[h == np.inf] = np.inf
+    return result.reshape(x.shape)
 
 
-def gelu_new(x: np.ndarray) -> np.ndarray:
+def gelu_new(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """GELU's tanh approximation, x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) (Google BERT's, GPT-2's)."""
-    return 0.5 * x * (1.0 + np.tanh(_SQRT_2_PI * (x + 0.044715 * x**3)))
+    return _into(0.5 * x * (1.0 + np.tanh(_SQRT_2_PI * (x + 0.044715 * x**3))), out)
 
 
-def gelu_fast(x: np.ndarray) -> np.ndarray:
+def gelu_fast(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The tanh approximation written as transformers' FastGELUActivation writes it."""
-    return 0.5 * x * (1.0 + np.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+    return _into(0.5 * x * (1.0 + np.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x))), out)
 
 
-def quick_gelu(x: np.ndarray) -> np.ndarray:
+def quick_gelu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """x * sigmoid(1.702 x)."""
-    return x * sigmoid(1.702 * x)
+    return _into(x * sigmoid(1.702 * x), out)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -278,14 +288,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def silu(x: np.ndarray) -> np.ndarray:
+def silu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """x * sigmoid(x), also called swish."""
-    return x * sigmoid(x)
+    return _into(x * sigmoid(x), out)
 
 
-def relu(x: np.ndarray) -> np.ndarray:
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """max(x, 0)."""
-    return np.maximum(x, 0.0)
+    return np.maximum(x, 0.0, out=out)
 
 
 ACT2FN = {
@@ -376,20 +386,21 @@ def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.
 # (parallel.threads_here: one inside a slice of a batch, whose other slices keep the other cores busy).
 
 
-def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
-    """fn(x) for an elementwise fn, computed in cache-sized pieces on the call's threads; equal to fn(x) bit for bit."""
+def apply_elementwise(fn, x: np.ndarray, out: np.ndarray | None = None, chunk_elements: int = CHUNK_ELEMENTS):
+    """fn(x) for an elementwise activation fn (one of ACT2FN's: each takes out=), computed in cache-sized pieces on the
+    call's threads, into `out` when given (x itself: in place); equal to fn(x) bit for bit."""
     threads = threads_here()
     # Smaller arrays are still shared among the threads, down to pieces of MIN_PIECE_ELEMENTS: GELU on 16 x 1536
     # (MiniLM at 1x16) took 344 us on two threads against 404-498 us in one call.
     size = min(chunk_elements, max(MIN_PIECE_ELEMENTS, -(-x.size // threads)))
     if x.size <= size:
-        return fn(x)
+        return fn(x, out=out)
     flat = np.ascontiguousarray(x).reshape(-1)
-    out = np.empty_like(flat)
+    result = np.empty_like(flat) if out is None else out.reshape(-1)  # a view: out is C-contiguous, x's shape
 
-    def pieces(starts: list[int]) -> None:  # this thread's pieces
+    def pieces(starts: list[int]) -> None:  # this thread's pieces, each written straight into its place
         for start in starts:
-            out[start : start + size] = fn(flat[start : start + size])
+            fn(flat[start : start + size], out=result[start : start + size])
 
     map_in_threads(pieces, deal(range(0, flat.size, size), threads))
-    return out.reshape(x.shape)
+    return result.reshape(x.shape)

@@ -59,8 +59,26 @@ def test_activation_in_pieces_on_threads_is_bit_identical_to_one_call(dtype):
         np.testing.assert_array_equal(F.apply_elementwise(fn, x, chunk_elements=16384), fn(x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_activation_in_place_in_pieces_is_bit_identical_to_one_call(dtype, threads):
+    """out=x, as bert_intermediate calls it: each piece reads its x before writing its result over it."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((3, 1000, 37)) * 3).astype(dtype)
+    x[0, 0, :4] = [np.inf, -np.inf, np.nan, 0.0]
+    for name in sorted(set(F.ACT2FN)):
+        fn = F.ACT2FN[name]
+        with np.errstate(all="ignore"):  # the infinities and NaN: some activations warn on them, as NumPy does
+            expected = fn(x)
+        y = x.copy()
+        with budget(threads), np.errstate(all="ignore"):
+            result = F.apply_elementwise(fn, y, out=y, chunk_elements=16384)
+        assert result.base is y or result is y
+        np.testing.assert_array_equal(y, expected, err_msg=name)
+
+
 def test_activation_in_pieces_raises_what_a_piece_raises():
-    def fails(x):
+    def fails(x, out=None):
         raise ValueError("piece failed")
 
     with pytest.raises(ValueError, match="piece failed"):
