@@ -43,12 +43,15 @@ def attention(q, k_t, v, mask, trace: Trace = NO_TRACE) -> tuple[np.ndarray, np.
     B, N, S, D = q.shape
     probs = np.empty((B, N, S, S), q.dtype)  # [B, N, S, S], filled block by block: scores, then in place their softmax
     context = np.empty((B, N, S, D), q.dtype)  # [B, N, S, D]
+    # Adding a mask of zeros changes no score, so a sequence without padding skips it (one of seven passes per score).
+    padded = mask.reshape(B, S).any(axis=1)  # [B, 1, 1, S] -> [B]
 
     def attend(block: tuple[slice, slice]) -> None:  # the scores, softmax and context of some heads of some sequences
         b, n = block
         scores = np.matmul(q[b, n], k_t[b, n], out=probs[b, n])  # [b, n, S, D] @ [b, n, D, S] -> [b, n, S, S]
         scores *= D**-0.5
-        scores += mask[b]  # [b, 1, 1, S]
+        if padded[b].any():
+            scores += mask[b]  # [b, 1, 1, S]
         trace("scores", scores)
         softmax(scores, axis=-1, out=scores)  # in place: the scores are spent
         np.matmul(scores, v[b, n], out=context[b, n])  # [b, n, S, S] @ [b, n, S, D] -> [b, n, S, D]
