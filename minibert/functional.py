@@ -388,7 +388,8 @@ def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.
 
 def apply_elementwise(fn, x: np.ndarray, out: np.ndarray | None = None, chunk_elements: int = CHUNK_ELEMENTS):
     """fn(x) for an elementwise activation fn (one of ACT2FN's: each takes out=), computed in cache-sized pieces on the
-    call's threads, into `out` when given (x itself: in place); equal to fn(x) bit for bit."""
+    call's threads, into `out` when given (x itself: in place); equal to fn(x) bit for bit. model.bert_intermediate
+    passes out=x: the product's output is spent, and a trace keeps a copy of it (Trace copies what it records)."""
     threads = threads_here()
     # Smaller arrays are still shared among the threads, down to pieces of MIN_PIECE_ELEMENTS: GELU on 16 x 1536
     # (MiniLM at 1x16) took 344 us on two threads against 404-498 us in one call.

@@ -117,7 +117,6 @@ def bert_attention(
 def bert_intermediate(hidden_states, *, dense, hidden_act: str, trace: Trace = NO_TRACE) -> np.ndarray:
     """act(x Wᵀ + b), the feed-forward network's widening half. [B, S, H] -> [B, S, I]"""
     hidden_states = trace("dense", linear(hidden_states, **dense))  # [B, S, H] -> [B, S, I]
-    # In place: the product's output is spent (the trace keeps a copy).
     return trace("intermediate_act_fn", apply_elementwise(ACT2FN[hidden_act], hidden_states, out=hidden_states))
 
 
