@@ -1,6 +1,6 @@
 """The embedding job on a Dask cluster: one task per partition, and a client to run them on.
 
-Dask (`pip install 'minibert[cluster]'`) is imported here only, inside the functions that use it, so that
+Dask (`pip install 'minibert-numpy[cluster]'`) is imported here only, inside the functions that use it, so that
 `import minibert` stays light. Tasks receive only paths and numbers (a few hundred bytes through the scheduler);
 each worker loads the model itself, once (job.load_encoder).
 """

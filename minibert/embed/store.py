@@ -52,7 +52,7 @@ def _filesystem(url: str):
         import fsspec
     except ImportError:
         raise InputError(
-            f"{url}: a URL needs fsspec: pip install 'minibert[cluster]' (and s3fs for s3://, gcsfs for gs://)"
+            f"{url}: a URL needs fsspec: pip install 'minibert-numpy[cluster]' (and s3fs for s3://, gcsfs for gs://)"
         ) from None
     try:
         fs, path = fsspec.core.url_to_fs(url)
