@@ -10,7 +10,7 @@ from typing import Any
 from .errors import ConfigError
 from .functional import ACT2FN
 from .model_files import read_json
-from .untrusted import quote
+from .untrusted import json_kind, quote
 
 # Upper bounds on what config.json may ask for, far above any BERT (BERT-large: 24 layers, hidden 1024, intermediate
 # 4096, vocabularies up to ~250k, 512 positions) and far below what would exhaust memory or overflow int64 while the
@@ -88,7 +88,7 @@ class BertConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "BertConfig":
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: expected a JSON object, found {type(values).__name__}")
+            raise ConfigError(f"{source}: expected a JSON object, found {json_kind(values)}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
@@ -121,7 +121,7 @@ class BertConfig:
         for name, maximum in MAX_SIZES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"field {name!r} must be an integer, found {quote(value)} ({type(value).__name__})")
+                raise ConfigError(f"field {name!r} must be an integer, found {quote(value)} ({json_kind(value)})")
             if value < 1:
                 raise ConfigError(f"field {name!r} must be at least 1, found {value}")
             if value > maximum:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path, PurePosixPath
 
 from .errors import CheckpointError, MinibertError
-from .untrusted import MAX_JSON_BYTES, UntrustedJSONError, parse_json, quote, read_bounded
+from .untrusted import MAX_JSON_BYTES, UntrustedJSONError, json_kind, parse_json, quote, read_bounded
 
 # config.json as transformers writes it; bert_config.json is the original Google release's, the same fields.
 CONFIG_FILES = ("config.json", "bert_config.json")
@@ -49,8 +49,8 @@ def read_json(path, expect: type = dict, error: type[MinibertError] = Checkpoint
         # The file's name twice over: the reason reads on its own, "config.json: invalid JSON at line 3 ...".
         raise error(f"{path}: cannot be read as JSON ({path.name}: {e}); re-download or repair it") from None
     if not isinstance(values, expect):
-        what = {dict: "object", list: "list"}.get(expect, expect.__name__)
-        raise error(f"{path}: expected a JSON {what}, found {type(values).__name__}")
+        what = {dict: "an object", list: "an array"}.get(expect, expect.__name__)
+        raise error(f"{path}: expected {what}, found {json_kind(values)}")
     return values
 
 
