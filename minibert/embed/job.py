@@ -569,7 +569,8 @@ def embed_file(
     bad, cut, dim = _gather(paths, manifest, summaries, skipped)
     _finish(paths, manifest, bad, cut, dim)
     limit = next((s["max_tokens"] for s in summaries), identity["model"].get("max_seq_length"))
-    _report_lines(bad, cut, manifest["rows"], limit, paths.finished_manifest, log)
+    if tasks:  # a rerun of a finished output says only that (the caller's summary)
+        _report_lines(bad, cut, manifest["rows"], limit, paths.finished_manifest, log)
     return EmbedReport(
         output=paths.output,
         rows=manifest["rows"],
