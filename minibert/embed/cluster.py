@@ -5,6 +5,7 @@ Dask (`pip install 'minibert-numpy[cluster]'`) is imported here only, inside the
 each worker loads the model itself, once (job.load_encoder).
 """
 
+import logging
 import os
 import signal
 import threading
@@ -84,9 +85,33 @@ def open_client(workers: int | None = None, scheduler: str | None = None, timeou
     # One thread per worker process: BERT's matmuls hold the GIL between BLAS calls, so processes, not
     # threads, are what scale; Dask also sets OMP/OPENBLAS_NUM_THREADS=1 in the workers it spawns, minibert runs each
     # task on one thread (task_threads), and the tokenizers library, which would encode a batch on every core, on one.
+    # Dask logs errors only, here and in the workers: what goes wrong in a task comes back as its exception, and the
+    # warnings (a task cancelled by Ctrl-C, a worker killed at close, a slow event loop on a busy machine) reached the
+    # terminal as noise around the job's lines. The dashboard takes a free port (the job prints its link) rather than
+    # warning that 8787 is taken.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     with sigint_ignored_by_children():
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env={"RAYON_NUM_THREADS": "1"})
-    return Client(cluster), cluster
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            env={"RAYON_NUM_THREADS": "1"},
+            dashboard_address="127.0.0.1:0",
+        )
+    client = Client(cluster)
+    client.register_plugin(quiet_worker_plugin(), name="minibert-quiet-worker")  # workers started later get it too
+    return client, cluster
+
+
+def quiet_worker_plugin():
+    """A Dask worker plugin that makes the worker's Dask log errors only (defined here: Dask is imported lazily)."""
+    from distributed import WorkerPlugin
+
+    class QuietWorker(WorkerPlugin):
+        def setup(self, worker) -> None:
+            logging.getLogger("distributed").setLevel(logging.ERROR)
+
+    return QuietWorker()
 
 
 @contextmanager
