@@ -483,7 +483,7 @@ def test_a_finished_rerun_says_one_thing(tiny, tmp_path, capsys):
         assert cli_embed(path, out, tiny) == 0
         said = capsys.readouterr()
         assert said.err == ""
-        shape = "40 rows x 32 (float32, input order), 0 bad line(s) as NaN rows"
+        shape = "40 rows x 32 (float32, input order), 0 bad line(s) and 0 blank line(s) as NaN rows"
         assert said.out == f"{out}: already complete, nothing embedded: {shape}\n"
 
 
@@ -551,6 +551,8 @@ def test_cli_says_how_to_run_a_plain_bert_checkpoint_in_flags_not_python(tmp_pat
     assert err.count("\n") == 1 and "no modules.json, so this is not a sentence-transformers model" in err
     assert "minibert.BertModel" not in err
     assert "`minibert embed --model` needs one" in err and "`minibert run --input FILE --model DIR" in err
+    # Mean pooling, as the README's "Which vector to use" argues, not pooler_output as a sentence embedding.
+    assert "the usual stand-in is mean pooling, not pooler_output" in err and "--which pooler_output" not in err
     assert not (tmp_path / "out").exists()
 
 
@@ -577,7 +579,8 @@ def test_jsonl_whose_text_is_in_another_field_is_refused_before_anything_is_writ
     message = str(refused.value)
     assert message.startswith(f"{path}: no line has a text to embed: JSON object without a 'text' field (120 lines)")
     assert "Its objects have the fields 'id' (number), 'body' (string)" in message
-    assert message.endswith("name the one holding the text: --field body (field='body' from Python)")
+    assert message.endswith("; name the one holding the text: field='body'")  # from Python
+    assert refused.value.for_command_line().endswith("; name the one holding the text: --field body")
     assert not out.exists()
     assert embed_file(path, out, tiny, field="body", progress=False).rows == 120
 
@@ -656,3 +659,12 @@ def test_ctrl_c_in_a_small_file_loses_at_most_the_group_in_flight(tiny, tmp_path
     assert len(manifest["partitions"]) == 16 and len(kept) >= 5  # 41% of 16, less what was in flight
     assert sum(calls[:-1]) == done and calls[-1] <= 0.5 / 0.002  # what was lost: one group, at most 0.5 s of work
     assert f"interrupted; {len(kept)} of 16 partitions are kept" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_in_memory_output_that_would_end_with_the_process(tiny, tmp_path, capsys):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES[:3])
+    assert cli_embed(path, "memory://emb/", tiny) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minibert embed: error: --output memory://emb/: an in-memory store")
+    url = f"memory://{tmp_path.name}/emb/"  # from Python (and tests) it stays
+    assert embed_file(path, url, tiny, progress=False).rows == 3 and read_embeddings(url).shape == (3, 32)

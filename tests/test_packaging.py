@@ -5,7 +5,7 @@ import re
 import shlex
 
 import tomllib
-from helpers import ROOT
+from support.helpers import ROOT
 
 import minibert
 

@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 
-from helpers import ROOT, minilm_dir
+from support.helpers import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SHELL_BLOCKS = re.findall(r"^```bash\n(.*?)^```$", README, re.S | re.M)
@@ -47,7 +47,7 @@ def test_every_not_run_rule_is_used_and_leaves_every_block_something_to_run():
     assert [i for i, block in enumerate(SHELL_BLOCKS) if not as_pasted(block)] == [len(SHELL_BLOCKS) - 1]  # tests
 
 
-def test_the_readme_shell_blocks_run_in_order_as_pasted(tmp_path):
+def test_the_readme_shell_blocks_run_in_order_as_pasted(tmp_path, minilm_dir):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, target in (
@@ -76,7 +76,7 @@ def test_the_readme_shell_blocks_run_in_order_as_pasted(tmp_path):
     last_block = re.findall(r"^### block (\d+)$", done.stderr, re.M)[-1:]
     assert done.returncode == 0, f"block {last_block} failed:\n{done.stderr[-3000:]}"
     # The quick start's $MODEL survives every later block: the embed block once set it to a placeholder.
-    assert done.stdout.strip().splitlines()[-1] == f"MODEL={minilm_dir()}"
+    assert done.stdout.strip().splitlines()[-1] == f"MODEL={minilm_dir}"
     for made in (
         "pooled_output.png",
         "explain.html",

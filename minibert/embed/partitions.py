@@ -180,14 +180,17 @@ def check_has_texts(path: str, input_format: str, field: str) -> None:
         raise InputError(f"{where}: every line is blank; there is no text to embed")
     counted = "; ".join(f"{reason} ({n:,} line{'s' * (n != 1)})" for reason, n in reasons.most_common(3))
     message = f"{where}: no line has a text to embed: {counted}"
-    if kinds:
-        named = ", ".join(
-            f"{quote(name, 40)} ({'/'.join(k.split(' ')[-1] for k in kind)})" for name, kind in list(kinds.items())[:8]
-        )
-        texts = [name for name, kind in kinds.items() if "a string" in kind]
-        fix = "; none of them holds a string"
-        if texts:
-            flag, argument = f"--field {shlex.quote(texts[0])}", f"field={quote(texts[0], 40)}"
-            fix = f"; name the one holding the text: {flag} ({argument} from Python)"
-        message += f". Its objects have the fields {named}{' ...' * (len(kinds) > 8)}{fix}"
-    raise InputError(message)
+    if not kinds:
+        raise InputError(message)
+    named = ", ".join(
+        f"{quote(name, 40)} ({'/'.join(k.split(' ')[-1] for k in kind)})" for name, kind in list(kinds.items())[:8]
+    )
+    message += f". Its objects have the fields {named}{' ...' * (len(kinds) > 8)};"
+    texts = [name for name, kind in kinds.items() if "a string" in kind and name.isprintable()]
+    if not texts:
+        raise InputError(message, fix="none of them holds a string")
+    raise InputError(
+        message,
+        fix=f"name the one holding the text: field={quote(texts[0], 40)}",
+        cli_fix=f"name the one holding the text: --field {shlex.quote(texts[0])}",
+    )
