@@ -61,7 +61,7 @@ def read_json(path, expect: type = dict, error: type[MinibertError] = Checkpoint
         # The file's name twice over: the reason reads on its own, "config.json: invalid JSON at line 3 ...".
         raise error(f"{path}: cannot be read as JSON ({path.name}: {e}); re-download or repair it") from None
     if not isinstance(values, expect):
-        what = {dict: "an object", list: "an array"}.get(expect, expect.__name__)
+        what = {dict: "a JSON object", list: "a JSON array"}.get(expect, expect.__name__)
         raise error(f"{path}: expected {what}, found {json_kind(values)}")
     return values
 

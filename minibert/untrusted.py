@@ -72,6 +72,14 @@ def json_kind(value) -> str:
     return next((kind for python, kind in kinds.items() if isinstance(value, python)), f"a {type(value).__name__}")
 
 
+def json_value(value) -> str:
+    """A parsed JSON value for a message, as JSON writes it where that is short (null, true, false), else quoted
+    with its kind: "'99' (a string)", "32.5 (a number)"."""
+    if value is None or isinstance(value, bool):
+        return json_kind(value)
+    return f"{quote(value)} ({json_kind(value)})"
+
+
 def regular_file_size(path: Path, error: type[MinibertError] = CheckpointError) -> int:
     """The size of `path`, after checking it is a regular file outside the pseudo filesystems.
 
