@@ -483,7 +483,11 @@ def test_a_finished_rerun_says_one_thing(tiny, tmp_path, capsys):
         assert cli_embed(path, out, tiny) == 0
         said = capsys.readouterr()
         assert said.err == ""
-        shape = "40 rows x 32 (float32, input order), 0 bad line(s) and 0 blank line(s) as NaN rows"
+        # The tiny model's max_seq_length is 16 tokens: 16 of its lines are longer.
+        shape = (
+            "40 rows x 32 (float32, input order), 0 bad line(s) and 0 blank line(s) as NaN rows, 16 text(s) cut to "
+            "the model's length"
+        )
         assert said.out == f"{out}: already complete, nothing embedded: {shape}\n"
 
 
