@@ -153,6 +153,7 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
     corpus, minilm_dir, encoder, clean_run, tmp_path, name, monkeypatch
 ):
     monkeypatch.setattr(job, "GROUP_BYTES", 1)  # one partition per group: what is embedded is what is kept
+    monkeypatch.setattr(job, "GROUP_LINES", 1)
     counting = CountingEncoder(encoder)
     out = tmp_path / name
     with pytest.raises(Interrupted):
@@ -184,10 +185,11 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
 def test_small_partitions_are_embedded_together_sorted_by_length_each_in_its_own_shard(
     corpus, minilm_dir, encoder, clean_run, tmp_path, monkeypatch
 ):
-    """In this process, the first partition goes alone (it measures the rate), then up to GROUP_SECONDS (and
-    GROUP_BYTES) of partitions go through one encode call, which sorts them by length across partitions; each partition
-    still gets its own shard, and the rows are a clean run's."""
+    """In this process, the first group (GROUP_LINES, here one partition) measures the rate, then up to
+    GROUP_SECONDS (and GROUP_BYTES) of partitions go through one encode call, which sorts them by length across
+    partitions; each partition still gets its own shard, and the rows are a clean run's."""
     monkeypatch.setattr(job, "GROUP_SECONDS", 1e9)  # groups by bytes only: this test is about grouping, not timing
+    monkeypatch.setattr(job, "GROUP_LINES", 1)  # the first group: one partition
     counting = CountingEncoder(encoder)
     calls = []
     real_encode = counting.encode
@@ -452,6 +454,7 @@ def test_ctrl_c_says_what_is_kept_where_and_the_command_that_resumes(tiny, tmp_p
     path = write_lines(tmp_path / "in.txt", TINY_LINES)
     out = tmp_path / "corpus.npy"
     monkeypatch.setattr(job, "GROUP_BYTES", 1)  # one partition per group, one encode call each
+    monkeypatch.setattr(job, "GROUP_LINES", 1)
     real, calls = SentenceEncoder.encode, []
 
     def ctrl_c_in_the_fourth_partition(self, texts, **options):
@@ -630,13 +633,15 @@ def test_texts_longer_than_the_model_are_counted_said_and_recorded_in_the_manife
     assert embed_file(tmp_path / "in.txt", out, model, encoder=encoder, progress=False).cut_lines == report.cut_lines
 
 
-def test_groups_hold_about_group_seconds_of_work_at_the_measured_rate(monkeypatch):
-    tasks = [{"start": 1000 * i, "end": 1000 * (i + 1)} for i in range(20)]
+def test_groups_hold_about_group_seconds_of_work_at_the_measured_rate_and_at_least_group_lines(monkeypatch):
+    tasks = [{"start": 1000 * i, "end": 1000 * (i + 1), "lines": 10} for i in range(40)]
     monkeypatch.setattr(job, "GROUP_SECONDS", 3.0)
-    rates = iter([None, 3.0 / 4000, 3.0 / 4000, 3.0 / 500, 3.0 / 10**9, 3.0 / 10**9])  # seconds per byte
+    monkeypatch.setattr(job, "GROUP_BYTES", 10_000)
+    monkeypatch.setattr(job, "GROUP_LINES", 20)
+    rates = iter([None, 3.0 / 4000, 3.0 / 4000, 3.0 / 500, 3.0 / 10**9, 3.0 / 10**9, 3.0 / 10**9])  # s per byte
     sizes = [len(group) for group in job._groups(tasks, lambda: next(rates))]
-    # One task to measure; 4 KB of work in 3 s (twice); slower than a task in 3 s: still one; fast: up to GROUP_BYTES.
-    assert sizes == [1, 4, 4, 1, 10]
+    # GROUP_LINES to measure; 4 KB of work in 3 s (twice); slower: still GROUP_LINES; fast: up to GROUP_BYTES.
+    assert sizes == [2, 4, 4, 2, 10, 10, 8]
 
 
 def test_ctrl_c_in_a_small_file_loses_at_most_the_group_in_flight(tiny, tmp_path, monkeypatch, capsys):
@@ -644,6 +649,7 @@ def test_ctrl_c_in_a_small_file_loses_at_most_the_group_in_flight(tiny, tmp_path
     256 KiB group (issue 25). Groups are sized by time: with each text taking 2 ms, a group holds at most
     GROUP_SECONDS of work, and that is all an interrupt loses."""
     monkeypatch.setattr(job, "GROUP_SECONDS", 0.5)
+    monkeypatch.setattr(job, "GROUP_LINES", 100)  # below a partition's ~190 lines: the time decides
     lines = [TINY_LINES[i % len(TINY_LINES)] + f" {i}" for i in range(3000)]  # ~65 KB: 16 partitions
     path = write_lines(tmp_path / "in.txt", lines)
     real, calls = SentenceEncoder.encode, []

@@ -85,3 +85,13 @@ def test_the_readme_shell_blocks_run_in_order_as_pasted(tmp_path, minilm_dir):
         "corpus-emb/manifest.json",
     ):
         assert (work / made).is_file(), made
+
+
+def test_every_python_snippet_imports_minibert_before_using_it():
+    """Two snippets used `minibert.` without importing it (issue 25): each must paste on its own."""
+    snippets = re.findall(r"^```python\n(.*?)^```$", README, re.S | re.M)
+    uses = [snippet for snippet in snippets if "minibert." in snippet]
+    assert len(uses) >= 5
+    for snippet in uses:
+        imported = re.search(r"^import minibert$", snippet, re.M)
+        assert imported and imported.start() < snippet.index("minibert."), snippet[:200]

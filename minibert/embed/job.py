@@ -130,11 +130,18 @@ def embed_partition(task: dict, encoder=None, on_batch: Callable[[int], None] | 
 # In this process, consecutive partitions are embedded together, sorted by length across them all: a partition of the
 # smallest size (4 KiB, ~30 lines) is one batch of every length, padded to its longest (the embed job at a third of
 # encode's speed on 400 lines of documentation prose). A group is as many partitions as make up GROUP_SECONDS of work
-# at the rate measured so far (the first group is one partition, which measures it), and at most GROUP_BYTES of
-# input. Each partition still gets its own shard, written as soon as its group is embedded, so Ctrl-C loses at most
-# one group: a few seconds, whatever the input's size.
+# at the rate measured so far, and at most GROUP_BYTES of input, but at least GROUP_LINES lines (the first group is
+# that many, and measures the rate). Each partition still gets its own shard, written as soon as its group is
+# embedded, so Ctrl-C loses at most one group: a few seconds, whatever the input's size (a 233 KB file was one 256 KiB
+# group, and an interrupt at 41% kept nothing).
 GROUP_SECONDS = 3.0
 GROUP_BYTES = 1 << 18
+# Groups of one ~125-line partition took 3.3x the CPU time of one group of all 16 on a busy host (2,000 METADATA
+# lines, MiniLM, 2 threads, load 18-22: 66.7 against 20.3 CPU-s; on 1 thread 16.3 against 14.3): encode's batches of
+# one length hold few rows when it is given few texts, and a batch of few rows runs on BLAS's own threads, which
+# spin when the other core is busy. With groups of at least 512 lines (16 batches of 32; ~2.5 s on 2 quiet cores) the
+# same run took 22.4 CPU-s against 17.0 for one group (load 19-20).
+GROUP_LINES = 512
 
 
 def embed_partitions(
@@ -222,18 +229,21 @@ def _tokens_if_cut(encoder, texts: list[str]) -> list[int]:
 
 def _groups(tasks: list[dict], seconds_per_byte: Callable[[], float | None]) -> Iterator[list[dict]]:
     """Consecutive tasks, as many to a group as make up GROUP_SECONDS of work at `seconds_per_byte()` (called before
-    each group; None before anything is measured: one task) and at most GROUP_BYTES of input."""
+    each group; None before anything is measured) and at most GROUP_BYTES of input, but at least GROUP_LINES lines."""
     at = 0
     while at < len(tasks):
         rate = seconds_per_byte()
-        budget = GROUP_BYTES if rate is None else min(GROUP_BYTES, GROUP_SECONDS / max(rate, 1e-12))
-        group, size = [tasks[at]], tasks[at]["end"] - tasks[at]["start"]
-        at += 1
-        while rate is not None and at < len(tasks) and size + tasks[at]["end"] - tasks[at]["start"] <= budget:
-            size += tasks[at]["end"] - tasks[at]["start"]
+        budget = 0 if rate is None else min(GROUP_BYTES, GROUP_SECONDS / max(rate, 1e-12))
+        group, size, lines = [], 0, 0
+        while at < len(tasks) and (not group or lines < GROUP_LINES or size + _bytes(tasks[at]) <= budget):
             group.append(tasks[at])
+            size, lines = size + _bytes(tasks[at]), lines + tasks[at]["lines"]
             at += 1
         yield group
+
+
+def _bytes(task: dict) -> int:
+    return task["end"] - task["start"]
 
 
 def _embed_texts(encoder, texts: list[str], batch_size: int, sort_by_length: bool, on_batch, threads) -> np.ndarray:
