@@ -71,8 +71,13 @@ adds mlm_logits [B, P, V]. `.vocab_file` is a tracked asset, `.do_lower_case` a 
 addressed through the checkpoint's object graph; their Keras names are in the object graph's attributes
 (word_embeddings/embeddings, transformer/layer_0/self_attention/query/kernel [H, N, D],
 .../attention_output/kernel [N, D, H], pooler_transform/kernel, ...). The activation is
-tf_keras.activations.gelu(x, approximate=True), Model Garden's "gelu"; the attention mask adds -10000.0
-(official/nlp/modeling/layers/masked_softmax.py), LayerNorm epsilon 1e-12.
+tf_keras.activations.gelu(x, approximate=True), Model Garden's "gelu" (Pow 3.0, Mul 0.044715, Mul 0.7978846, Tanh
+in the saved functions' bodies); LayerNorm epsilon 1e-12 (Keras LayerNormalization, norm_epsilon); the attention
+mask adds (1 - mask) * -1e9 (official/nlp/modeling/layers/masked_softmax.py in tf-models-official 2.20; the 2020
+exports on TF Hub added -10000.0: in float32 both make exp() exactly 0 unless a whole row is padding). The scores
+are scaled by 1/sqrt(D) (Const 0.28867513 here, D = 12). The serving_default signature names its outputs after the
+Keras layer (bert_encoder_1, bert_encoder_1_1, ...), not pooled_output: the npz key serving_default_names maps
+them, found by comparing values.
 
 ## Golden outputs
 
@@ -85,6 +90,7 @@ Keys (float32 outputs, int32 inputs, text as unicode arrays):
   pair_pooled_output, pair_sequence_output, pair_encoder_outputs (TF2 only)
   mlm_positions, mlm_logits   the batch's positions 1..3 (TF1 [B*P, V], TF2 [B, P, V])
   vocab_file (the asset's file name), do_lower_case
+  serving_default_names (TF2 only)   e.g. "bert_encoder_1_3=sequence_output"
   batch_*_erf / pair_*_erf   the same graph with the Erf GELU substituted (TF1: modeling.gelu replaced by the
                              exact form in a second build; TF2: hidden_act "gelu" with approximate=False), so a
                              test can show that the tanh form, and not the exact one, is what the module computes
@@ -141,6 +147,7 @@ from absl import flags as absl_flags  # noqa: E402
 
 tf1 = tf.compat.v1
 OUT = Path(__file__).resolve().parent / "tf_hub"
+FIXED_SCRATCH = Path("/tmp/make_tf_hub_fixture")
 
 # SHA-256 of google-research/bert's files at bee6030 (modeling.py, optimization.py, run_pretraining.py are unchanged
 # up to master, eedf571; tokenization.py changed once, in _is_control).
@@ -266,8 +273,18 @@ def exact_gelu(x):
     return x * (0.5 * (1.0 + tf1.erf(x / tf1.sqrt(2.0))))
 
 
-def tf1_module_fn(google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool) -> None:
-    """The module as Google's BERT modules define it: BertModel over three placeholders, and three signatures."""
+def tf1_module_fn(
+    google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool, resource_variables: bool
+) -> None:
+    """The module as Google's BERT modules define it: BertModel over three placeholders, and three signatures.
+
+    hub.create_module_spec wraps module_fn in variable_scope("", use_resource=True); use_resource=False gives
+    TF 1.x's own variables (VariableV2 ops read through Identity `<name>/read`), as its docstring says to."""
+    with tf1.variable_scope("", use_resource=resource_variables):
+        tf1_module_graph(google, config, vocab_path, do_lower_case, is_training)
+
+
+def tf1_module_graph(google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool) -> None:
     modeling, run_pretraining = google["modeling"], google["run_pretraining"]
     bert_config = modeling.BertConfig.from_dict(config)
     input_ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
@@ -312,36 +329,46 @@ def tf1_module_fn(google: dict, config: dict, vocab_path: Path, do_lower_case: b
 
 
 def build_tf1_module(
-    google: dict, config: dict, vocab: list[str], do_lower_case: bool, seed: int, out: Path, gelu=None
+    google: dict,
+    config: dict,
+    vocab: list[str],
+    do_lower_case: bool,
+    seed: int,
+    out: Path,
+    resource_variables: bool,
+    gelu=None,
 ) -> None:
     """Export a TF1 Hub module with hub's own export, its variables set to seeded values."""
     modeling = google["modeling"]
     original_gelu = modeling.gelu
     if gelu is not None:
         modeling.gelu = gelu  # get_activation("gelu") looks the name up at call time
+    # The graph keeps the asset's path as a string Const: a fixed path keeps reruns' saved_model.pb the same.
+    vocab_path = FIXED_SCRATCH / "vocab.txt"
+    vocab_path.parent.mkdir(parents=True, exist_ok=True)
+    vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = dict(config, vocab_size=len(vocab))
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            vocab_path = Path(scratch) / "vocab.txt"
-            vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-            config = dict(config, vocab_size=len(vocab))
-            spec = hub.create_module_spec(
-                lambda is_training: tf1_module_fn(google, config, vocab_path, do_lower_case, is_training),
-                tags_and_args=[(set(), {"is_training": False}), ({"train"}, {"is_training": True})],
-                drop_collections=[],
-            )
-            rng = np.random.default_rng(seed)
-            with tf.Graph().as_default():
-                module = hub.Module(spec, trainable=True)
-                assigns = [
-                    tf1.assign(variable, seeded_value(name, tuple(variable.shape.as_list()), rng))
-                    for name, variable in sorted(module.variable_map.items())
-                ]
-                with tf1.Session() as session:
-                    session.run(tf1.global_variables_initializer())
-                    session.run(assigns)
-                    if out.exists():
-                        shutil.rmtree(out)
-                    module.export(str(out), session)
+        spec = hub.create_module_spec(
+            lambda is_training: tf1_module_fn(
+                google, config, vocab_path, do_lower_case, is_training, resource_variables
+            ),
+            tags_and_args=[(set(), {"is_training": False}), ({"train"}, {"is_training": True})],
+            drop_collections=[],
+        )
+        rng = np.random.default_rng(seed)
+        with tf.Graph().as_default():
+            module = hub.Module(spec, trainable=True)
+            assigns = [
+                tf1.assign(variable, seeded_value(name, tuple(variable.shape.as_list()), rng))
+                for name, variable in sorted(module.variable_map.items())
+            ]
+            with tf1.Session() as session:
+                session.run(tf1.global_variables_initializer())
+                session.run(assigns)
+                if out.exists():
+                    shutil.rmtree(out)
+                module.export(str(out), session)
     finally:
         modeling.gelu = original_gelu
 
@@ -442,9 +469,27 @@ def run_tf2_saved_model(path: Path, inputs: dict) -> dict[str, np.ndarray]:
         training=False,
     )
     outputs["mlm_logits"] = mlm["mlm_logits"].numpy()
+    outputs["serving_default_names"] = serving_default_names(model, inputs, outputs)
     outputs["vocab_file"] = np.array(Path(model.vocab_file.asset_path.numpy().decode()).name)
     outputs["do_lower_case"] = np.array(bool(model.do_lower_case.numpy()))
     return outputs
+
+
+def serving_default_names(model, inputs: dict, outputs: dict) -> np.ndarray:
+    """'signature output name=model output name' for each output of serving_default, matched by value."""
+    result = model.signatures["serving_default"](
+        input_word_ids=tf.constant(inputs["batch_input_ids"]),
+        input_mask=tf.constant(inputs["batch_input_mask"]),
+        input_type_ids=tf.constant(inputs["batch_segment_ids"]),
+    )
+    known = {"pooled_output": outputs["batch_pooled_output"], "sequence_output": outputs["batch_sequence_output"]}
+    known |= {f"encoder_outputs[{i}]": layer for i, layer in enumerate(outputs["batch_encoder_outputs"])}
+    names = []
+    for name, value in sorted(result.items()):
+        # The signature's function is traced apart from the call's, so float32 sums may round differently.
+        matches = [k for k, v in known.items() if v.shape == value.shape and np.allclose(v, value, atol=1e-6)]
+        names.append(f"{name}={'|'.join(matches)}")  # pooled_output and default are equal, so one name shows both
+    return np.array(names)
 
 
 def build_tf2_exact_gelu_outputs(path: Path, config: dict, vocab: list[str], inputs: dict) -> dict[str, np.ndarray]:
@@ -566,17 +611,17 @@ def main() -> None:
         np.savez_compressed(OUT / "tokenizer_outputs.npz", **tokenizer_outputs(tokenizations, vocab_paths))
 
         plans = [
-            ("tf1_uncased", TF1_UNCASED, "uncased", True, 20190207),  # the date of bee6030
-            ("tf1_cased", TF1_CASED, "cased", False, 20181031),
+            ("tf1_uncased", TF1_UNCASED, "uncased", True, 20190207, False),  # 20190207: the date of bee6030
+            ("tf1_cased", TF1_CASED, "cased", False, 20181031, True),
         ]
-        for name, config, casing, do_lower_case, seed in plans:
+        for name, config, casing, do_lower_case, seed, resource_variables in plans:
             vocab = vocabs[casing]
             tokenizer = google["tokenization"].FullTokenizer(str(vocab_paths[casing]), do_lower_case=do_lower_case)
             inputs = encode_inputs(tokenizer, vocab)
-            build_tf1_module(google, config, vocab, do_lower_case, seed, OUT / name)
+            build_tf1_module(google, config, vocab, do_lower_case, seed, OUT / name, resource_variables)
             outputs = run_tf1_module(OUT / name, inputs)
             erf_dir = Path(scratch) / f"{name}_erf"
-            build_tf1_module(google, config, vocab, do_lower_case, seed, erf_dir, gelu=exact_gelu)
+            build_tf1_module(google, config, vocab, do_lower_case, seed, erf_dir, resource_variables, gelu=exact_gelu)
             erf = run_tf1_module(erf_dir, inputs)
             for kind in ("batch", "pair"):
                 for output in ("pooled_output", "sequence_output"):
