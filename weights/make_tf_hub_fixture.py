@@ -183,6 +183,7 @@ TEXTS = [
 ]
 BATCH_TEXTS = TEXTS[:3]
 PAIR_TEXTS = [("Why is the pooled output different?", "It is not the first token."), ("Hello world", "北京")]
+KINDS = ("batch", "pair")  # the input sets: a padded batch of texts, a padded batch of text pairs
 MLM_POSITIONS = np.array([[1, 2, 3]] * len(BATCH_TEXTS), dtype=np.int32)
 
 TF1_UNCASED = {
@@ -251,6 +252,12 @@ def load_google_bert(directory: Path) -> dict[str, types.ModuleType]:
     return modules
 
 
+def seeded_values(seed: int):
+    """A function (name, shape) -> value drawing from one generator, so values follow the order of the calls."""
+    rng = np.random.default_rng(seed)
+    return lambda name, shape: seeded_value(name, shape, rng)
+
+
 def seeded_value(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Distinct values for every variable, scaled so the activations reach the range where GELU forms differ."""
     if name.endswith("gamma"):
@@ -274,17 +281,25 @@ def exact_gelu(x):
 
 
 def tf1_module_fn(
-    google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool, resource_variables: bool
+    google: dict,
+    config: dict,
+    vocab_path: Path,
+    do_lower_case: bool,
+    is_training: bool,
+    resource_variables: bool,
+    with_mlm: bool,
 ) -> None:
     """The module as Google's BERT modules define it: BertModel over three placeholders, and three signatures.
 
     hub.create_module_spec wraps module_fn in variable_scope("", use_resource=True); use_resource=False gives
     TF 1.x's own variables (VariableV2 ops read through Identity `<name>/read`), as its docstring says to."""
     with tf1.variable_scope("", use_resource=resource_variables):
-        tf1_module_graph(google, config, vocab_path, do_lower_case, is_training)
+        tf1_module_graph(google, config, vocab_path, do_lower_case, is_training, with_mlm)
 
 
-def tf1_module_graph(google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool) -> None:
+def tf1_module_graph(
+    google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool, with_mlm: bool
+) -> None:
     modeling, run_pretraining = google["modeling"], google["run_pretraining"]
     bert_config = modeling.BertConfig.from_dict(config)
     input_ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
@@ -305,19 +320,20 @@ def tf1_module_graph(google: dict, config: dict, vocab_path: Path, do_lower_case
         outputs={"pooled_output": model.get_pooled_output(), "sequence_output": model.get_sequence_output()},
     )
 
-    # run_pretraining.get_masked_lm_output builds cls/predictions; its labels only feed the loss, which no
-    # signature exports. The logits are the input of its log_softmax.
-    mlm_positions = tf1.placeholder(tf.int32, [None, None], name="mlm_positions")
-    _, _, log_probs = run_pretraining.get_masked_lm_output(
-        bert_config,
-        model.get_sequence_output(),
-        model.get_embedding_table(),
-        mlm_positions,
-        tf1.zeros_like(mlm_positions),
-        tf1.ones_like(mlm_positions, dtype=tf.float32),
-    )
-    mlm_logits = log_probs.op.inputs[0]
-    hub.add_signature("mlm", inputs=dict(token_inputs, mlm_positions=mlm_positions), outputs={"mlm_logits": mlm_logits})
+    if with_mlm:
+        # run_pretraining.get_masked_lm_output builds cls/predictions; its labels only feed the loss, which no
+        # signature exports. The logits are the input of its log_softmax.
+        mlm_positions = tf1.placeholder(tf.int32, [None, None], name="mlm_positions")
+        _, _, log_probs = run_pretraining.get_masked_lm_output(
+            bert_config,
+            model.get_sequence_output(),
+            model.get_embedding_table(),
+            mlm_positions,
+            tf1.zeros_like(mlm_positions),
+            tf1.ones_like(mlm_positions, dtype=tf.float32),
+        )
+        mlm_inputs = dict(token_inputs, mlm_positions=mlm_positions)
+        hub.add_signature("mlm", inputs=mlm_inputs, outputs={"mlm_logits": log_probs.op.inputs[0]})
 
     vocab_file = tf1.constant(str(vocab_path))
     tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, vocab_file)
@@ -333,12 +349,13 @@ def build_tf1_module(
     config: dict,
     vocab: list[str],
     do_lower_case: bool,
-    seed: int,
+    values,
     out: Path,
     resource_variables: bool,
+    with_mlm: bool = True,
     gelu=None,
 ) -> None:
-    """Export a TF1 Hub module with hub's own export, its variables set to seeded values."""
+    """Export a TF1 Hub module with hub's own export, each variable set to values(name, shape), in name order."""
     modeling = google["modeling"]
     original_gelu = modeling.gelu
     if gelu is not None:
@@ -351,16 +368,15 @@ def build_tf1_module(
     try:
         spec = hub.create_module_spec(
             lambda is_training: tf1_module_fn(
-                google, config, vocab_path, do_lower_case, is_training, resource_variables
+                google, config, vocab_path, do_lower_case, is_training, resource_variables, with_mlm
             ),
             tags_and_args=[(set(), {"is_training": False}), ({"train"}, {"is_training": True})],
             drop_collections=[],
         )
-        rng = np.random.default_rng(seed)
         with tf.Graph().as_default():
             module = hub.Module(spec, trainable=True)
             assigns = [
-                tf1.assign(variable, seeded_value(name, tuple(variable.shape.as_list()), rng))
+                tf1.assign(variable, values(name, tuple(variable.shape.as_list())))
                 for name, variable in sorted(module.variable_map.items())
             ]
             with tf1.Session() as session:
@@ -379,7 +395,9 @@ def run_tf1_module(path: Path, inputs: dict) -> dict[str, np.ndarray]:
     with tf.Graph().as_default():
         module = hub.Module(str(path))
         fetches = {}
-        for kind in ("batch", "pair"):
+        for kind in KINDS:
+            if f"{kind}_input_ids" not in inputs:
+                continue
             tokens = module(
                 {name: inputs[f"{kind}_{name}"] for name in ("input_ids", "input_mask", "segment_ids")},
                 signature="tokens",
@@ -387,17 +405,18 @@ def run_tf1_module(path: Path, inputs: dict) -> dict[str, np.ndarray]:
             )
             fetches[f"{kind}_pooled_output"] = tokens["pooled_output"]
             fetches[f"{kind}_sequence_output"] = tokens["sequence_output"]
-        mlm = module(
-            {
-                "input_ids": inputs["batch_input_ids"],
-                "input_mask": inputs["batch_input_mask"],
-                "segment_ids": inputs["batch_segment_ids"],
-                "mlm_positions": inputs["mlm_positions"],
-            },
-            signature="mlm",
-            as_dict=True,
-        )
-        fetches["mlm_logits"] = mlm["mlm_logits"]
+        if "mlm" in module.get_signature_names():
+            mlm = module(
+                {
+                    "input_ids": inputs["batch_input_ids"],
+                    "input_mask": inputs["batch_input_mask"],
+                    "segment_ids": inputs["batch_segment_ids"],
+                    "mlm_positions": inputs["mlm_positions"],
+                },
+                signature="mlm",
+                as_dict=True,
+            )
+            fetches["mlm_logits"] = mlm["mlm_logits"]
         info = module(signature="tokenization_info", as_dict=True)
         fetches["vocab_file"] = info["vocab_file"]
         fetches["do_lower_case"] = info["do_lower_case"]
@@ -414,7 +433,9 @@ def run_tf1_module(path: Path, inputs: dict) -> dict[str, np.ndarray]:
 # TF2 SavedModel
 
 
-def build_tf2_saved_model(config: dict, vocab: list[str], do_lower_case: bool, seed: int, out: Path) -> None:
+def build_tf2_saved_model(
+    config: dict, vocab: list[str], do_lower_case: bool, values, out: Path, with_mlm: bool = True
+) -> None:
     """Export as TF Hub's BERT encoders were: Model Garden's export_tfhub_lib.export_model from a checkpoint."""
     from official.legacy.bert import configs
     from official.nlp.tools import export_tfhub_lib
@@ -424,19 +445,20 @@ def build_tf2_saved_model(config: dict, vocab: list[str], do_lower_case: bool, s
         scratch = Path(scratch)
         vocab_path = scratch / "vocab.txt"
         vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        # The checkpoint that export_model restores: a BertPretrainerV2 as Model Garden's pretraining saves it.
-        _, pretrainer = export_tfhub_lib._create_model(bert_config=bert_config, with_mlm=True)
-        rng = np.random.default_rng(seed)
-        for variable in sorted(pretrainer.variables, key=lambda v: v.name):
-            variable.assign(seeded_value(variable.name.split(":")[0], tuple(variable.shape), rng))
-        checkpoint_path = tf.train.Checkpoint(**pretrainer.checkpoint_items).save(str(scratch / "ckpt"))
+        # The checkpoint that export_model restores: a BertPretrainerV2 as Model Garden's pretraining saves it,
+        # or the encoder alone.
+        _, trained = export_tfhub_lib._create_model(bert_config=bert_config, with_mlm=with_mlm)
+        for variable in sorted(trained.variables, key=lambda v: v.name):
+            variable.assign(values(variable.name.split(":")[0], tuple(variable.shape)))
+        items = trained.checkpoint_items if with_mlm else {"encoder": trained}
+        checkpoint_path = tf.train.Checkpoint(**items).save(str(scratch / "ckpt"))
         if out.exists():
             shutil.rmtree(out)
         export_tfhub_lib.export_model(
             str(out),
             bert_config=bert_config,
             model_checkpoint_path=checkpoint_path,
-            with_mlm=True,
+            with_mlm=with_mlm,
             vocab_file=str(vocab_path),
             do_lower_case=do_lower_case,
         )
@@ -446,7 +468,7 @@ def run_tf2_saved_model(path: Path, inputs: dict) -> dict[str, np.ndarray]:
     """What TensorFlow computes calling the loaded SavedModel, and its .mlm."""
     model = tf.saved_model.load(str(path))
     outputs = {}
-    for kind in ("batch", "pair"):
+    for kind in [kind for kind in KINDS if f"{kind}_input_ids" in inputs]:
         result = model(
             {
                 "input_word_ids": tf.constant(inputs[f"{kind}_input_ids"]),
@@ -459,16 +481,17 @@ def run_tf2_saved_model(path: Path, inputs: dict) -> dict[str, np.ndarray]:
         outputs[f"{kind}_sequence_output"] = result["sequence_output"].numpy()
         outputs[f"{kind}_encoder_outputs"] = np.stack([layer.numpy() for layer in result["encoder_outputs"]])
         np.testing.assert_array_equal(result["default"].numpy(), outputs[f"{kind}_pooled_output"])
-    mlm = model.mlm(
-        {
-            "input_word_ids": tf.constant(inputs["batch_input_ids"]),
-            "input_mask": tf.constant(inputs["batch_input_mask"]),
-            "input_type_ids": tf.constant(inputs["batch_segment_ids"]),
-            "masked_lm_positions": tf.constant(inputs["mlm_positions"]),
-        },
-        training=False,
-    )
-    outputs["mlm_logits"] = mlm["mlm_logits"].numpy()
+    if hasattr(model, "mlm"):
+        mlm = model.mlm(
+            {
+                "input_word_ids": tf.constant(inputs["batch_input_ids"]),
+                "input_mask": tf.constant(inputs["batch_input_mask"]),
+                "input_type_ids": tf.constant(inputs["batch_segment_ids"]),
+                "masked_lm_positions": tf.constant(inputs["mlm_positions"]),
+            },
+            training=False,
+        )
+        outputs["mlm_logits"] = mlm["mlm_logits"].numpy()
     outputs["serving_default_names"] = serving_default_names(model, inputs, outputs)
     outputs["vocab_file"] = np.array(Path(model.vocab_file.asset_path.numpy().decode()).name)
     outputs["do_lower_case"] = np.array(bool(model.do_lower_case.numpy()))
@@ -618,10 +641,11 @@ def main() -> None:
             vocab = vocabs[casing]
             tokenizer = google["tokenization"].FullTokenizer(str(vocab_paths[casing]), do_lower_case=do_lower_case)
             inputs = encode_inputs(tokenizer, vocab)
-            build_tf1_module(google, config, vocab, do_lower_case, seed, OUT / name, resource_variables)
+            build_tf1_module(google, config, vocab, do_lower_case, seeded_values(seed), OUT / name, resource_variables)
             outputs = run_tf1_module(OUT / name, inputs)
             erf_dir = Path(scratch) / f"{name}_erf"
-            build_tf1_module(google, config, vocab, do_lower_case, seed, erf_dir, resource_variables, gelu=exact_gelu)
+            values = seeded_values(seed)
+            build_tf1_module(google, config, vocab, do_lower_case, values, erf_dir, resource_variables, gelu=exact_gelu)
             erf = run_tf1_module(erf_dir, inputs)
             for kind in ("batch", "pair"):
                 for output in ("pooled_output", "sequence_output"):
@@ -632,7 +656,7 @@ def main() -> None:
         vocab = vocabs["uncased"]
         tokenizer = google["tokenization"].FullTokenizer(str(vocab_paths["uncased"]), do_lower_case=True)
         inputs = encode_inputs(tokenizer, vocab)
-        build_tf2_saved_model(TF2_UNCASED, vocab, True, 20201020, OUT / "tf2_uncased")
+        build_tf2_saved_model(TF2_UNCASED, vocab, True, seeded_values(20201020), OUT / "tf2_uncased")
         outputs = run_tf2_saved_model(OUT / "tf2_uncased", inputs)
         outputs |= build_tf2_exact_gelu_outputs(OUT / "tf2_uncased", TF2_UNCASED, vocab, inputs)
         np.savez_compressed(OUT / "tf2_uncased_outputs.npz", **inputs, **outputs)
