@@ -184,7 +184,6 @@ TEXTS = [
 BATCH_TEXTS = TEXTS[:3]
 PAIR_TEXTS = [("Why is the pooled output different?", "It is not the first token."), ("Hello world", "北京")]
 KINDS = ("batch", "pair")  # the input sets: a padded batch of texts, a padded batch of text pairs
-MLM_POSITIONS = np.array([[1, 2, 3]] * len(BATCH_TEXTS), dtype=np.int32)
 
 TF1_UNCASED = {
     "attention_probs_dropout_prob": 0.1,
@@ -553,27 +552,29 @@ def build_tf2_exact_gelu_outputs(path: Path, config: dict, vocab: list[str], inp
 # Inputs and tokenizer
 
 
-def encode_inputs(tokenizer, vocab: list[str]) -> dict[str, np.ndarray]:
-    """A padded batch of three texts and a padded batch of two pairs, as run_classifier.py lays them out."""
+def encode_inputs(
+    tokenizer, vocab: list[str], batch_texts: list[str] = BATCH_TEXTS, pair_texts: list[tuple[str, str]] = PAIR_TEXTS
+) -> dict[str, np.ndarray]:
+    """A padded batch of texts and a padded batch of pairs, as run_classifier.py lays them out."""
     cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
     rows = []
-    for text in BATCH_TEXTS:
+    for text in batch_texts:
         ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
         rows.append(([cls_id, *ids, sep_id], [0] * (len(ids) + 2)))
     batch = pad(rows)
     rows = []
-    for text_a, text_b in PAIR_TEXTS:
+    for text_a, text_b in pair_texts:
         a = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text_a))
         b = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text_b))
         rows.append(([cls_id, *a, sep_id, *b, sep_id], [0] * (len(a) + 2) + [1] * (len(b) + 1)))
     pair = pad(rows)
     return {
-        "batch_texts": np.array(BATCH_TEXTS),
+        "batch_texts": np.array(batch_texts),
         **{f"batch_{name}": value for name, value in batch.items()},
-        "pair_texts_a": np.array([a for a, _ in PAIR_TEXTS]),
-        "pair_texts_b": np.array([b for _, b in PAIR_TEXTS]),
+        "pair_texts_a": np.array([a for a, _ in pair_texts]),
+        "pair_texts_b": np.array([b for _, b in pair_texts]),
         **{f"pair_{name}": value for name, value in pair.items()},
-        "mlm_positions": MLM_POSITIONS,
+        "mlm_positions": np.array([[1, 2, 3]] * len(batch_texts), dtype=np.int32),
     }
 
 
