@@ -1,15 +1,17 @@
 """Build tiny TF Hub BERTs with Google's and TF Model Garden's own code, and TensorFlow's outputs on them.
 
-Writes weights/tf_hub/ (about 0.5 MB), which the tests read without TensorFlow:
+Writes weights/tf_hub/ (2.4 MB on disk, about 0.5 MB as git stores it), which the tests read without TensorFlow:
 
   tf1_uncased/  a TF1 Hub module (the format of tfhub.dev/google/bert_uncased_L-12_H-768_A-12/1) built by
-                google-research/bert's modeling.py at commit bee6030 ("Adding TF Hub support"): vocab 101,
-                hidden 32, 2 layers, 4 heads (head size 8), intermediate 37, 64 positions, do_lower_case=True.
-  tf1_cased/    the same code, vocab 101, hidden 24, 2 layers, 6 heads (head size 4), intermediate 29,
-                48 positions, do_lower_case=False.
+                google-research/bert's modeling.py at commit bee6030 ("Adding TF Hub support"): vocab 98,
+                hidden 32, 2 layers, 4 heads (head size 8), intermediate 37, 64 positions, do_lower_case=True;
+                TF 1.x variables (VariableV2 ops, each read through an Identity `<name>/read`), as in 2019.
+  tf1_cased/    the same code, vocab 99, hidden 24, 2 layers, 6 heads (head size 4), intermediate 29,
+                48 positions, do_lower_case=False; resource variables (VarHandleOp, read by ReadVariableOp), which
+                is what hub's create_module_spec makes by default.
   tf2_uncased/  a TF2 SavedModel (the format of tensorflow/bert_en_uncased_L-12_H-768_A-12/4) exported by TF Model
                 Garden's official/nlp/tools/export_tfhub_lib.export_model from its BertEncoder, with_mlm=True:
-                vocab 101, hidden 36, 2 layers, 3 heads (head size 12), intermediate 41, 64 positions.
+                vocab 98, hidden 36, 2 layers, 3 heads (head size 12), intermediate 41, 64 positions.
   tf1_uncased_outputs.npz, tf1_cased_outputs.npz, tf2_uncased_outputs.npz
                 what TensorFlow computes running each artifact (below), with the inputs it was given.
   tokenizer_outputs.npz
@@ -50,6 +52,8 @@ What a reader finds in the inference graph (all of it from modeling.py at bee603
     Const variance_epsilon 1e-12 (y input .../LayerNorm/batchnorm/add/y), Rsqrt, Mul by gamma, and so on:
     tf.nn.batch_normalization as tf.contrib.layers.layer_norm called it.
   - the pooler: bert/pooler/dense, a MatMul + BiasAdd + Tanh on sequence_output[:, 0].
+  - op names are TF 2.21's (AddV2, BatchMatMulV2); modules exported with TF 1.12/1.13 in 2019 say Add and
+    BatchMatMul for the same ops.
 
 modeling.py at bee6030 (`import tensorflow as tf`) is TF 1 code. It runs here unchanged: this script loads the file
 with its `tensorflow` bound to a module that is tf.compat.v1 plus `contrib.layers.layer_norm` and `flags`, for the
@@ -70,7 +74,9 @@ encoder_outputs (one [B, S, H] per layer), default (= pooled_output). `.mlm` tak
 adds mlm_logits [B, P, V]. `.vocab_file` is a tracked asset, `.do_lower_case` a tf.Variable. The variables are
 addressed through the checkpoint's object graph; their Keras names are in the object graph's attributes
 (word_embeddings/embeddings, transformer/layer_0/self_attention/query/kernel [H, N, D],
-.../attention_output/kernel [N, D, H], pooler_transform/kernel, ...). The activation is
+.../attention_output/kernel [N, D, H], pooler_transform/kernel, ...; the MLM head's under mlm/variables/<k>:
+bert/cls/predictions/transform/dense/kernel, .../transform/LayerNorm/gamma, bert/cls/predictions/output_bias/bias,
+its output weights tied to word_embeddings). The activation is
 tf_keras.activations.gelu(x, approximate=True), Model Garden's "gelu" (Pow 3.0, Mul 0.044715, Mul 0.7978846, Tanh
 in the saved functions' bodies); LayerNorm epsilon 1e-12 (Keras LayerNormalization, norm_epsilon); the attention
 mask adds (1 - mask) * -1e9 (official/nlp/modeling/layers/masked_softmax.py in tf-models-official 2.20; the 2020
