@@ -52,6 +52,9 @@ What a reader finds in the inference graph (all of it from modeling.py at bee603
     Const variance_epsilon 1e-12 (y input .../LayerNorm/batchnorm/add/y), Rsqrt, Mul by gamma, and so on:
     tf.nn.batch_normalization as tf.contrib.layers.layer_norm called it.
   - the pooler: bert/pooler/dense, a MatMul + BiasAdd + Tanh on sequence_output[:, 0].
+  - the vocabulary: collection saved_model_assets holds an AssetFileDef (tensor "Const:0", filename "vocab.txt");
+    tokenization_info's vocab_file is that Const (stored value b"SAVEDMODEL-ASSET"); do_lower_case is the bool
+    Const "Const_1:0". Default-valued attrs are stripped (stripped_default_attrs; see stripped_op_list).
   - op names are TF 2.21's (AddV2, BatchMatMulV2); modules exported with TF 1.12/1.13 in 2019 say Add and
     BatchMatMul for the same ops.
 
