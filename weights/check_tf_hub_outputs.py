@@ -139,7 +139,7 @@ def main() -> None:
     for name, heads in (("tf1_uncased", 4), ("tf1_cased", 6), ("tf2_uncased", 3)):
         check(FIXTURES / name, FIXTURES / f"{name}_outputs.npz", heads)
     if args.real:
-        for name in ("tf1_minilm", "tf2_minilm"):
+        for name in ("tf1_minilm", "tf1_minilm_pypi", "tf2_minilm"):
             check(args.real / name, args.real / f"{name}_outputs.npz", 12)
 
 

@@ -308,7 +308,7 @@ def tf1_module_fn(
 def tf1_module_graph(
     google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool, with_mlm: bool
 ) -> None:
-    modeling, run_pretraining = google["modeling"], google["run_pretraining"]
+    modeling = google["modeling"]
     bert_config = modeling.BertConfig.from_dict(config)
     input_ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
     input_mask = tf1.placeholder(tf.int32, [None, None], name="input_mask")
@@ -332,7 +332,7 @@ def tf1_module_graph(
         # run_pretraining.get_masked_lm_output builds cls/predictions; its labels only feed the loss, which no
         # signature exports. The logits are the input of its log_softmax.
         mlm_positions = tf1.placeholder(tf.int32, [None, None], name="mlm_positions")
-        _, _, log_probs = run_pretraining.get_masked_lm_output(
+        _, _, log_probs = google["run_pretraining"].get_masked_lm_output(
             bert_config,
             model.get_sequence_output(),
             model.get_embedding_table(),
@@ -617,6 +617,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     names = ["tensorflow", "tensorflow-cpu", "tf-keras", "tensorflow-hub", "tf-slim", "tf-models-official", "numpy"]
+    names.append("bert-tensorflow")  # make_tf_hub_real.py's tf1_minilm_pypi
     return {name: version(name) for name in names} | {"google-research/bert": "bee6030 (modeling.py = eedf571's)"}
 
 

