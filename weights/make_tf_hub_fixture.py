@@ -105,6 +105,9 @@ Keys (float32 outputs, int32 inputs, text as unicode arrays):
                              test can show that the tanh form, and not the exact one, is what the module computes
 tokenizer_outputs.npz: texts, and for each of uncased/cased (the tiny vocabs) and for each FullTokenizer version
 (bee6030, eedf571 which changed _is_control to Cc/Cf only) the tokens and ids, '\\n'-joined per text.
+Seen: the `tokenizers` library's BertWordPieceTokenizer (clean_text, handle_chinese_chars, lowercase and
+strip_accents = do_lower_case) gives bee6030's tokens on all seven texts; eedf571 differs from both on one text only,
+where it keeps the private-use character U+E000 (category Co) as a word, [UNK], that bee6030 and `tokenizers' drop.
 
 ## Rerun
 
