@@ -112,13 +112,16 @@ where it keeps the private-use character U+E000 (category Co) as a word, [UNK], 
 ## Rerun
 
     /work/tfvenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 tensorflow-hub==0.16.1 tf-slim==1.1.0 \
-        gin-config pyyaml immutabledict scipy
+        bert-tensorflow==1.0.4 safetensors gin-config pyyaml immutabledict scipy
     /work/tfvenv/bin/pip install --no-deps tf-models-official==2.20.0   # its pins ask for TF 2.20 and tf-text
     /work/tfvenv/bin/pip install --no-deps --target /work/tfvenv/src/tensorflow-hub-0.15.0 tensorflow-hub==0.15.0
-    git clone https://github.com/google-research/bert && git -C bert checkout bee6030   # or eedf571: same modeling.py
+    git clone https://github.com/google-research/bert && git -C bert checkout bee6030
+    git clone https://github.com/google-research/bert bert-master   # eedf571: its later tokenization.py, optional
     PYTHONPATH=/work/tfvenv/src/tensorflow-hub-0.15.0 \
-        /work/tfvenv/bin/python weights/make_tf_hub_fixture.py --google-bert ./bert \
-        [--google-bert-eedf571 ./bert-master]
+        /work/tfvenv/bin/python weights/make_tf_hub_fixture.py --google-bert ./bert --google-bert-eedf571 ./bert-master
+
+(On this machine the two checkouts are /work/tfvenv/src/google-bert-bee6030 and .../google-bert-eedf571, the
+defaults; the SHA-256 of each file is checked, so another commit's files are refused by name.)
 
 Values come from a seeded NumPy generator, so reruns write the same variables; the versions used are recorded in
 weights/tf_hub/versions.json.
