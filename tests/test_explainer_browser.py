@@ -12,13 +12,14 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import chromium
 import numpy as np
 import pytest
-from helpers import ROOT, minilm_dir
+from support import chromium
+from support.helpers import ROOT
 
 import minibert
 from minibert import explainer
+from minibert.explainer.page import TITLE_CHARACTERS, short_title
 
 TEXT = "Why is the pooled output different?"
 ARTIFACTS = Path(os.environ.get("MINIBERT_ARTIFACTS", ROOT / "tmp" / "artifacts"))
@@ -44,12 +45,6 @@ def browser():
             yield driver
     except chromium.ChromiumMissing as missing:
         pytest.fail(str(missing))
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    directory = minilm_dir()
-    return directory, minibert.BertModel.from_pretrained(directory), minibert.Tokenizer.from_pretrained(directory)
 
 
 @pytest.fixture(scope="module")
@@ -373,8 +368,8 @@ def test_a_long_texts_title_is_two_lines_and_the_whole_text_is_one_click_away(br
     open_page(browser, path)
     line = browser.execute_script("return parseFloat(getComputedStyle(document.querySelector('h1')).lineHeight)")
     assert box(browser, "h1")["height"] <= 2 * line + 1  # two lines, the rest under "…"
-    assert browser.title == "minibert explain: " + explainer.short_title(LONG_TEXT)
-    assert len(browser.title) <= len("minibert explain: ") + explainer.TITLE_CHARACTERS and browser.title.endswith("…")
+    assert browser.title == "minibert explain: " + short_title(LONG_TEXT)
+    assert len(browser.title) <= len("minibert explain: ") + TITLE_CHARACTERS and browser.title.endswith("…")
     assert LONG_TEXT.startswith(browser.title.removeprefix("minibert explain: ").removesuffix("…"))
     whole = browser.find_element("css selector", "#whole-text")
     summary = whole.find_element("css selector", "summary")
