@@ -398,28 +398,29 @@
     if (S > limit) shown = range(S).sort((a, b) => n.probs[b] - n.probs[a]).slice(0, limit).sort((a, b) => a - b);
     // The columns: token, k, q × k, score, mask, softmax bar and value, the trace's value. Where the page is narrower
     // than the natural layout, the vectors' cells and the gaps shrink.
-    const natural = Math.max(5, Math.min(10, Math.floor(300 / D))), row = 18, top = 112;
+    const natural = Math.max(5, Math.min(10, Math.floor(300 / D))), row = 18;
     const compact = 602 + 2 * D * natural > room();
     const cw = compact ? Math.max(2, Math.min(natural, Math.floor((room() - 440) / (2 * D)))) : natural;
     const G = compact ? { tok: 110, k: 12, p: 16, s: 62, m: 52, b: 14, bar: 50, t: 160, end: 14 }
       : { tok: 120, k: 12, p: 24, s: 78, m: 78, b: 18, bar: 100, t: 242, end: 30 };
     const xTok = G.tok, xK = xTok + G.k, xP = xK + D * cw + G.p, xS = xP + D * cw + G.s, xM = xS + G.m, xB = xM + G.b;
     const xT = xB + G.t, w = xT + G.end;
-    const svg = newSvg(fig, w, top + shown.length * row + 40);
+    const svg = newSvg(fig, w, 1000); // the height is set by fit() at the end
     svg.setAttribute("data-layer", l); svg.setAttribute("data-head", h); svg.setAttribute("data-query", q);
-    wrapped(svg, 10, 18, "layer " + l + ", head " + h + ", query token " + q + " “" + E.tokens[q] + "”: softmax(q·k/√" + D + " + mask)", w - 20, { class: "title" }, 16);
+    const qy = wrapped(svg, 10, 18, "layer " + l + ", head " + h + ", query token " + q + " “" + E.tokens[q] + "”: softmax(q·k/√" + D + " + mask)", w - 20, { class: "title" }, 18) + 4;
+    const top = qy + 74; // the first key's row
     let vmax = 0;
     n.qv.forEach((x) => { vmax = Math.max(vmax, Math.abs(x)); });
     shown.forEach((k) => vector(keys, l, h, k).forEach((x) => { vmax = Math.max(vmax, Math.abs(x)); }));
     let pmax = 0;
     shown.forEach((k) => { const kv = vector(keys, l, h, k); n.qv.forEach((x, d) => { pmax = Math.max(pmax, Math.abs(x * kv[d])); }); });
     // the query vector
-    text(svg, xTok, 78, "q", { class: "tok strong", "text-anchor": "end" });
+    const qTop = wrapped(svg, xK, qy, "query q: " + D + " values, this head's slice of attention.self.query", w - xK - 10, { class: "small" }, 13) - 7;
+    text(svg, xTok, qTop + 12, "q", { class: "tok strong", "text-anchor": "end" });
     n.qv.forEach((x, d) => {
-      const r = el("rect", { x: xK + d * cw, y: 66, width: cw - 1, height: 16, fill: diverging(x, vmax) }, svg);
+      const r = el("rect", { x: xK + d * cw, y: qTop, width: cw - 1, height: 16, fill: diverging(x, vmax) }, svg);
       el("title", {}, r).textContent = "q[" + d + "] = " + fmt(x);
     });
-    wrapped(svg, xK, 58, "query q: " + D + " values, this head's slice of attention.self.query", w - xK - 10, { class: "small" }, 13);
     const hy = top - 8;
     text(svg, xTok, hy, "key", { class: "lbl", "text-anchor": "end" });
     text(svg, xK, hy, "k", { class: "lbl" });
@@ -534,7 +535,7 @@
     el("path", { d: curve.join(""), fill: "none", stroke: "#1f2933", "stroke-width": 1.5 }, svg);
     el("path", { d: "M" + X(-1) + " " + Y(-1) + "L" + X(1) + " " + Y(1), stroke: "#9aa5b1", "stroke-dasharray": "3 3", fill: "none" }, svg);
     E.pooler_dense.forEach((x) => el("circle", { cx: X(x).toFixed(1), cy: Y(Math.tanh(x)).toFixed(1), r: 2.2, fill: "#b2182b", "fill-opacity": 0.5 }, svg));
-    const tanhText = wide ? 370 : w - tx - 10, nsat = P.saturated.length;
+    const tanhText = wide ? 376 : w - tx - 10, nsat = P.saturated.length;
     let ly = wrapped(svg, tx, ty + th + 36, "x from " + fmt(-R, 1) + " to " + fmt(R, 1) + "; shaded: saturated, |tanh x| > " + P.saturation + "; dashed: y = x", tanhText, { class: "small" }, 16);
     ly = wrapped(svg, tx, ly + 2, nsat + " of " + H + " dimensions saturate" + (nsat ? ": " + P.saturated.slice(0, 12).join(", ") + (nsat > 12 ? ", …" : "") : ""),
       tanhText, { class: "lbl strong", "data-field": "saturated_count" }, 16);
