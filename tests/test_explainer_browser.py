@@ -473,3 +473,25 @@ def test_the_short_page_opens_one_head_and_all_heads_are_one_click_away(browser,
     svg = browser.find_element("css selector", "[data-view=head] svg.fig")
     assert svg.get_attribute("data-heads") == ",".join(map(str, range(12)))
     assert {(d["q"], d["k"], d["h"]) for d in lines(browser)} == drawn_weights(probs, range(12))
+
+
+def test_a_narrowed_window_redraws_every_view_to_its_new_width(browser, long_page):
+    path, _, _ = long_page
+    browser.set_window_size(1400, 1000)
+    open_page(browser, path, "pooler")
+    wide = browser.execute_script("return document.querySelector('[data-view=pooler] svg.fig').width.baseVal.value")
+    try:
+        browser.set_window_size(800, 1000)
+        start = time.perf_counter()
+        while (
+            browser.execute_script("return document.querySelector('[data-view=pooler] svg.fig').width.baseVal.value")
+            == wide
+        ):
+            assert time.perf_counter() - start < 10, "the pooler view was not redrawn after the window narrowed"
+            time.sleep(0.05)
+        for view in VIEWS:
+            show(browser, view)
+            assert layout_faults(browser, view) == [], view
+        assert severe(browser) == []
+    finally:
+        browser.set_window_size(1280, 1000)
