@@ -408,14 +408,14 @@
     const svg = newSvg(fig, w, 1000); // the height is set by fit() at the end
     svg.setAttribute("data-layer", l); svg.setAttribute("data-head", h); svg.setAttribute("data-query", q);
     const qy = wrapped(svg, 10, 18, "layer " + l + ", head " + h + ", query token " + q + " “" + E.tokens[q] + "”: softmax(q·k/√" + D + " + mask)", w - 20, { class: "title" }, 18) + 4;
-    const top = qy + 74; // the first key's row
+    const qTop = wrapped(svg, xK, qy, "query q: " + D + " values, this head's slice of attention.self.query", w - xK - 10, { class: "small" }, 13) - 7;
+    const top = qTop + 66; // the first key's row, under the q row and the column headers
     let vmax = 0;
     n.qv.forEach((x) => { vmax = Math.max(vmax, Math.abs(x)); });
     shown.forEach((k) => vector(keys, l, h, k).forEach((x) => { vmax = Math.max(vmax, Math.abs(x)); }));
     let pmax = 0;
     shown.forEach((k) => { const kv = vector(keys, l, h, k); n.qv.forEach((x, d) => { pmax = Math.max(pmax, Math.abs(x * kv[d])); }); });
     // the query vector
-    const qTop = wrapped(svg, xK, qy, "query q: " + D + " values, this head's slice of attention.self.query", w - xK - 10, { class: "small" }, 13) - 7;
     text(svg, xTok, qTop + 12, "q", { class: "tok strong", "text-anchor": "end" });
     n.qv.forEach((x, d) => {
       const r = el("rect", { x: xK + d * cw, y: qTop, width: cw - 1, height: 16, fill: diverging(x, vmax) }, svg);
