@@ -159,11 +159,7 @@ def train_sentencepiece(folder: Path) -> Path:
         character_coverage=1.0,
         normalization_rule_name="nmt_nfkc",
         hard_vocab_limit=False,
-        bos_id=0,
-        pad_id=1,
-        eos_id=2,
-        unk_id=3,
-        minloglevel=2,
+        minloglevel=2,  # SentencePiece's default ids, as XLM-R's model has them: <unk> 0, <s> 1, </s> 2
     )
     return prefix.with_suffix(".model")
 
