@@ -34,6 +34,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 # holds sentence_bert_config.json (max_seq_length, do_lower_case, transformer_task), the Pooling, Dense and
 # SpladePooling modules' folders a config.json (Dense its weights too).
 MODULES_JSON = "modules.json"
+# What to do with a directory or repository that has no modules.json: from Python, and on the command line.
+PLAIN_BERT_FIX = "for a plain BERT checkpoint use minibert.BertModel"
+PLAIN_BERT_CLI_FIX = (
+    "`minibert embed --model` needs one (e.g. sentence-transformers/all-MiniLM-L6-v2); for a plain BERT checkpoint "
+    "use `minibert run --input FILE --model DIR --which pooler_output`"
+)
 SENTENCE_BERT_CONFIG = "sentence_bert_config.json"
 # The module classes minibert implements, by class name; MLMTransformer is the SPLADE models' Transformer before v5.4
 # (a Transformer with transformer_task "fill-mask").

@@ -29,7 +29,7 @@ from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
 from .inputs import as_inputs, check_batch_size, check_dtype, check_numpy_output, check_truncate_dim, first_argument
 from .model import BertModel
-from .model_files import MODULES_JSON, read_json, read_modules
+from .model_files import MODULES_JSON, PLAIN_BERT_CLI_FIX, PLAIN_BERT_FIX, read_json, read_modules
 from .pooling import DENSE_ACTIVATIONS, LEGACY_POOLING_KEYS, POOLING_FUNCTIONS, dense, normalize, pool
 from .quantize import check_precision, quantize_embeddings
 from .similarity import SIMILARITY_FUNCTIONS, cosine_similarity, similarity_function_name
@@ -48,6 +48,8 @@ from .st_config import (
 from .untrusted import quote
 
 logger = logging.getLogger("minibert")
+
+BATCH_SIZE = 32  # texts per forward pass: sentence-transformers' default, and `minibert embed --batch-size`'s
 
 __all__ = ["SentenceEncoder", "SentenceTransformer", "cosine_similarity", "read_sentence_config"]
 
@@ -135,8 +137,9 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
     modules_json = directory / MODULES_JSON
     if not modules_json.is_file():
         raise CheckpointError(
-            f"{directory}: no modules.json, so this is not a sentence-transformers model directory; "
-            "for a plain BERT checkpoint use minibert.BertModel"
+            f"{directory}: no modules.json, so this is not a sentence-transformers model directory;",
+            fix=PLAIN_BERT_FIX,
+            cli_fix=PLAIN_BERT_CLI_FIX,
         )
     modules = read_modules(modules_json)
     kinds = tuple(kind for kind, _ in modules)
@@ -395,7 +398,7 @@ class SentenceEncoder:
         sentences=None,
         prompt_name: str | None = None,
         prompt: str | None = None,
-        batch_size: int = 32,
+        batch_size: int = BATCH_SIZE,
         show_progress_bar: bool | None = None,
         normalize_embeddings: bool = False,
         precision: str = "float32",

@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
+from support.helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
 
 import minibert
-from minibert.errors import CheckpointError, InputError
 from minibert.batching import SAME_LENGTH_SHARE, length_batches
+from minibert.errors import CheckpointError, InputError
 from minibert.pooling import POOLING_FUNCTIONS, normalize, pool
 
 REFERENCE = WEIGHTS / "minilm-sentence-reference.npz"

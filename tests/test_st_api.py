@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, ROOT, WEIGHTS, minilm_dir
+from support.helpers import F32_TOL, ROOT, WEIGHTS, minilm_dir
 
 import minibert
 from minibert.errors import CheckpointError, InputError
