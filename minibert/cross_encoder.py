@@ -127,8 +127,6 @@ class CrossEncoder:
     ):
         where = type(self).__name__
         check_numpy_output(False, device, where)
-        if model_name_or_path is None:
-            raise InputError(f"{where}: pass a model directory or hub id")
         dtype = check_dtype(dtype)
         directory = resolve_model_dir(
             hub_name(model_name_or_path, self.ORGANIZATION),

@@ -229,10 +229,6 @@ class SentenceEncoder:
         check_finite: bool = True,
     ):
         check_numpy_output(False, device, type(self).__name__)
-        if model_name_or_path is None:
-            raise InputError(
-                f"{type(self).__name__}: pass a model directory or hub id; minibert cannot build a model from modules"
-            )
         dtype = check_dtype(dtype)  # before any download
         directory = resolve_model_dir(
             hub_name(model_name_or_path, self.ORGANIZATION),
