@@ -62,13 +62,16 @@ def model_identity(directory: Path, dtype: str) -> dict:
 
     Reading the sentence-transformers config checks it too, so a directory that is not such a model is refused here,
     before the output is created. The SHA-256 covers the Transformer module's config and exactly the weight files
-    minibert would read from its folder (model_files.local_weight_files: every shard, every TF .data-* file).
+    minibert would read from its folder (model_files.local_weight_files: every shard, every TF .data-* file), and
+    each Dense module's config.json and weights.
     """
     directory = directory.resolve()
     config = read_sentence_config(directory)
     transformer = config.transformer_dir
     config_json = config_file(transformer)
     files = [*([config_json] if config_json.is_file() else []), *local_weight_files(transformer)]
+    for dense in config.dense:
+        files += [dense.folder / "config.json", *local_weight_files(dense.folder)]
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{path.relative_to(directory).as_posix()}:{_sha256(path)}\n".encode())
