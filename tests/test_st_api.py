@@ -468,3 +468,16 @@ def test_rerank_command_prints_documents_best_first_as_crossencoder_rank(st_mode
     assert lines[1].split(maxsplit=2) == [f"{got[0]['score']:.4f}", str(got[0]["line"]), got[0]["text"]]
     assert main(["rerank", QUERY, "--input", str(docs), "--model", str(st_models["rerank3"])]) == 2
     assert "rank() works for models with one label; this one has 3" in capsys.readouterr().err
+
+
+def test_tokenizer_takes_transformers_text_pair_and_return_tensors_np():
+    tokenizer = minibert.Tokenizer.from_pretrained(minilm_dir())
+    pairs = tokenizer(["a question"], text_pair=["an answer"], return_tensors="np")
+    np.testing.assert_array_equal(pairs["input_ids"], tokenizer(["a question"], text_pairs=["an answer"])["input_ids"])
+    assert pairs["token_type_ids"].tolist() == [[0, 0, 0, 0, 1, 1, 1]]
+    assert tokenizer.token_counts(["a question", "x"], ["an answer", "y"]).tolist() == [7, 5]
+    assert tokenizer.token_counts(["word " * 600], max_length=256).tolist() == [256]
+    with pytest.raises(InputError, match="return_tensors='pt': minibert's tokenizer returns NumPy arrays"):
+        tokenizer(["a"], return_tensors="pt")
+    with pytest.raises(InputError, match="text_pair has 1 texts but texts has 2"):
+        tokenizer.token_counts(["a", "b"], ["c"])
