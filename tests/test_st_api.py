@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import test_hub
 from support.helpers import F32_TOL, ROOT, WEIGHTS, minilm_dir
 
 import minibert
@@ -52,6 +53,8 @@ def st_models(tmp_path_factory):
 
     return build(tmp_path_factory.mktemp("st-models"))
 
+
+online, serve = test_hub.online, test_hub.serve  # test_hub's fixtures: the fake hub on loopback
 
 _REFERENCES = {}
 
@@ -481,3 +484,33 @@ def test_tokenizer_takes_transformers_text_pair_and_return_tensors_np():
         tokenizer(["a"], return_tensors="pt")
     with pytest.raises(InputError, match="text_pair has 1 texts but texts has 2"):
         tokenizer.token_counts(["a", "b"], ["c"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# By hub id: which files each kind fetches (huggingface_hub's real download code against tests/support/fake_hub.py)
+
+
+def _serve_built(serve, st_models, name, repo_id):
+    return serve({(repo_id, "main"): (test_hub.COMMIT_1, st_models[name])})
+
+
+def test_hub_id_of_a_dense_model_fetches_its_settings_and_the_dense_module(serve, st_models, tmp_path):
+    hub = _serve_built(serve, st_models, "dense", "org/dense")
+    encoder = minibert.SentenceTransformer("org/dense", cache_folder=tmp_path / "cache")
+    assert hub.downloads[:2] == ["modules.json", "config_sentence_transformers.json"]
+    assert hub.downloads[-3:] == ["1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors"]
+    np.testing.assert_array_equal(
+        encoder.encode(TEXTS[:3]), minibert.SentenceTransformer(st_models["dense"]).encode(TEXTS[:3])
+    )
+
+
+def test_hub_id_of_a_cross_encoder_and_of_a_splade_model_fetch_what_they_read(serve, st_models, tmp_path):
+    hub = _serve_built(serve, st_models, "rerank1", "org/rerank")
+    model = minibert.CrossEncoder("org/rerank", cache_folder=tmp_path / "cache")
+    assert hub.downloads[:2] == ["config.json", "model.safetensors"]
+    assert {"tokenizer.json", "config_sentence_transformers.json", "modules.json"} <= set(hub.downloads)
+    assert model.activation_fn == "torch.nn.modules.linear.Identity"  # from the fetched settings
+    hub = _serve_built(serve, st_models, "splade", "org/splade")
+    sparse = minibert.SparseEncoder("org/splade", cache_folder=tmp_path / "cache")
+    assert hub.downloads[0] == "modules.json" and hub.downloads[-1] == "1_SpladePooling/config.json"
+    assert sparse.prompts["query"] == "query: "
