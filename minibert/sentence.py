@@ -445,7 +445,7 @@ class SentenceEncoder:
             run_in_length_batches(
                 texts,
                 tokenize,
-                lambda batch: self._embed_encoded(batch, prompt_length),
+                (lambda batch: self._embed_encoded(batch, prompt_length)) if prompt_length else self._embed_encoded,
                 out,
                 batch_size,
                 on_batch=(lambda rows: [f(rows) for f in callbacks]) if callbacks else None,
