@@ -78,6 +78,6 @@ def progress_bar(show_progress_bar, total: int):
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        raise InputError("show_progress_bar=True needs tqdm: pip install 'minibert[progress]'") from None
+        raise InputError("show_progress_bar=True needs tqdm: pip install 'minibert-numpy[progress]'") from None
     bar = tqdm(total=total, desc="Batches", unit="text")
     return bar.update, bar
