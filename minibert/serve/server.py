@@ -27,6 +27,7 @@ log = logging.getLogger("minibert.serve")
 # Where --workers passes the model and the settings to the processes uvicorn spawns.
 WORKER_ENVIRONMENT = "MINIBERT_SERVE_WORKER"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -62,18 +63,10 @@ def serve(model: str, settings: Settings, *, host: str, port: int, name: str | N
 
     sock = listening_socket(host, port)
     stopped_by = []
-    previous = {
-        sig: signal.signal(sig, lambda sig, frame: stopped_by.append(sig)) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    previous = {sig: signal.signal(sig, lambda sig, frame: stopped_by.append(sig)) for sig in HANDLED_SIGNALS}
     try:
         if workers == 1:
-            service = load_service(model, name)
-            service.compute(None, ["warm up"])  # the first call's one-time costs (thread pool, BLAS) before any client
-            config = uvicorn.Config(
-                build_app(service, settings), log_config=None, log_level=log_level, access_log=False
-            )
-            log.info("minibert serve: %s, listening on %s (pid %d)", service.describe(), url(sock), os.getpid())
-            uvicorn.Server(config).run(sockets=[sock])
+            serve_one(load_service(model, name), settings, sock, log_level)
         else:
             # the cores shared among the workers, unless the user chose a count
             os.environ.setdefault("MINIBERT_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
@@ -97,6 +90,16 @@ def serve(model: str, settings: Settings, *, host: str, port: int, name: str | N
     if stopped_by:
         log.info("minibert serve: stopped by %s", signal.Signals(stopped_by[0]).name)
     return 0
+
+
+def serve_one(service, settings: Settings, sock: socket.socket, log_level: str) -> None:
+    """One process: warm the model up, say where it listens, serve on `sock` until a signal."""
+    import uvicorn
+
+    service.compute(None, ["warm up"])  # the first call's one-time costs (thread pool, BLAS) before any client
+    config = uvicorn.Config(build_app(service, settings), log_config=None, log_level=log_level, access_log=False)
+    log.info("minibert serve: %s, listening on %s (pid %d)", service.describe(), url(sock), os.getpid())
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def worker_app():
