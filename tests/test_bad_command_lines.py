@@ -2,8 +2,7 @@
 traceback (tests/test_cli.py tests the command's outputs in depth).
 
 Broken checkpoints are made in tmp_path from the tiny checkpoints in weights/ (weights/make_reference.py made those),
-with tests/bad_checkpoints.py. Split out of the former tests/test_robustness.py; the cases and their assertions are
-unchanged.
+with tests/support/bad_checkpoints.py.
 """
 
 import shutil
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_checkpoints import TINY, copy_checkpoint
-from helpers import ROOT, minilm_dir
+from support.bad_checkpoints import TINY, copy_checkpoint
+from support.helpers import ROOT, minilm_dir
 
 from minibert.cli import main
 
@@ -54,7 +53,7 @@ BAD_COMMAND_LINES = {
     "unreadable config.json": (["explain", "hi", "--model", "{unreadable}"], "config.json: cannot be read"),
     "missing --input file": (["run", "--input", "{tmp}/absent.txt", "--model", "{minilm}"], "absent.txt: no such file"),
     "--input a directory": (["run", "--input", "{tmp}", "--model", "{minilm}"], "cannot be read (Is a directory)"),
-    # A missing folder of an output is created (issue 15 chose embed's rule for every command); a file on the way isn't
+    # A missing folder of an output is created, embed's rule for every command; a file on the way isn't
     "output under a file": (
         ["run", "hi", "--model", "{minilm}", "--output", "{minilm}/config.json/out.npy"],
         "{minilm}/config.json is a file, so it cannot hold a folder or file",
