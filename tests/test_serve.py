@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from helpers import ROOT, minilm_dir
+from support.helpers import ROOT, minilm_dir
 
 from minibert import SentenceEncoder
 from minibert.sentence import normalize
