@@ -224,7 +224,7 @@ def test_a_prompt_name_the_model_does_not_have_is_refused(http):
 
 def test_32_clients_get_their_own_vectors_and_batches_hold_several_requests(server, encoder):
     clients, per_client = 32, 16
-    lengths = [3, 8, 20, 45, 90]
+    lengths = [2, 6, 14, 30, 60]  # words
     texts = {
         (c, i): text_of(lengths[(c + i) % len(lengths)], 1000 * c + i)
         for c in range(clients)
@@ -266,7 +266,7 @@ def test_32_clients_get_their_own_vectors_and_batches_hold_several_requests(serv
 
 def test_health_answers_during_a_long_batch(server):
     """The forward pass runs off the event loop: /health answers, again and again, while a long batch computes."""
-    passages = [text_of(240, 5000 + i) for i in range(64)]
+    passages = [text_of(200, 5000 + i) for i in range(32)]
     done = threading.Event()
 
     def long_request():
@@ -279,12 +279,12 @@ def test_health_answers_during_a_long_batch(server):
     thread.start()
     answered_meanwhile = 0
     try:
-        while not done.wait(0.1):
+        while not done.wait(0.02):
             if httpx.get(server.url + "/health", timeout=REQUEST_TIMEOUT).status_code == 200 and not done.is_set():
                 answered_meanwhile += 1
     finally:
         thread.join(timeout=5 * REQUEST_TIMEOUT)
-    assert answered_meanwhile >= 3
+    assert answered_meanwhile >= 2
 
 
 # ---- bad input: each its 4xx in its API's shape, and the server keeps serving ----
