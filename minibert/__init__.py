@@ -1,12 +1,16 @@
 """minibert: BERT's forward pass in NumPy, on real checkpoints, matching transformers."""
 
 from .config import BertConfig
+from .cross_encoder import CrossEncoder
 from .embed import embed_file, read_embeddings
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
 from .explainer import Explanation, explain
 from .heads import BertForMaskedLM, BertForSequenceClassification, fill_mask
 from .model import BertModel, BertModelOutput
-from .sentence import SentenceEncoder, cosine_similarity
+from .quantize import quantize_embeddings
+from .sentence import SentenceEncoder, SentenceTransformer
+from .similarity import cosine_similarity
+from .sparse_encoder import SparseEncoder
 from .tokenizer import Tokenizer
 from .trace import Trace
 
@@ -17,16 +21,20 @@ __all__ = [
     "BertModel",
     "BertModelOutput",
     "CheckpointError",
+    "CrossEncoder",
     "ConfigError",
     "Explanation",
     "InputError",
     "MinibertError",
     "SentenceEncoder",
+    "SentenceTransformer",
+    "SparseEncoder",
     "Tokenizer",
     "Trace",
     "cosine_similarity",
     "explain",
     "fill_mask",
     "embed_file",
+    "quantize_embeddings",
     "read_embeddings",
 ]

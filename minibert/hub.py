@@ -21,6 +21,7 @@ from .errors import CheckpointError, InputError
 from .model_files import (
     CONFIG_FILES,
     MODULES_JSON,
+    MODULES_WITH_CONFIG,
     PLAIN_BERT_CLI_FIX,
     PLAIN_BERT_FIX,
     SENTENCE_BERT_CONFIG,
@@ -40,10 +41,18 @@ class Need(enum.Enum):
     MODEL = "config.json"  # config.json and the weights, for BertModel and the heads
     TOKENIZER = "tokenizer files"  # tokenizer.json or vocab.txt, and tokenizer_config.json
     SENTENCE_MODEL = "modules.json"  # modules.json, then each sentence-transformers module's files
+    CROSS_ENCODER = "cross-encoder"  # config.json, the weights, the tokenizer, and sentence-transformers' settings
 
 
 # The files that mark a cached snapshot as holding what a Need reads, the first of them the likeliest.
-_MARKERS = {Need.MODEL: CONFIG_FILES, Need.TOKENIZER: TOKENIZER_FILES, Need.SENTENCE_MODEL: (MODULES_JSON,)}
+_MARKERS = {
+    Need.MODEL: CONFIG_FILES,
+    Need.TOKENIZER: TOKENIZER_FILES,
+    Need.SENTENCE_MODEL: (MODULES_JSON,),
+    Need.CROSS_ENCODER: CONFIG_FILES,
+}
+# A sentence-transformers model's own settings (prompts, similarity, a CrossEncoder's activation_fn), at its top.
+ST_SETTINGS_FILES = ("config_sentence_transformers.json",)
 
 
 def resolve_model_dir(
@@ -116,6 +125,12 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
     snapshot = _Snapshot(repo_id, revision, cache_dir, where)
     if need is Need.SENTENCE_MODEL:
         _fetch_sentence_model(snapshot, repo_files)
+    elif need is Need.CROSS_ENCODER:
+        _fetch_model(snapshot, repo_files, "", where)
+        for name in _tokenizer_files(repo_files, where) + [
+            name for name in (MODULES_JSON, SENTENCE_BERT_CONFIG, *ST_SETTINGS_FILES) if name in repo_files
+        ]:
+            snapshot.fetch(name)
     elif need is Need.TOKENIZER:
         for name in _tokenizer_files(repo_files, where):
             snapshot.fetch(name)
@@ -204,7 +219,8 @@ def _tokenizer_files(names: list[str], where: str) -> list[str]:
 
 def _fetch_sentence_model(snapshot: _Snapshot, repo_files: list[str]) -> None:
     """modules.json, then each module's files from the folder it names: the Transformer's config, weights,
-    tokenizer files and sentence_bert_config.json, the Pooling's config.json (Normalize has none)."""
+    tokenizer files and sentence_bert_config.json, the config.json of Pooling, Dense and SpladePooling, a Dense's
+    weights (Normalize has none), and config_sentence_transformers.json."""
     where = snapshot.where
     # Which folders to fetch from is known only from modules.json, so it comes first.
     if MODULES_JSON not in repo_files:
@@ -214,17 +230,23 @@ def _fetch_sentence_model(snapshot: _Snapshot, repo_files: list[str]) -> None:
             cli_fix=PLAIN_BERT_CLI_FIX,
         )
     modules = read_modules(snapshot.fetch(MODULES_JSON))
-    folders = {kind: folder.strip("/") + "/" if folder.strip("/") else "" for kind, folder in modules}
-    transformer = folders["Transformer"]
-    inside = [name[len(transformer) :] for name in repo_files if name.startswith(transformer)]
-    if transformer:
-        where = f"{where}, Transformer module folder {transformer.rstrip('/')!r}"
-    _model_config_file(inside, where)  # checked, with the tokenizer files, before any download
-    tokenizer_files = _tokenizer_files(inside, where)
-    _fetch_model(snapshot, inside, transformer, where)
-    for name in tokenizer_files + [name for name in (SENTENCE_BERT_CONFIG,) if name in inside]:
-        snapshot.fetch(transformer + name)
-    snapshot.fetch(folders["Pooling"] + "config.json")  # read_sentence_config says so by name if it is missing
+    for name in ST_SETTINGS_FILES:
+        if name in repo_files:
+            snapshot.fetch(name)
+    for kind, folder in modules:
+        prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+        inside = [name[len(prefix) :] for name in repo_files if name.startswith(prefix)]
+        here = f"{where}, {kind} module folder {prefix.rstrip('/')!r}" if prefix else where
+        if kind == "Transformer":
+            _model_config_file(inside, here)  # checked, with the tokenizer files, before any download
+            tokenizer_files = _tokenizer_files(inside, here)
+            _fetch_model(snapshot, inside, prefix, here)
+            for name in tokenizer_files + [name for name in (SENTENCE_BERT_CONFIG,) if name in inside]:
+                snapshot.fetch(prefix + name)
+        elif kind in MODULES_WITH_CONFIG:
+            snapshot.fetch(prefix + "config.json")  # the module's reader says so by name if it is missing
+            if kind == "Dense":
+                snapshot.fetch(prefix + choose_weights(inside, here, holds="it has"))
 
 
 def _list_repo_files(repo_id: str, revision: str | None) -> list[str]:

@@ -3,6 +3,8 @@
 Every refusal is an InputError that names the argument, what was expected, what was found, and the fix.
 """
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from .config import BertConfig
@@ -131,3 +133,56 @@ def check_dtype(dtype) -> np.dtype:
     if dtype not in SUPPORTED_DTYPES:
         raise InputError(f"dtype {dtype} is not supported; use numpy.float32 or numpy.float64")
     return dtype
+
+
+# The arguments of the sentence-transformers-style encode / predict calls.
+
+
+def as_inputs(sentences, where: str) -> tuple[list[str], bool]:
+    """(the texts as a list, whether one string was given): a string, or any iterable of strings (a list, a tuple, a
+    NumPy array of str, a pandas Series, a generator)."""
+    if isinstance(sentences, str):
+        return [sentences], True
+    if isinstance(sentences, np.ndarray):
+        sentences = sentences.tolist()
+    if not isinstance(sentences, Iterable) or isinstance(sentences, bytes | dict):
+        raise InputError(f"{where}: sentences must be a string or a list of strings, found {type(sentences).__name__}")
+    texts = list(sentences)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(
+                f"{where}: sentences must be a string or a list of strings; item {i} is a {type(text).__name__}"
+            )
+    return texts, False
+
+
+def check_batch_size(batch_size, where: str) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"{where}: batch_size must be a positive integer, found {batch_size!r}")
+    return batch_size
+
+
+def check_numpy_output(convert_to_tensor: bool, device, where: str) -> None:
+    """minibert returns NumPy arrays on the CPU: a request for a torch tensor or another device is refused."""
+    if convert_to_tensor:
+        raise InputError(
+            f"{where}: convert_to_tensor=True asks for a torch tensor; minibert computes without PyTorch and returns "
+            "NumPy arrays (torch.from_numpy(result) makes a tensor without a copy)"
+        )
+    if device not in (None, "cpu"):
+        raise InputError(f"{where}: device={device!r}; minibert runs on the CPU only (device=None or 'cpu')")
+
+
+def first_argument(sentences, inputs, where: str):
+    """The texts, given as the first argument or as `inputs=` (sentence-transformers v6's name), not both."""
+    if sentences is not None and inputs is not None:
+        raise InputError(f"{where}: pass the texts once, as the first argument or as inputs=, not both")
+    if sentences is None and inputs is None:
+        raise InputError(f"{where}: no texts given; pass a string or a list of strings")
+    return sentences if inputs is None else inputs
+
+
+def check_truncate_dim(truncate_dim, where: str) -> int:
+    if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int) or truncate_dim < 1:
+        raise InputError(f"{where}: truncate_dim must be a positive integer or None, found {truncate_dim!r}")
+    return truncate_dim

@@ -31,7 +31,8 @@ WEIGHT_FILES = (SAFETENSORS, SHARDED_INDEX, TORCH_BIN, TF_INDEX)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 # A sentence-transformers model: modules.json lists its modules and their folders; the Transformer module's folder
-# holds sentence_bert_config.json (max_seq_length, do_lower_case) and the Pooling module's folder a config.json.
+# holds sentence_bert_config.json (max_seq_length, do_lower_case, transformer_task), the Pooling, Dense and
+# SpladePooling modules' folders a config.json (Dense its weights too).
 MODULES_JSON = "modules.json"
 # What to do with a directory or repository that has no modules.json: from Python, and on the command line.
 PLAIN_BERT_FIX = "for a plain BERT checkpoint use minibert.BertModel"
@@ -40,7 +41,11 @@ PLAIN_BERT_CLI_FIX = (
     "use `minibert run --input FILE --model DIR --which pooler_output`"
 )
 SENTENCE_BERT_CONFIG = "sentence_bert_config.json"
-SENTENCE_MODULES = ("Transformer", "Pooling", "Normalize")
+# The module classes minibert implements, by class name; MLMTransformer is the SPLADE models' Transformer before v5.4
+# (a Transformer with transformer_task "fill-mask").
+SENTENCE_MODULES = ("Transformer", "MLMTransformer", "Pooling", "Dense", "Normalize", "SpladePooling")
+# Modules whose folder holds a config.json that minibert reads.
+MODULES_WITH_CONFIG = ("Pooling", "Dense", "SpladePooling")
 
 
 def read_json(path, expect: type = dict, error: type[MinibertError] = CheckpointError):
@@ -124,7 +129,7 @@ def read_sharded_index(index_path: Path) -> dict[str, str]:
 
 
 def _module_kind(entry, modules_json: Path) -> str:
-    """'Transformer', 'Pooling' or 'Normalize' for a modules.json entry, or a CheckpointError naming the module."""
+    """The class name of a modules.json entry (one of SENTENCE_MODULES), or a CheckpointError naming the module."""
     if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
         raise CheckpointError(f"{modules_json}: each entry needs a 'type' string, found {quote(entry)}")
     kind = entry["type"].rsplit(".", 1)[-1]
@@ -135,7 +140,8 @@ def _module_kind(entry, modules_json: Path) -> str:
     raise CheckpointError(
         f"{modules_json}: module {quote(entry.get('idx', '?'))} ({quote(entry.get('path', ''))}) has type "
         f"{quote(entry['type'])}, "
-        "which minibert does not implement; supported: sentence_transformers Transformer (a BERT), Pooling, Normalize. "
+        "which minibert does not implement; supported: sentence_transformers "
+        f"{', '.join(SENTENCE_MODULES)} (the Transformer a BERT). "
         "Skipping it would give different embeddings, so use sentence-transformers for this model."
     )
 
@@ -153,19 +159,13 @@ def _module_path(entry: dict, modules_json: Path) -> str:
 
 
 def read_modules(modules_json: Path) -> list[tuple[str, str]]:
-    """modules.json -> [(kind, folder)]: a Transformer, a Pooling, and optionally a Normalize, in that order."""
+    """modules.json -> [(kind, folder)], the Transformer first (an MLMTransformer is returned as a Transformer). Which
+    modules may follow it is for the model class to check (SentenceEncoder, SparseEncoder, CrossEncoder)."""
     entries = read_json(modules_json, expect=list)
     if not entries:
         raise CheckpointError(f"{modules_json}: expected a non-empty JSON list of modules")
     kinds = [_module_kind(entry, modules_json) for entry in entries]
-    if kinds[0] != "Transformer" or kinds.count("Transformer") != 1 or kinds.count("Pooling") > 1:
-        raise CheckpointError(
-            f"{modules_json}: modules are {kinds}; minibert runs one Transformer, then at most one Pooling "
-            "and Normalize"
-        )
-    if "Pooling" not in kinds:
-        raise CheckpointError(f"{modules_json}: no Pooling module; minibert needs one to make sentence embeddings")
-    normalize_misplaced = "Normalize" in kinds and (kinds[-1] != "Normalize" or kinds.count("Normalize") > 1)
-    if kinds.index("Pooling") != 1 or normalize_misplaced:
-        raise CheckpointError(f"{modules_json}: modules are {kinds}; expected Transformer, Pooling[, Normalize]")
+    kinds = ["Transformer" if kind == "MLMTransformer" else kind for kind in kinds]
+    if kinds[0] != "Transformer" or kinds.count("Transformer") != 1:
+        raise CheckpointError(f"{modules_json}: modules are {kinds}; minibert runs one Transformer, first")
     return [(kind, _module_path(entry, modules_json)) for kind, entry in zip(kinds, entries, strict=True)]

@@ -1,153 +1,57 @@
-"""Sentence embeddings as sentence-transformers computes them: BertModel, then pooling, then (optionally) L2 norm.
+"""Sentence embeddings as sentence-transformers computes them: BertModel, then pooling, then the modules after it.
 
-    texts -> Tokenizer (truncated to max_seq_length) -> bert_model -> last_hidden_state [B, S, H]
-          -> pooling over the real tokens (mean, cls, max, ...) [B, H] -> normalize -> [B, H]
+    texts -> (prompt + text) -> Tokenizer (truncated to max_seq_length) -> bert_model -> last_hidden_state [B, S, H]
+          -> Pooling over the real tokens (mean, cls, max, ...) [B, H] -> Dense ... -> Normalize -> [B, D]
+          -> truncate_dim, normalize_embeddings, precision (what encode() is asked for)
 
 A sentence-transformers model directory says which steps to take: `modules.json` lists the modules in order (a
-Transformer, a Pooling, and often a Normalize), `sentence_bert_config.json` holds max_seq_length, and the Pooling
-module's `config.json` holds its modes. Only those three module types are implemented; any other (Dense, LayerNorm,
-Router, ...) is refused by name rather than skipped, since skipping it would give different embeddings.
+Transformer, a Pooling, any Dense layers, often a Normalize), `config_sentence_transformers.json` the prompts and the
+similarity function, `sentence_bert_config.json` max_seq_length, and the Pooling and Dense modules' `config.json`
+their settings. Any other module (LayerNorm, Router, ...) is refused by name rather than skipped, since skipping it
+would give different embeddings.
 
-Pooling functions mirror sentence-transformers v6.2.0, `sentence_transformers/sentence_transformer/modules/
-pooling.py`, `Pooling._forward_padded`, operation for operation; the encode loop mirrors
-`SentenceTransformer._inference` (sort by length, batch, restore input order).
+`SentenceEncoder` follows sentence-transformers v6.3's `SentenceTransformer` (`sentence_transformers/
+sentence_transformer/model.py`): the same constructor, encode, encode_query, encode_document, similarity and
+similarity_pairwise, with the differences its docstrings name (NumPy arrays out, never tensors; CPU only).
 
-Shape legend: B batch, S sequence length, H hidden size.
+Shape legend: B batch, S sequence length, H hidden size, D embedding size.
 """
 
-from collections.abc import Sequence
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_pretrained
-from .config import MAX_SIZES
+from .batching import progress_bar, run_in_length_batches
+from .checkpoint import load_pretrained, read_tensors
 from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
-from .inputs import check_dtype
+from .inputs import as_inputs, check_batch_size, check_dtype, check_numpy_output, check_truncate_dim, first_argument
 from .model import BertModel
-from .model_files import (
-    MODULES_JSON,
-    PLAIN_BERT_CLI_FIX,
-    PLAIN_BERT_FIX,
-    SENTENCE_BERT_CONFIG,
-    read_json,
-    read_modules,
+from .model_files import MODULES_JSON, PLAIN_BERT_CLI_FIX, PLAIN_BERT_FIX, read_json, read_modules
+from .pooling import DENSE_ACTIVATIONS, LEGACY_POOLING_KEYS, POOLING_FUNCTIONS, dense, normalize, pool
+from .quantize import check_precision, quantize_embeddings
+from .similarity import SIMILARITY_FUNCTIONS, cosine_similarity, similarity_function_name
+from .st_config import (
+    ModelSettings,
+    TransformerSettings,
+    check_transformer_task,
+    document_prompt_name,
+    hub_name,
+    load_tokenizer,
+    query_prompt_name,
+    read_model_settings,
+    read_transformer_settings,
+    resolve_prompt,
 )
-from .tokenizer import Tokenizer
 from .untrusted import quote
+
+logger = logging.getLogger("minibert")
 
 BATCH_SIZE = 32  # texts per forward pass: sentence-transformers' default, and `minibert embed --batch-size`'s
 
-# ----------------------------------------------------------------------------------------------------------
-# Pooling: pure functions of (token_embeddings [B, S, H], attention_mask [B, S]) -> [B, H], in the embeddings' dtype.
-
-
-def _mask_as(attention_mask: np.ndarray, dtype) -> np.ndarray:
-    return attention_mask.astype(dtype, copy=False)[:, :, None]  # [B, S] -> [B, S, 1]
-
-
-def cls_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """h[b, first real token]: the first position the mask marks (0 unless the batch is left-padded). -> [B, H]"""
-    first = np.argmax(attention_mask != 0, axis=1)  # [B]; an all-zero row gives 0, as torch's argmax does
-    return token_embeddings[np.arange(len(first)), first]  # [B, S, H] -> [B, H]
-
-
-def max_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """max over real tokens of h[b, s, :]. Padded positions are set to -inf first (v6.2; v2 used -1e9). -> [B, H]"""
-    masked = np.where(_mask_as(attention_mask, token_embeddings.dtype) == 0, -np.inf, token_embeddings)
-    return masked.max(axis=1).astype(token_embeddings.dtype, copy=False)  # [B, S, H] -> [B, H]
-
-
-def _masked_sum_and_count(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mask = _mask_as(attention_mask, token_embeddings.dtype)  # [B, S, 1]
-    total = (token_embeddings * mask).sum(axis=1)  # [B, S, H] -> [B, H]
-    # clamp(min=1e-9) as upstream: a row without tokens gives 0 / 1e-9 = 0 rather than NaN.
-    count = np.maximum(mask.sum(axis=1), token_embeddings.dtype.type(1e-9))  # [B, 1]
-    return total, count
-
-
-def mean_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """sum over real tokens of h / max(number of real tokens, 1e-9). -> [B, H]"""
-    total, count = _masked_sum_and_count(token_embeddings, attention_mask)
-    return total / count
-
-
-def mean_sqrt_len_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """sum over real tokens of h / sqrt(max(number of real tokens, 1e-9)). -> [B, H]"""
-    total, count = _masked_sum_and_count(token_embeddings, attention_mask)
-    return total / np.sqrt(count)
-
-
-def weighted_mean_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """sum of w_s h_s / sum of w_s over real tokens, w_s = position counted from the first real token, 1-based."""
-    B, S, _ = token_embeddings.shape
-    mask = _mask_as(attention_mask, token_embeddings.dtype)  # [B, S, 1]
-    weights = np.arange(1, S + 1, dtype=token_embeddings.dtype)[None, :, None]  # [1, S, 1]
-    weights = weights - np.argmax(attention_mask != 0, axis=1).astype(token_embeddings.dtype)[:, None, None]
-    weighted_mask = mask * weights  # [B, S, 1]
-    total = (token_embeddings * weighted_mask).sum(axis=1)  # [B, H]
-    return total / np.maximum(weighted_mask.sum(axis=1), token_embeddings.dtype.type(1e-9))
-
-
-def last_token_pooling(token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """h[b, last real token]; a row without tokens gives zeros. -> [B, H]"""
-    B, S, _ = token_embeddings.shape
-    real = attention_mask != 0
-    last = S - 1 - np.argmax(real[:, ::-1], axis=1)  # [B]
-    last = np.where(real.any(axis=1), last, 0)  # upstream gathers position 0 of the masked (zeroed) embeddings
-    masked = token_embeddings * _mask_as(attention_mask, token_embeddings.dtype)
-    return masked[np.arange(B), last]  # [B, H]
-
-
-# sentence-transformers' mode names, in the order it concatenates them when a config turns on several.
-POOLING_FUNCTIONS = {
-    "cls": cls_pooling,
-    "max": max_pooling,
-    "mean": mean_pooling,
-    "mean_sqrt_len_tokens": mean_sqrt_len_pooling,
-    "weightedmean": weighted_mean_pooling,
-    "lasttoken": last_token_pooling,
-}
-# The boolean keys of 1_Pooling/config.json as written by sentence-transformers before v6, in that same order.
-_LEGACY_POOLING_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
-}
-
-
-def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
-    """Each mode's pooled vector, concatenated in the order given. [B, S, H], [B, S] -> [B, len(modes) * H]"""
-    attention_mask = np.asarray(attention_mask)
-    return np.concatenate([POOLING_FUNCTIONS[m](token_embeddings, attention_mask) for m in modes], axis=-1)
-
-
-def normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """x / max(||x||_2, eps) along the last axis, as torch.nn.functional.normalize. [..., H] -> [..., H]"""
-    norm = np.sqrt((x * x).sum(axis=-1, keepdims=True))  # [..., 1]
-    return x / np.maximum(norm, x.dtype.type(eps))
-
-
-def cosine_similarity(a, b) -> np.ndarray:
-    """cos(a_i, b_j) for every pair of rows: [n, H] x [m, H] -> [n, m]; a 1-D vector counts as one row.
-
-    Like sentence_transformers.util.cos_sim, the result is always 2-D: `cosine_similarity(u, v)[0, 0]` for two
-    vectors.
-    """
-    a, b = np.asarray(a), np.asarray(b)
-    for name, x in (("a", a), ("b", b)):
-        if x.ndim not in (1, 2) or x.dtype.kind != "f":
-            raise InputError(f"cosine_similarity: {name} must be a 1-D or 2-D float array, found {x.dtype} {x.shape}")
-    a, b = np.atleast_2d(a), np.atleast_2d(b)
-    if a.shape[1] != b.shape[1]:
-        raise InputError(f"cosine_similarity: a has {a.shape[1]} dimensions but b has {b.shape[1]}; they must match")
-    return normalize(a) @ normalize(b).T  # [n, H] @ [H, m] -> [n, m]
-
+__all__ = ["SentenceEncoder", "SentenceTransformer", "cosine_similarity", "read_sentence_config"]
 
 # ----------------------------------------------------------------------------------------------------------
 # Reading a sentence-transformers directory.
@@ -162,15 +66,49 @@ def pooling_modes(config: dict, source: str) -> tuple[str, ...]:
             raise CheckpointError(f"{source}: pooling_mode must be a string or a list of strings, found {quote(modes)}")
         modes = tuple(modes)
     else:
-        modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if config.get(key, False))
+        modes = tuple(mode for key, mode in LEGACY_POOLING_KEYS.items() if config.get(key, False))
         modes = modes or ("mean",)  # upstream's default when no flag is set
     unknown = [m for m in modes if m not in POOLING_FUNCTIONS]
     if unknown or not modes:
         raise CheckpointError(
             f"{source}: pooling mode(s) {quote(unknown or modes)} not supported; known: {list(POOLING_FUNCTIONS)}"
         )
-    # include_prompt only matters with prompts, which encode() does not take.
     return modes
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """A Dense module: its folder and config.json's settings (the weights are read when the model is loaded)."""
+
+    folder: Path
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str  # a key of pooling.DENSE_ACTIVATIONS
+
+
+def read_dense_config(folder: Path) -> DenseConfig:
+    """A Dense module's config.json, checked: the activations minibert implements, no residual."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; the Dense module's sizes and activation are read from it")
+    values = read_json(path)
+    sizes = [values.get("in_features"), values.get("out_features")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 65536 for n in sizes):
+        raise CheckpointError(f"{path}: in_features and out_features must be positive integers, found {quote(sizes)}")
+    activation = values.get("activation_function", "torch.nn.modules.activation.Tanh")  # upstream's default
+    if activation not in DENSE_ACTIVATIONS:
+        raise CheckpointError(
+            f"{path}: activation_function {quote(activation)} is not implemented; minibert's Dense supports "
+            f"{list(DENSE_ACTIVATIONS)}"
+        )
+    if values.get("use_residual", False):
+        raise CheckpointError(f"{path}: use_residual is true, which minibert's Dense does not implement")
+    if values.get("module_input_name", "sentence_embedding") != "sentence_embedding" or values.get(
+        "module_output_name", "sentence_embedding"
+    ) not in (None, "sentence_embedding"):
+        raise CheckpointError(f"{path}: minibert's Dense reads and writes the sentence embedding only")
+    return DenseConfig(folder, sizes[0], sizes[1], bool(values.get("bias", True)), activation)
 
 
 @dataclass(frozen=True)
@@ -178,18 +116,23 @@ class SentenceConfig:
     """What a sentence-transformers model directory says, checked; read by read_sentence_config."""
 
     transformer_dir: Path  # the Transformer module's folder: config.json, the weights, the tokenizer files
-    modules: tuple[str, ...]  # modules.json's kinds, in order: Transformer, Pooling[, Normalize]
+    modules: tuple[str, ...]  # modules.json's kinds, in order: Transformer, Pooling, Dense..., [Normalize]
     pooling_modes: tuple[str, ...]
     pooling_config: dict  # the Pooling module's config.json as written
     pooling_config_path: Path
+    include_prompt: bool  # false: the prompt's tokens are left out of the pooling
+    dense: tuple[DenseConfig, ...]
     normalize: bool
     max_seq_length: int | None  # sentence_bert_config.json's; None: the tokenizer's, capped at the position table
     do_lower_case: bool
+    transformer: TransformerSettings
+    settings: ModelSettings  # config_sentence_transformers.json
 
 
 def read_sentence_config(directory: Path) -> SentenceConfig:
-    """Parse and check a sentence-transformers directory's modules.json, sentence_bert_config.json and Pooling
-    config.json (no weights are read): the one place that knows how such a directory is arranged."""
+    """Parse and check a sentence-transformers directory's modules.json, config_sentence_transformers.json,
+    sentence_bert_config.json and the Pooling and Dense config.json files (no weights are read): the one place that
+    knows how such a directory is arranged."""
     directory = Path(directory)
     modules_json = directory / MODULES_JSON
     if not modules_json.is_file():
@@ -200,73 +143,118 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
         )
     modules = read_modules(modules_json)
     kinds = tuple(kind for kind, _ in modules)
-    transformer_dir = directory / modules[0][1]
-
-    st_config_path = transformer_dir / SENTENCE_BERT_CONFIG
-    st_config = read_json(st_config_path) if st_config_path.is_file() else {}
-    max_seq_length = st_config.get("max_seq_length")
-    if max_seq_length is not None and (
-        isinstance(max_seq_length, bool)
-        or not isinstance(max_seq_length, int)
-        or not 2 <= max_seq_length <= MAX_SIZES["max_position_embeddings"]
-    ):
+    body = kinds[2:-1] if kinds[-1] == "Normalize" else kinds[2:]
+    if len(kinds) < 2 or kinds[1] != "Pooling" or any(kind != "Dense" for kind in body):
         raise CheckpointError(
-            f"{st_config_path}: max_seq_length must be an integer from 2 to {MAX_SIZES['max_position_embeddings']}, "
-            f"found {quote(max_seq_length)}"
+            f"{modules_json}: modules are {list(kinds)}; a sentence embedder is Transformer, Pooling, any Dense, and "
+            "an optional Normalize last (a SPLADE model is read by minibert.SparseEncoder)"
         )
-    do_lower_case = st_config.get("do_lower_case", False)
-    if not isinstance(do_lower_case, bool):
-        raise CheckpointError(f"{st_config_path}: do_lower_case must be true or false, found {quote(do_lower_case)}")
+    transformer_dir = directory / modules[0][1]
+    transformer = read_transformer_settings(transformer_dir)
+    check_transformer_task(transformer, "feature-extraction", transformer_dir, "a sentence embedder")
 
     pooling_config_path = directory / modules[1][1] / "config.json"
     if not pooling_config_path.is_file():
         raise CheckpointError(f"{pooling_config_path}: missing; the Pooling module's modes are read from it")
     pooling_config = read_json(pooling_config_path)
+    include_prompt = pooling_config.get("include_prompt", True)
+    if not isinstance(include_prompt, bool):
+        raise CheckpointError(f"{pooling_config_path}: include_prompt must be true or false, found {include_prompt!r}")
     return SentenceConfig(
         transformer_dir=transformer_dir,
         modules=kinds,
         pooling_modes=pooling_modes(pooling_config, str(pooling_config_path)),
         pooling_config=pooling_config,
         pooling_config_path=pooling_config_path,
+        include_prompt=include_prompt,
+        dense=tuple(read_dense_config(directory / folder) for kind, folder in modules if kind == "Dense"),
         normalize="Normalize" in kinds,
-        max_seq_length=max_seq_length,
-        do_lower_case=do_lower_case,
+        max_seq_length=transformer.max_seq_length,
+        do_lower_case=transformer.do_lower_case,
+        transformer=transformer,
+        settings=read_model_settings(directory),
     )
 
 
-# encode tokenizes this many batches in one call: enough texts for the tokenizers library to spread over the cores and
-# to cut batches of similar token counts from, few enough that the padded id arrays stay small (64 x 32 x 256 int64
-# ids: 4 MiB per array at MiniLM's max_seq_length).
-TOKENIZE_CHUNK_BATCHES = 64
-# A batch ends before a text shorter than this share of its longest, so that at most ~10% of what it computes is
-# padding (rows of fixed count, as sentence-transformers batches them, computed 27% padding on mixed-length prose).
-SAME_LENGTH_SHARE = 0.9
+def load_dense(config: DenseConfig, dtype: np.dtype, check_finite: bool) -> dict:
+    """A Dense module's weights from its folder (linear.weight [out, in], linear.bias [out]), checked."""
+    tensors, source = read_tensors(config.folder, dtype)
+    expected = {"linear.weight": (config.out_features, config.in_features)}
+    if config.bias:
+        expected["linear.bias"] = (config.out_features,)
+    params = {}
+    for name, shape in expected.items():
+        tensor = tensors.get(name)
+        if tensor is None or tensor.shape != shape:
+            found = "missing" if tensor is None else f"shape {tensor.shape}"
+            raise CheckpointError(f"{config.folder / source}: tensor {name!r} should have shape {shape}, {found}")
+        if check_finite and not np.isfinite(tensor).all():
+            raise CheckpointError(f"{config.folder / source}: tensor {name!r} holds non-finite values")
+        params[name.removeprefix("linear.")] = tensor.astype(dtype, copy=False)
+    return {"weight": params["weight"], "bias": params.get("bias"), "activation": config.activation}
 
 
-def length_batches(lengths: np.ndarray, batch_size: int) -> list[slice]:
-    """Consecutive batches of rows sorted longest first: at most batch_size rows, each at least SAME_LENGTH_SHARE of
-    its batch's first (longest) row. [C] token counts, longest first -> slices of them"""
-    batches, start = [], 0
-    for i in range(1, len(lengths) + 1):
-        if i == len(lengths) or i - start == batch_size or lengths[i] < SAME_LENGTH_SHARE * lengths[start]:
-            batches.append(slice(start, i))
-            start = i
-    return batches
+# ----------------------------------------------------------------------------------------------------------
+# The encoder.
 
 
 class SentenceEncoder:
-    """`SentenceEncoder.from_pretrained(dir).encode(texts)` -> float32 [len(texts), dim], as SentenceTransformer."""
+    """`SentenceEncoder(path_or_hub_id).encode(sentences)` -> float32 [len(sentences), D], as sentence-transformers'
+    `SentenceTransformer` (also importable under that name): the same constructor and methods, NumPy arrays out.
 
-    def __init__(self, model: BertModel, tokenizer, max_seq_length: int, modes: Sequence[str], normalize: bool):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_seq_length = max_seq_length
-        self.pooling_modes = tuple(modes)
-        self.normalize = normalize
+    A short name is completed as sentence-transformers completes it ("all-MiniLM-L6-v2" ->
+    "sentence-transformers/all-MiniLM-L6-v2"). `prompts`, `default_prompt_name`, `similarity_fn_name` and
+    `truncate_dim` override config_sentence_transformers.json's, as upstream. minibert's own arguments: `dtype`
+    (np.float64 keeps all of a float64 model's digits) and `check_finite`; `device` may only be None or "cpu".
+    """
 
-    @property
-    def dim(self) -> int:
-        return len(self.pooling_modes) * self.model.config.hidden_size
+    ORGANIZATION = "sentence-transformers"
+    # Upstream's _default_prompts: "query" and "document" exist (empty) unless the model gives them a text, so
+    # encode_query never falls back to default_prompt_name.
+    DEFAULT_PROMPTS = {"query": "", "document": ""}
+
+    def __init__(
+        self,
+        model_name_or_path=None,
+        *,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        similarity_fn_name: str | None = None,
+        truncate_dim: int | None = None,
+        cache_folder=None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        device: str | None = None,
+        dtype=np.float32,
+        check_finite: bool = True,
+    ):
+        check_numpy_output(False, device, type(self).__name__)
+        if model_name_or_path is None:
+            raise InputError(
+                f"{type(self).__name__}: pass a model directory or hub id; minibert cannot build a model from modules"
+            )
+        dtype = check_dtype(dtype)  # before any download
+        directory = resolve_model_dir(
+            hub_name(model_name_or_path, self.ORGANIZATION),
+            Need.SENTENCE_MODEL,
+            revision=revision,
+            cache_dir=cache_folder,
+            local_files_only=local_files_only,
+        )
+        self._load(directory, dtype, check_finite)
+        if prompts is not None:
+            self.prompts.update(prompts)
+        if default_prompt_name is not None:
+            self.default_prompt_name = default_prompt_name
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise InputError(
+                f"{type(self).__name__}: default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
+                f"{list(self.prompts)}"
+            )
+        if similarity_fn_name is not None:
+            self.similarity_fn_name = similarity_fn_name
+        if truncate_dim is not None:
+            self.truncate_dim = check_truncate_dim(truncate_dim, type(self).__name__)
 
     @classmethod
     def from_pretrained(
@@ -279,107 +267,225 @@ class SentenceEncoder:
         local_files_only: bool = False,
         check_finite: bool = True,
     ) -> "SentenceEncoder":
-        """A sentence-transformers model directory or hub id: modules.json, then the Transformer's BertModel and
-        tokenizer, the Pooling config, and Normalize. A hub id fetches those files (hub.Need.SENTENCE_MODEL);
-        `revision`, `cache_dir`, `local_files_only` and `check_finite` mean what they mean for BertModel."""
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
-            path, Need.SENTENCE_MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        """A sentence-transformers model directory or hub id: the constructor under minibert's usual name and
+        arguments (`cache_dir` is the constructor's `cache_folder`)."""
+        return cls(
+            path,
+            dtype=dtype,
+            revision=revision,
+            cache_folder=cache_dir,
+            local_files_only=local_files_only,
+            check_finite=check_finite,
         )
-        return cls.from_directory(directory, dtype, check_finite=check_finite)
 
     @classmethod
     def from_directory(cls, directory: Path, dtype=np.float32, *, check_finite: bool = True) -> "SentenceEncoder":
-        """The encoder of a local sentence-transformers directory, already resolved (by from_pretrained, or by the
+        """The encoder of a local sentence-transformers directory, already resolved (by the constructor, or by the
         embedding job at its door): nothing is looked up on the hub."""
-        dtype = check_dtype(dtype)
-        config = read_sentence_config(Path(directory))
-        model = BertModel(*load_pretrained(config.transformer_dir, dtype=dtype, check_finite=check_finite))
-        tokenizer = Tokenizer.from_directory(config.transformer_dir)
-        max_seq_length = config.max_seq_length
-        if max_seq_length is None:
-            # upstream: the tokenizer's model_max_length, capped at max_position_embeddings
-            max_seq_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
-        if config.do_lower_case:
-            _lowercase_first(tokenizer)
+        encoder = cls.__new__(cls)
+        encoder._load(Path(directory), check_dtype(dtype), check_finite)
+        return encoder
+
+    def _load(self, directory: Path, dtype: np.dtype, check_finite: bool) -> None:
+        config = read_sentence_config(directory)
+        self.config = config
+        self.model = BertModel(*load_pretrained(config.transformer_dir, dtype=dtype, check_finite=check_finite))
+        self.tokenizer, self.max_seq_length = load_tokenizer(
+            config.transformer_dir, config.transformer, self.model.config.max_position_embeddings
+        )
+        self.pooling_modes = config.pooling_modes
+        self.include_prompt = config.include_prompt
+        self.normalize = config.normalize  # the model's Normalize module (normalize_embeddings is encode's own)
         pooling = config.pooling_config
         dim = pooling.get("embedding_dimension", pooling.get("word_embedding_dimension"))
-        if dim is not None and dim != model.config.hidden_size:
+        if dim is not None and dim != self.model.config.hidden_size:
             raise CheckpointError(
                 f"{config.pooling_config_path}: embedding dimension {dim}, but the model's hidden_size is "
-                f"{model.config.hidden_size}; is this Pooling config from another model?"
+                f"{self.model.config.hidden_size}; is this Pooling config from another model?"
             )
-        return cls(model, tokenizer, max_seq_length, config.pooling_modes, normalize=config.normalize)
+        self.dense = []
+        width = len(self.pooling_modes) * self.model.config.hidden_size
+        for layer in config.dense:
+            if layer.in_features != width:
+                raise CheckpointError(
+                    f"{layer.folder / 'config.json'}: in_features is {layer.in_features}, but the module before it "
+                    f"gives {width} dimensions"
+                )
+            self.dense.append(load_dense(layer, dtype, check_finite))
+            width = layer.out_features
+        settings = config.settings
+        self.prompts = {**self.DEFAULT_PROMPTS, **settings.prompts}
+        self.default_prompt_name = settings.default_prompt_name
+        self._similarity_fn_name = settings.similarity_fn_name
+        self.truncate_dim = settings.truncate_dim
+
+    # ------------------------------------------------------------------------------------------------------
+    # What ported code reads.
+
+    @property
+    def dim(self) -> int:
+        """The width of the model's own output (before any truncate_dim)."""
+        if self.dense:
+            return self.dense[-1]["weight"].shape[0]
+        return len(self.pooling_modes) * self.model.config.hidden_size
+
+    def get_embedding_dimension(self) -> int:
+        """The width of encode()'s output: dim, or truncate_dim when that is smaller."""
+        return self.dim if self.truncate_dim is None else min(self.dim, self.truncate_dim)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """get_embedding_dimension under its older name (deprecated upstream in v6, kept by ported code)."""
+        return self.get_embedding_dimension()
+
+    def get_max_seq_length(self) -> int:
+        return self.max_seq_length
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """ "cosine", "dot", "euclidean" or "manhattan": config_sentence_transformers.json's, else "cosine"."""
+        if self._similarity_fn_name is None:
+            self._similarity_fn_name = "cosine"
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value) -> None:
+        self._similarity_fn_name = None if value is None else similarity_function_name(value, type(self).__name__)
+
+    def similarity(self, embeddings1, embeddings2) -> np.ndarray:
+        """similarity_fn_name's score for every pair: [n, D] x [m, D] -> [n, m] (a NumPy array; upstream a tensor)."""
+        return SIMILARITY_FUNCTIONS[self.similarity_fn_name][0](embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1, embeddings2) -> np.ndarray:
+        """similarity_fn_name's score row by row: [n, D] x [n, D] -> [n] (a NumPy array)."""
+        return SIMILARITY_FUNCTIONS[self.similarity_fn_name][1](embeddings1, embeddings2)
+
+    def count_tokens(self, sentences, prompt_name: str | None = None, prompt: str | None = None) -> np.ndarray:
+        """[N] int64: how many tokens each text is given to the model as, the prompt and special tokens included,
+        after truncation to max_seq_length (what a server bills or a client batches by)."""
+        texts, single = as_inputs(sentences, "count_tokens")
+        prompt = resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name, "count_tokens")
+        if not texts:
+            return np.zeros(0, dtype=np.int64)
+        counts = self.tokenizer.token_counts([(prompt or "") + t for t in texts], max_length=self.max_seq_length)
+        return counts[0] if single else counts
+
+    # ------------------------------------------------------------------------------------------------------
+    # Encoding.
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        """One batch, in the model's dtype: tokenize (pad to the longest, truncate), forward, pool, normalize."""
+        """One batch, in the model's dtype: tokenize (pad to the longest, truncate), forward, the modules."""
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length)
         return self._embed_encoded(encoded)
 
-    def _embed_encoded(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
-        """Tokenized rows [B, S] -> embeddings [B, dim]: forward, pool over the real tokens, normalize."""
+    def _embed_encoded(self, encoded: dict[str, np.ndarray], prompt_length: int = 0) -> np.ndarray:
+        """Tokenized rows [B, S] -> embeddings [B, D]: forward, pool over the real tokens, Dense..., Normalize."""
         token_embeddings = self.model(**encoded).last_hidden_state  # [B, S, H]
-        embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes)  # [B, H']
+        embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes, prompt_length)  # [B, H']
+        for layer in self.dense:
+            embeddings = dense(embeddings, **layer)  # [B, H'] -> [B, D]
         return normalize(embeddings) if self.normalize else embeddings
 
-    def encode(self, texts, batch_size: int = BATCH_SIZE, dtype=np.float32, on_batch=None) -> np.ndarray:
-        """Embed texts: [len(texts), dim] (a single string gives [dim]), in input order, as `dtype` (float32, like
-        SentenceTransformer.encode; np.float64 keeps all of a float64 model's digits). `on_batch`, if given, is
-        called with each batch's number of texts once it is embedded (a progress bar's update).
+    def _prompt_length(self, prompt: str | None) -> int:
+        """The prompt's tokens with [CLS] and without the trailing [SEP], when the Pooling leaves them out
+        (include_prompt false), as Transformer._get_prompt_length counts them; else 0."""
+        if self.include_prompt or not prompt:
+            return 0
+        ids = self.tokenizer([prompt], padding=False, truncation=False)["input_ids"][0]
+        return len(ids) - 1 if self.tokenizer.is_special_id(ids[-1]) else len(ids)
 
-        Texts are sorted longest first by characters, as sentence-transformers does, and tokenized in chunks of
-        TOKENIZE_CHUNK_BATCHES batches, one call each (the tokenizers library encodes a list on all cores unless
-        TOKENIZERS_PARALLELISM=false). Within a chunk the rows are sorted by token count and cut into batches of at
-        most batch_size rows of nearly the same length (length_batches), each padded only to its own longest row, so
-        a batch computes little padding; rows go back in input order at the end. Which texts share a batch changes
-        only the rounding of their rows (the padding is masked).
+    def encode(
+        self,
+        sentences=None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        show_progress_bar: bool | None = None,
+        normalize_embeddings: bool = False,
+        precision: str = "float32",
+        truncate_dim: int | None = None,
+        convert_to_numpy: bool = True,
+        *,
+        inputs=None,
+        convert_to_tensor: bool = False,
+        output_value: str | None = "sentence_embedding",
+        device: str | None = None,
+        dtype=np.float32,
+        on_batch=None,
+    ) -> np.ndarray:
+        """Embed sentences: [N, D] (a single string gives [D]), in input order, as SentenceTransformer.encode.
+
+        As upstream: `prompt` (or the model's prompts[prompt_name], or its default prompt) goes in front of each text;
+        the model's modules run, then `truncate_dim` keeps the first dimensions (default: the model's truncate_dim),
+        `normalize_embeddings` scales each row to unit length, and `precision` ("int8", "uint8", "binary",
+        "ubinary") quantizes with quantize_embeddings, its ranges taken from these embeddings. `inputs=` is the
+        first argument's v6 name.
+
+        Where minibert differs: the result is always a NumPy array (convert_to_numpy=False gives the same array,
+        convert_to_tensor=True is refused), after prompt_name..truncate_dim the arguments are best passed by name
+        (upstream orders them output_value, precision, convert_to_numpy, ...), output_value is only
+        "sentence_embedding", and `dtype` (minibert's) chooses float32 or float64 for a float64 model. Batches are
+        of nearly one token length (batching.run_in_length_batches), which changes rows only by rounding;
+        `on_batch(rows)` is called after each batch.
         """
-        single = isinstance(texts, str)
-        texts = [texts] if single else texts
-        if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
-            raise InputError("encode: texts must be a string or a list of strings")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"encode: batch_size must be a positive integer, found {batch_size!r}")
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first, by characters
-        out = np.empty((len(texts), self.dim), dtype=dtype)
-        chunk = batch_size * TOKENIZE_CHUNK_BATCHES
-        for start in range(0, len(texts), chunk):
-            rows = order[start : start + chunk]  # [C] indices into texts
-            encoded = self.tokenizer(
-                [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_seq_length
-            )  # [C, S_chunk], padded on the right to the chunk's longest
-            lengths = encoded["attention_mask"].sum(axis=1)  # [C] tokens per row
-            by_tokens = np.argsort(-lengths, kind="stable")  # longest first, by tokens
-            for batch_rows in length_batches(lengths[by_tokens], batch_size):
-                pick = by_tokens[batch_rows]  # [B] positions in the chunk
-                longest = int(lengths[pick].max())
-                batch = {name: array[pick, :longest] for name, array in encoded.items()}  # [B, S]
-                out[rows[pick]] = self._embed_encoded(batch)
-                if on_batch is not None:
-                    on_batch(len(pick))
+        where = f"{type(self).__name__}.encode"
+        sentences = first_argument(sentences, inputs, where)
+        check_numpy_output(convert_to_tensor, device, where)
+        if output_value != "sentence_embedding":
+            raise InputError(f"{where}: output_value must be 'sentence_embedding', found {output_value!r}")
+        texts, single = as_inputs(sentences, where)
+        check_batch_size(batch_size, where)
+        precision = check_precision(precision, where)
+        truncate_dim = self.truncate_dim if truncate_dim is None else check_truncate_dim(truncate_dim, where)
+        prompt = resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name, where)
+        prompt_length = self._prompt_length(prompt)
+        out = np.empty((len(texts), self.dim), dtype=check_dtype(dtype))
+
+        def tokenize(chunk: list[str]) -> dict[str, np.ndarray]:
+            if prompt:
+                chunk = [prompt + text for text in chunk]
+            return self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_seq_length)
+
+        update, bar = progress_bar(show_progress_bar, len(texts))
+        callbacks = [f for f in (update, on_batch) if f is not None]
+        try:
+            run_in_length_batches(
+                texts,
+                tokenize,
+                lambda batch: self._embed_encoded(batch, prompt_length),
+                out,
+                batch_size,
+                on_batch=(lambda rows: [f(rows) for f in callbacks]) if callbacks else None,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        if truncate_dim is not None:
+            out = out[:, :truncate_dim]
+        if normalize_embeddings:
+            out = normalize(out)
+        if precision != "float32" and len(out):
+            out = quantize_embeddings(out, precision)
         return out[0] if single else out
+
+    def encode_query(self, sentences=None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+        """encode() with the model's "query" prompt unless a prompt or prompt_name is given (upstream's rule)."""
+        prompt_name = query_prompt_name(self.prompts, prompt, prompt_name)
+        return self.encode(sentences, prompt_name, prompt, **kwargs)
+
+    def encode_document(self, sentences=None, prompt_name: str | None = None, prompt: str | None = None, **kwargs):
+        """encode() with the model's "document", "passage" or "corpus" prompt (the first it has) unless a prompt or
+        prompt_name is given (upstream's rule)."""
+        prompt_name = document_prompt_name(self.prompts, prompt, prompt_name)
+        return self.encode(sentences, prompt_name, prompt, **kwargs)
 
     def __repr__(self) -> str:
         modes = "+".join(self.pooling_modes)
+        dense = f", dense={len(self.dense)}" if self.dense else ""
         return (
-            f"SentenceEncoder(dim={self.dim}, pooling={modes}, normalize={self.normalize}, "
-            f"max_seq_length={self.max_seq_length}, dtype={self.model.dtype})"
+            f"{type(self).__name__}(dim={self.dim}, pooling={modes}{dense}, normalize={self.normalize}, "
+            f"max_seq_length={self.max_seq_length}, similarity={self.similarity_fn_name}, dtype={self.model.dtype})"
         )
 
 
-def _lowercase_first(tokenizer) -> None:
-    """Put a Lowercase normalizer in front of the tokenizer's own, unless it already lower-cases (as upstream)."""
-    from tokenizers.normalizers import Lowercase, Sequence
-
-    normalizer = tokenizer.backend.normalizer
-    present = isinstance(normalizer, Lowercase) or (
-        isinstance(normalizer, Sequence) and any(isinstance(n, Lowercase) for n in normalizer)
-    )
-    if present:
-        return
-    parts = [Lowercase()]
-    if isinstance(normalizer, Sequence):
-        parts += list(normalizer)
-    elif normalizer is not None:
-        parts.append(normalizer)
-    tokenizer.backend.normalizer = Sequence(parts)
+# sentence-transformers' name, so that `from minibert import SentenceTransformer` ports a script unchanged.
+SentenceTransformer = SentenceEncoder

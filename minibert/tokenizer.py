@@ -19,19 +19,39 @@ from .untrusted import quote
 # same here (no BERT has that many positions), and would overflow the tokenizers library's integers.
 _NO_MAX_LENGTH = 2**31
 
-# The parts of a tokenizer.json a BERT checkpoint has: transformers' BertConverter writes BertNormalizer,
+# The parts of a tokenizer.json a BERT-architecture checkpoint has. transformers' BertConverter writes BertNormalizer,
 # BertPreTokenizer, a WordPiece model, TemplateProcessing (or BertProcessing) and a WordPiece decoder; some hub files
-# spell the normalizer or pre-tokenizer as a Sequence of simpler parts. Anything else is refused before the library
-# reads the file: a Split or Replace carries its own regular expression, which the library runs as it is, and one
-# of those can backtrack for a minute on a sentence or make the library panic.
+# spell the normalizer or pre-tokenizer as a Sequence of simpler parts. Multilingual BERTs that took XLM-R's
+# SentencePiece tokenizer (paraphrase-multilingual-MiniLM-L12-v2, LaBSE-like models) add a Precompiled normalizer (the
+# SentencePiece model's own normalisation table), Replace, Metaspace, a Unigram model, and the XLM-R post-processor and
+# decoder. Anything else is refused before the library reads the file: a Split or Replace carries its own regular
+# expression, which the library runs as it is, and one of those can backtrack for a minute on a sentence or make the
+# library panic; so a Replace is read only with a plain string or one of ALLOWED_PATTERNS, and Split never.
 BERT_TOKENIZER_PARTS = {
-    "normalizer": {"BertNormalizer", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Strip", "Sequence"},
-    "pre_tokenizer": {"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Punctuation", "Digits", "Sequence"},
-    "model": {"WordPiece"},
-    "post_processor": {"BertProcessing", "TemplateProcessing"},
-    "decoder": {"WordPiece"},
+    "normalizer": {
+        *("BertNormalizer", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents", "Strip", "Sequence"),
+        *("Precompiled", "Replace", "Prepend"),
+    },
+    "pre_tokenizer": {
+        *("BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Punctuation", "Digits", "Sequence"),
+        "Metaspace",
+    },
+    "model": {"WordPiece", "Unigram"},
+    "post_processor": {"BertProcessing", "TemplateProcessing", "RobertaProcessing"},
+    "decoder": {"WordPiece", "Metaspace", "Sequence", "Replace", "Fuse", "Strip", "ByteFallback"},
 }
-_SEQUENCE_ITEMS = {"normalizer": "normalizers", "pre_tokenizer": "pretokenizers"}
+_SEQUENCE_ITEMS = {"normalizer": "normalizers", "pre_tokenizer": "pretokenizers", "decoder": "decoders"}
+# The only regular expressions a tokenizer.json may carry (in a Replace), exactly as written in the file. Each is
+# linear-time (no nested or overlapping repetition) and comes from a converter that wrote real checkpoints:
+ALLOWED_PATTERNS = {
+    # transformers 4's SpmConverter / XLMRobertaConverter: collapse runs of spaces, as SentencePiece's
+    # remove_extra_whitespaces does (xlm-roberta-base, paraphrase-multilingual-MiniLM-L12-v2, multilingual-e5).
+    " {2,}",
+    # transformers 5's SpmConverter (convert_slow_tokenizer.py, build_tokenizer_from_spm_proto): spaces at the ends
+    # removed, and the dummy prefix doubled when the text already starts with "▁".
+    "\\A +| +\\z",
+    "\\A▁",
+}
 _TOKEN_SETTINGS = ("unk_token", "cls_token", "sep_token", "pad_token", "mask_token")
 _DEFAULT_MAX_LENGTH = 512
 
@@ -89,14 +109,31 @@ class Tokenizer:
         return tokenizer
 
     def __call__(
-        self, texts, text_pairs=None, padding: bool | str = True, truncation: bool = True, max_length: int | None = None
+        self,
+        texts,
+        text_pair=None,
+        padding: bool | str = True,
+        truncation: bool = True,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        *,
+        text_pairs=None,
     ) -> dict[str, np.ndarray]:
         """Encode one text or a list of texts (and, for sentence pairs, their second texts) as [B, S] int64 arrays.
 
         padding=True pads to the longest row, "max_length" to max_length, False not at all (rows must then have one
         length). truncation=True cuts each row (longest text of a pair first) to max_length, by default the model's
-        maximum length, as transformers does.
+        maximum length, as transformers does. `text_pair` is transformers' name for the second texts (`text_pairs`,
+        minibert's earlier name, is kept); return_tensors may be None or "np": the arrays are always NumPy's.
         """
+        if text_pair is not None and text_pairs is not None:
+            raise InputError("pass the second texts once, as text_pair (or text_pairs), not both")
+        text_pairs = text_pair if text_pairs is None else text_pairs
+        if return_tensors not in (None, "np"):
+            raise InputError(
+                f"return_tensors={return_tensors!r}: minibert's tokenizer returns NumPy arrays (return_tensors='np' "
+                "or None); torch and TensorFlow tensors are not made"
+            )
         texts = _as_text_list("texts", texts)
         if text_pairs is not None:
             text_pairs = _as_text_list("text_pairs", text_pairs)
@@ -156,6 +193,24 @@ class Tokenizer:
             "attention_mask": stack("attention_mask"),
         }
 
+    def token_counts(self, texts, text_pair=None, max_length: int | None = None) -> np.ndarray:
+        """[B] int64: the number of tokens of each text (or pair), special tokens included, cut to max_length when
+        given (as __call__ with truncation would): what a batch of these texts costs, without padding them."""
+        texts = _as_text_list("texts", texts)
+        pairs = None if text_pair is None else _as_text_list("text_pair", text_pair)
+        backend = self.backend
+        backend.no_padding()
+        backend.no_truncation()
+        if max_length is not None:
+            backend.enable_truncation(max_length=max_length, strategy="longest_first")
+        inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
+        return np.array([len(e.ids) for e in backend.encode_batch(inputs)], dtype=np.int64)
+
+    def is_special_id(self, token_id) -> bool:
+        """Whether `token_id` is one of the tokenizer's special tokens ([CLS], [SEP], <s>, </s>, ...)."""
+        added = self.backend.get_added_tokens_decoder().get(int(token_id))
+        return added is not None and added.special
+
     def convert_ids_to_tokens(self, ids) -> list[str]:
         return [self.backend.id_to_token(int(i)) for i in np.asarray(ids).ravel()]
 
@@ -186,11 +241,28 @@ def check_bert_tokenizer_json(document, path: Path) -> None:
                     f"{', '.join(sorted(allowed))}). minibert refuses it rather than let the tokenizers library run "
                     "it: other parts carry their own regular expressions, which can hang or crash on ordinary text"
                 )
+            if kind == "Replace":
+                _check_replace_pattern(node.get("pattern"), path, part)
             if kind == "Sequence":
                 items = node.get(_SEQUENCE_ITEMS[part])
                 if not isinstance(items, list) or len(items) > 16:
                     raise CheckpointError(f"{path}: its {part} Sequence must list at most 16 parts")
                 pending.extend(items)
+
+
+def _check_replace_pattern(pattern, path: Path, part: str) -> None:
+    """A Replace's pattern must be a plain string or exactly one of ALLOWED_PATTERNS."""
+    if isinstance(pattern, dict) and len(pattern) == 1:
+        if isinstance(pattern.get("String"), str):
+            return
+        if pattern.get("Regex") in ALLOWED_PATTERNS:
+            return
+    raise CheckpointError(
+        f"{path}: its {part} has a Replace with the pattern {quote(pattern)}, which is not one of the regular "
+        f"expressions real BERT tokenizers carry ({', '.join(repr(p) for p in sorted(ALLOWED_PATTERNS))}). minibert "
+        "refuses it rather than let the tokenizers library run it: an arbitrary regular expression can backtrack "
+        "for minutes on ordinary text"
+    )
 
 
 def check_tokenizer_settings(settings: dict, path: Path) -> None:

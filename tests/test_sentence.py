@@ -8,8 +8,9 @@ import pytest
 from support.helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
 
 import minibert
+from minibert.batching import SAME_LENGTH_SHARE, length_batches
 from minibert.errors import CheckpointError, InputError
-from minibert.sentence import POOLING_FUNCTIONS, SAME_LENGTH_SHARE, length_batches, normalize, pool
+from minibert.pooling import POOLING_FUNCTIONS, normalize, pool
 
 REFERENCE = WEIGHTS / "minilm-sentence-reference.npz"
 
@@ -165,10 +166,10 @@ def pooling_entry():
     return {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}
 
 
-def test_dense_module_is_refused_by_name(tmp_path):
-    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
-    directory = write_st_dir(tmp_path, [transformer_entry(), pooling_entry(), dense], {"pooling_mode": "mean"})
-    with pytest.raises(CheckpointError, match=r"2_Dense.*sentence_transformers\.models\.Dense"):
+def test_layer_norm_module_is_refused_by_name(tmp_path):
+    layer_norm = {"idx": 2, "name": "2", "path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"}
+    directory = write_st_dir(tmp_path, [transformer_entry(), pooling_entry(), layer_norm], {"pooling_mode": "mean"})
+    with pytest.raises(CheckpointError, match=r"2_LayerNorm.*sentence_transformers\.models\.LayerNorm"):
         minibert.SentenceEncoder.from_pretrained(directory)
 
 
@@ -231,7 +232,7 @@ def test_pooling_matches_live_sentence_transformers_pooling_module(mode):
 def test_do_lower_case_puts_a_lowercase_normalizer_in_front():
     from tokenizers.normalizers import BertNormalizer
 
-    from minibert.sentence import _lowercase_first
+    from minibert.st_config import lowercase_first as _lowercase_first
 
     tokenizer = minibert.Tokenizer.from_pretrained(WEIGHTS / "tiny-mlm")
     tokenizer.backend.normalizer = BertNormalizer(lowercase=False)  # a cased tokenizer
