@@ -21,9 +21,9 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from support.helpers import ROOT, minilm_dir
+from support.helpers import ROOT, WEIGHTS, minilm_dir
 
-from minibert import SentenceEncoder
+from minibert import CrossEncoder, SentenceEncoder, SparseEncoder
 from minibert.sentence import normalize
 from minibert.serve.batcher import Batcher, Overloaded
 from minibert.serve.metrics import Metrics
@@ -35,6 +35,9 @@ SHUTDOWN = 60
 # A served row against encode() in this process: the same model on the same texts, batched with other requests'
 # texts, so only the rounding of the padded batch differs (the padding is masked); the issue's bound.
 SERVED_TOL = 1e-6
+# A reranker's scores are logits of order 1-10 and a SPLADE model's weights log(1 + relu(logit)) of order 1: the same
+# rounding, relative to values larger than 1.
+SERVED_REL_TOL = 1e-6
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven wizards quietly hex every jovial guard near the old "
@@ -102,8 +105,8 @@ class Server:
 
 
 @contextmanager
-def running(*args: str):
-    server = Server(["--model", str(minilm_dir()), "--served-model-name", "minilm", *args])
+def running(*args: str, model=None):
+    server = Server(["--model", str(model or minilm_dir()), "--served-model-name", "minilm", *args])
     try:
         yield server
     finally:
@@ -165,6 +168,8 @@ def test_the_openai_client_gets_the_embeddings_encode_gives(server, encoder):
     short = client.embeddings.create(model="minilm", input=texts, dimensions=128, encoding_format="float")
     served = np.array([d.embedding for d in short.data])
     assert np.abs(served - normalize(expected[:, :128])).max() <= SERVED_TOL
+    in_process = encoder.encode(texts, truncate_dim=128, normalize_embeddings=True)  # sentence-transformers' order
+    assert np.abs(served - in_process).max() <= SERVED_TOL
 
     assert [m.id for m in client.models.list().data] == ["minilm"]
 
@@ -215,8 +220,9 @@ def test_tei_truncate_cuts_a_long_text_or_refuses_it(http, encoder):
 
 
 def test_a_prompt_name_the_model_does_not_have_is_refused(http):
-    refused = http.post("/embed", json={"inputs": ["a"], "prompt_name": "query"})
-    assert refused.status_code == 422 and "no prompts" in refused.json()["error"]
+    refused = http.post("/embed", json={"inputs": ["a"], "prompt_name": "passage"})
+    assert refused.status_code == 422 and refused.json()["error_type"] == "validation"
+    assert "'passage' not found in the model's prompts" in refused.json()["error"]
 
 
 # ---- concurrency: batches of several requests, each request its own rows ----
@@ -490,3 +496,81 @@ def test_the_batcher_gives_each_request_exactly_its_rows_and_bounds_its_queue():
     seen_batches.clear()
     alone = asyncio.run(scenario(batching=False))
     assert alone.batches == 10  # each accepted request its own batch
+
+
+# ---- the other model kinds: prompts (e5), /rerank (a cross-encoder), /embed_sparse (SPLADE) ----
+
+
+@pytest.fixture(scope="module")
+def st_models(tmp_path_factory):
+    """An e5-style model (prompts "query: ", "passage: "), a one-label reranker and a SPLADE model, saved by
+    sentence-transformers from the real MiniLM weights (weights/make_st_api_models.py)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sentence_transformers")
+    sys.path.insert(0, str(WEIGHTS))
+    from make_st_api_models import build_e5, build_reranker, build_splade
+
+    folder = tmp_path_factory.mktemp("st-models")
+    return {"e5": build_e5(folder), "rerank1": build_reranker(folder, 1), "splade": build_splade(folder)}
+
+
+def relative_diff(a, b) -> float:
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - b) / np.maximum(np.abs(b), 1.0)))
+
+
+def test_prompt_name_is_the_models_prompt_and_counts_its_tokens(st_models):
+    encoder = SentenceEncoder(st_models["e5"])
+    texts = ["how do cats sleep", text_of(30, 8)]
+    with running(model=st_models["e5"]) as server, httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as http:
+        for prompt_name in ("query", "passage"):
+            served = http.post("/embed", json={"inputs": texts, "prompt_name": prompt_name})
+            expected = encoder.encode(texts, prompt_name=prompt_name)
+            assert np.abs(np.array(served.json()) - expected).max() <= SERVED_TOL, prompt_name
+        plain = http.post("/v1/embeddings", json={"input": texts}).json()
+        assert plain["usage"]["prompt_tokens"] == int(encoder.count_tokens(texts).sum())
+        assert np.abs(np.array([d["embedding"] for d in plain["data"]]) - encoder.encode(texts)).max() <= SERVED_TOL
+
+
+def test_tei_rerank_gives_what_cross_encoder_rank_gives(st_models):
+    reranker = CrossEncoder(st_models["rerank1"])
+    query = "Where do cats like to sleep?"
+    texts = ["Kittens like to nap in the sun.", "Stock markets fell sharply.", text_of(40, 9), "Cats sleep a lot."]
+    with (
+        running(model=st_models["rerank1"]) as server,
+        httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as http,
+    ):
+        served = http.post("/rerank", json={"query": query, "texts": texts, "return_text": True, "top_k": 3}).json()
+        expected = reranker.rank(query, texts, top_k=3, return_documents=True)
+        assert [r["index"] for r in served] == [r["corpus_id"] for r in expected]
+        assert [r["text"] for r in served] == [r["text"] for r in expected]
+        assert relative_diff([r["score"] for r in served], [r["score"] for r in expected]) <= SERVED_REL_TOL
+
+        everything = http.post("/rerank", json={"query": query, "texts": texts, "raw_scores": True}).json()
+        logits = reranker.predict([(query, t) for t in texts], activation_fn="torch.nn.modules.linear.Identity")
+        assert sorted(r["index"] for r in everything) == list(range(len(texts))) and "text" not in everything[0]
+        assert (
+            relative_diff([r["score"] for r in everything], logits[[r["index"] for r in everything]]) <= SERVED_REL_TOL
+        )
+
+        assert http.post("/rerank", json={"query": query, "texts": []}).json()["error_type"] == "empty"
+        assert http.post("/rerank", json={"texts": texts}).status_code == 422
+        refused = http.post("/embed", json={"inputs": "a"})  # a reranker has no embedding routes
+        assert refused.status_code == 404 and "/rerank" in refused.json()["error"]
+
+
+def test_tei_embed_sparse_gives_what_sparse_encoder_encode_gives(st_models):
+    sparse_encoder = SparseEncoder(st_models["splade"])
+    texts = ["Where do cats like to sleep?", text_of(25, 10)]
+    with (
+        running(model=st_models["splade"]) as server,
+        httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as http,
+    ):
+        for prompt_name in (None, "query"):
+            served = http.post("/embed_sparse", json={"inputs": texts, "prompt_name": prompt_name}).json()
+            expected = sparse_encoder.encode(texts, prompt_name=prompt_name)
+            dense = np.zeros_like(expected)
+            for row, weights in zip(dense, served, strict=True):
+                assert all(w["value"] > 0 for w in weights)  # the non-zero weights only
+                row[[w["index"] for w in weights]] = [w["value"] for w in weights]
+            assert relative_diff(dense, expected) <= SERVED_REL_TOL, prompt_name

@@ -6,6 +6,7 @@ import logging
 import os
 
 from ..serve.app import Settings
+from ..serve.models import KINDS
 from ..serve.server import LOG_FORMAT, serve
 from .common import add_command, byte_size, positive_int
 
@@ -54,10 +55,12 @@ def add_parser(commands) -> None:
     parser = add_command(
         commands,
         "serve",
-        help="serve a model over HTTP: OpenAI's /v1/embeddings and TEI's /embed, batching requests",
-        description="Serve a sentence-transformers model over HTTP (Starlette on uvicorn; pip install "
-        "'minibert[serve]').\nRoutes: POST /v1/embeddings (OpenAI), POST /embed (text-embeddings-inference), GET "
-        "/health,\nGET /v1/models, GET /metrics (Prometheus). Concurrent requests are gathered into batches.\n"
+        help="serve a model over HTTP: OpenAI's /v1/embeddings, TEI's /embed, /rerank, /embed_sparse",
+        description="Serve a model over HTTP (Starlette on uvicorn; pip install 'minibert[serve]'). Routes:\n"
+        "  an embedding model: POST /v1/embeddings (OpenAI), POST /embed (TEI: text-embeddings-inference)\n"
+        "  a reranker (CrossEncoder): POST /rerank (TEI); a SPLADE model (SparseEncoder): POST /embed_sparse (TEI)\n"
+        "  every model: GET /health, GET /v1/models, GET /metrics (Prometheus)\n"
+        "Concurrent requests are gathered into batches.\n"
         "SIGTERM or Ctrl-C: stop accepting, answer every accepted request, exit 0.",
         examples=[
             "minibert serve --model DIR",
@@ -68,6 +71,13 @@ def add_parser(commands) -> None:
     )
     parser.add_argument(
         "--model", required=True, metavar="ID_OR_PATH", help="a sentence-transformers model: a directory or a hub id"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=["auto", *KINDS],
+        default="auto",
+        help="what the model is: auto reads a directory's files (modules.json, config.json); a hub id is served as "
+        "an embedding model unless this says otherwise",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one")
@@ -154,6 +164,7 @@ def run(args) -> int:
         host=args.host,
         port=args.port,
         name=args.served_model_name,
+        kind=args.kind,
         workers=args.workers,
         log_level=args.log_level,
     )

@@ -5,6 +5,8 @@
                           "model", "usage": {"prompt_tokens", "total_tokens"}}; errors {"error": {"message", "type",
                           "param", "code"}}
     POST /embed           TEI: [[float, ...], ...]; errors {"error", "error_type"} (router/src/http/server.rs)
+    POST /rerank          TEI, for a cross-encoder: [{"index", "score"[, "text"]}, ...], best first
+    POST /embed_sparse    TEI, for a SPLADE model: [[{"index", "value"}, ...], ...], the non-zero weights
     GET  /health          TEI: 200, empty body; never needs the API key
     GET  /v1/models       OpenAI: {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}
     GET  /metrics         Prometheus text (metrics.py)
@@ -27,8 +29,16 @@ import numpy as np
 from ..sentence import normalize
 from .batcher import Batcher, Overloaded
 from .metrics import Metrics
-from .models import EmbeddingService, check_lengths
-from .requests import EmbedRequest, Limits, RequestError, parse_openai_embeddings, parse_tei_embed
+from .models import check_lengths
+from .requests import (
+    EmbedRequest,
+    Limits,
+    RequestError,
+    parse_openai_embeddings,
+    parse_tei_embed,
+    parse_tei_embed_sparse,
+    parse_tei_rerank,
+)
 
 log = logging.getLogger("minibert.serve")
 
@@ -106,9 +116,10 @@ async def read_json(request, limit: int):
 
 
 class Api:
-    """The routes' state: the served model, its batcher, the metrics, and the count of requests in flight."""
+    """The routes' state: the served model (a service of models.py), its batcher, the metrics, and the count of
+    requests accepted and answered."""
 
-    def __init__(self, service: EmbeddingService, settings: Settings):
+    def __init__(self, service, settings: Settings):
         self.service = service
         self.settings = settings
         self.limits = Limits(max_texts=settings.max_texts, auto_truncate=settings.auto_truncate)
@@ -150,6 +161,18 @@ class Api:
         log.debug("POST %s %d in %.1f ms", path, response.status_code, 1000 * seconds)
         return response
 
+    async def tokens(self, items, truncate: bool, field: str, *key) -> int:
+        """The tokens the items will be computed with, refusing (or cutting, with truncate) one over the model's
+        maximum length. Many characters are counted on a worker thread, off the event loop."""
+        if (
+            sum(len(item) if isinstance(item, str) else len(item[0]) + len(item[1]) for item in items)
+            <= COUNT_ON_LOOP_CHARS
+        ):
+            counts = self.service.count(items, *key)
+        else:
+            counts = await asyncio.to_thread(self.service.count, items, *key)
+        return int(check_lengths(counts, self.service.max_length, truncate, field).sum())
+
     async def embed_rows(self, request: EmbedRequest, field: str, route: str) -> tuple[np.ndarray, int]:
         """The request's rows [T, dim or dimensions] and the tokens they took, through the batcher."""
         key = self.service.check_prompt(request.prompt_name)
@@ -159,12 +182,7 @@ class Api:
                 f"`dimensions` is {request.dimensions}; this model's embeddings have {self.service.dim}",
                 param="dimensions",
             )
-        if sum(map(len, request.texts)) <= COUNT_ON_LOOP_CHARS:
-            counts = self.service.count(request.texts)
-        else:
-            counts = await asyncio.to_thread(self.service.count, request.texts)
-        counts = check_lengths(counts, self.service.max_length, request.truncate, field)
-        tokens = int(counts.sum())
+        tokens = await self.tokens(request.texts, request.truncate, field, key)
         rows = np.asarray(await self.batcher.submit(key, request.texts, tokens))  # [T, dim]
         if request.dimensions is not None:
             rows = rows[:, : request.dimensions]  # sentence-transformers' truncate_dim
@@ -203,6 +221,47 @@ class Api:
 
         return await self.answer(request, "/embed", work)
 
+    async def tei_rerank(self, request):
+        """TEI's rerank: every text scored against the query, best first (the first top_k). Scores are
+        CrossEncoder.predict's with the model's activation, as CrossEncoder.rank gives them in process (TEI applies
+        a sigmoid instead); raw_scores: the logits."""
+        from starlette.responses import JSONResponse
+
+        async def work(body):
+            parsed = parse_tei_rerank(body, self.limits)
+            pairs = [(parsed.query, text) for text in parsed.texts]
+            tokens = await self.tokens(pairs, parsed.truncate, "texts")
+            scores = np.asarray(await self.batcher.submit(parsed.raw_scores, pairs, tokens))  # [T]
+            self.metrics.tokens.inc("/rerank", by=tokens)
+            self.metrics.texts.inc("/rerank", by=len(pairs))
+            order = np.argsort(-scores, kind="stable")[: parsed.top_k]  # best first; ties keep input order
+            ranks = [{"index": int(i), "score": float(scores[i])} for i in order]
+            if parsed.return_text:
+                for rank in ranks:
+                    rank["text"] = parsed.texts[rank["index"]]
+            return JSONResponse(ranks)
+
+        return await self.answer(request, "/rerank", work)
+
+    async def tei_embed_sparse(self, request):
+        """TEI's embed_sparse: each text's non-zero weights as {"index": vocabulary id, "value"}, by index."""
+        from starlette.responses import JSONResponse
+
+        async def work(body):
+            parsed = parse_tei_embed_sparse(body, self.limits)
+            key = self.service.check_prompt(parsed.prompt_name)
+            tokens = await self.tokens(parsed.texts, parsed.truncate, "inputs", key)
+            rows = np.asarray(await self.batcher.submit(key, parsed.texts, tokens))  # [T, V]
+            self.metrics.tokens.inc("/embed_sparse", by=tokens)
+            self.metrics.texts.inc("/embed_sparse", by=len(parsed.texts))
+            sparse = []
+            for row in rows:
+                ids = np.flatnonzero(row)
+                sparse.append([{"index": int(i), "value": float(v)} for i, v in zip(ids, row[ids], strict=True)])
+            return JSONResponse(sparse)
+
+        return await self.answer(request, "/embed_sparse", work)
+
     async def health(self, request):
         from starlette.responses import Response
 
@@ -232,6 +291,10 @@ class Api:
                 Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
                 Route("/embed", self.tei_embed, methods=["POST"]),
             ]
+        elif self.service.kind == "reranker":
+            routes.append(Route("/rerank", self.tei_rerank, methods=["POST"]))
+        elif self.service.kind == "sparse":
+            routes.append(Route("/embed_sparse", self.tei_embed_sparse, methods=["POST"]))
         return routes
 
 
@@ -253,7 +316,7 @@ def require_api_key(app, key: str):
     return guarded
 
 
-def build_app(service: EmbeddingService, settings: Settings):
+def build_app(service, settings: Settings):
     """The ASGI application: the routes of the model's kind, the batcher started and stopped with the app (its
     shutdown answers every request already accepted), and the API key check when a key is set."""
     from starlette.applications import Starlette

@@ -56,7 +56,17 @@ def require_serve_extra() -> None:
         ) from None
 
 
-def serve(model: str, settings: Settings, *, host: str, port: int, name: str | None, workers: int, log_level: str):
+def serve(
+    model: str,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    name: str | None,
+    kind: str,
+    workers: int,
+    log_level: str,
+):
     """Serve until SIGTERM or SIGINT; 0 once every accepted request is answered."""
     require_serve_extra()
     import uvicorn
@@ -66,12 +76,18 @@ def serve(model: str, settings: Settings, *, host: str, port: int, name: str | N
     previous = {sig: signal.signal(sig, lambda sig, frame: stopped_by.append(sig)) for sig in HANDLED_SIGNALS}
     try:
         if workers == 1:
-            serve_one(load_service(model, name), settings, sock, log_level)
+            serve_one(load_service(model, name, kind), settings, sock, log_level)
         else:
             # the cores shared among the workers, unless the user chose a count
             os.environ.setdefault("MINIBERT_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // workers)))
             os.environ[WORKER_ENVIRONMENT] = json.dumps(
-                {"model": model, "name": name, "log_level": log_level, "settings": dataclasses.asdict(settings)}
+                {
+                    "model": model,
+                    "name": name,
+                    "kind": kind,
+                    "log_level": log_level,
+                    "settings": dataclasses.asdict(settings),
+                }
             )
             config = uvicorn.Config(
                 "minibert.serve.server:worker_app",
@@ -96,7 +112,8 @@ def serve_one(service, settings: Settings, sock: socket.socket, log_level: str) 
     """One process: warm the model up, say where it listens, serve on `sock` until a signal."""
     import uvicorn
 
-    service.compute(None, ["warm up"])  # the first call's one-time costs (thread pool, BLAS) before any client
+    # the first call's one-time costs (thread pool, BLAS) before any client
+    service.compute(None, [("warm", "up")] if service.kind == "reranker" else ["warm up"])
     config = uvicorn.Config(build_app(service, settings), log_config=None, log_level=log_level, access_log=False)
     log.info("minibert serve: %s, listening on %s (pid %d)", service.describe(), url(sock), os.getpid())
     uvicorn.Server(config).run(sockets=[sock])
@@ -107,6 +124,6 @@ def worker_app():
     put in the environment."""
     options = json.loads(os.environ[WORKER_ENVIRONMENT])
     logging.basicConfig(level=options["log_level"].upper(), format=LOG_FORMAT)
-    service = load_service(options["model"], options["name"])
+    service = load_service(options["model"], options["name"], options["kind"])
     log.info("worker %d: %s", os.getpid(), service.describe())
     return build_app(service, Settings(**options["settings"]))
