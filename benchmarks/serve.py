@@ -78,11 +78,13 @@ def workloads(n: int = 400) -> dict[str, list[str]]:
 
 
 class Server:
-    def __init__(self, name: str):
+    def __init__(self, spec: str):
+        """`spec`: a name of SERVERS, then any flags for it ("minibert --max-wait-ms 5")."""
+        name, *flags = spec.split()
         env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-        command = [sys.executable, *SERVERS[name], "--model", model_path(), "--port", "0", "--log-level", "warning"]
-        if name == "sentence-transformers":
-            command = command[:-2]
+        command = [sys.executable, *SERVERS[name], "--model", model_path(), "--port", "0", *flags]
+        if name != "sentence-transformers":
+            command += ["--log-level", "warning"]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         lines: queue.Queue = queue.Queue()
         threading.Thread(
@@ -110,7 +112,7 @@ class Server:
                 self.process.wait()
 
 
-def serve_sentence_transformers(port: int) -> None:
+def serve_sentence_transformers(model: str, port: int) -> None:
     """sentence-transformers' SentenceTransformer.encode behind minibert.serve's app, batcher and uvicorn."""
     import logging
 
@@ -159,7 +161,8 @@ def serve_sentence_transformers(port: int) -> None:
         max_body_bytes=DEFAULT_MAX_BODY_BYTES,
         max_texts=DEFAULT_MAX_TEXTS,
     )
-    serve_one(SentenceTransformersService(model_path()), settings, listening_socket("127.0.0.1", port), "warning")
+    sock = listening_socket("127.0.0.1", port)
+    serve_one(SentenceTransformersService(model), settings, sock, "warning")
 
 
 # ---- the load ----
@@ -200,20 +203,27 @@ async def load(url: str, texts: list[str], clients: int, warmup: float, seconds:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default=",".join(SERVERS), help=f"some of {', '.join(SERVERS)}")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"comma-separated: some of {', '.join(SERVERS)}, each followed by flags if wanted "
+        "('minibert --max-wait-ms 5,minibert --max-wait-ms 0')",
+    )
+    parser.add_argument("--workloads", default="short queries,128-token passages")
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--output", type=Path, help="results JSON (default: benchmarks/results/serve-DATE.json)")
     parser.add_argument("--serve-sentence-transformers", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)  # the --serve-sentence-transformers server's
     args = parser.parse_args()
     if args.serve_sentence_transformers:
-        return serve_sentence_transformers(args.port)
+        return serve_sentence_transformers(args.model, args.port)
 
     host = describe_host()
     print(host_summary(host), flush=True)
-    texts = workloads()
+    texts = {name: batch for name, batch in workloads().items() if name in args.workloads.split(",")}
     results = []
     for name in args.servers.split(","):
         server = Server(name)
@@ -231,7 +241,7 @@ def main() -> None:
                     )
                     results.append(cell)
                     print(
-                        f"{name:<22} {workload:<19} {clients:>3} clients: {cell['requests_per_second']:7.1f} req/s  "
+                        f"{name:<40} {workload:<19} {clients:>3} clients: {cell['requests_per_second']:7.1f} req/s  "
                         f"p50 {cell['p50_ms']:8.1f} ms  p99 {cell['p99_ms']:8.1f} ms  (load {before:.1f} -> "
                         f"{cell['load_after']:.1f}, {cell['errors']} errors)",
                         flush=True,

@@ -574,3 +574,14 @@ def test_tei_embed_sparse_gives_what_sparse_encoder_encode_gives(st_models):
                 assert all(w["value"] > 0 for w in weights)  # the non-zero weights only
                 row[[w["index"] for w in weights]] = [w["value"] for w in weights]
             assert relative_diff(dense, expected) <= SERVED_REL_TOL, prompt_name
+
+
+def test_two_workers_share_the_port_and_stop_on_sigterm(encoder):
+    with running("--workers", "2") as server:
+        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as http:
+            texts = [text_of(8, 20 + i) for i in range(8)]
+            served = [http.post("/embed", json={"inputs": text}).json()[0] for text in texts]
+        assert np.abs(np.array(served) - encoder.encode(texts)).max() <= SERVED_TOL
+        code = server.stop()
+    assert code == 0, server.output()
+    assert len(re.findall(r"worker \d+: embedding model", server.output())) == 2

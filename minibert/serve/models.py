@@ -96,7 +96,7 @@ class EmbeddingService:
 
     def compute(self, key: Hashable, texts: list[str]) -> np.ndarray:
         """On the compute thread: the rows encode() gives in process. [T] texts -> [T, dim] float32"""
-        return self.encoder.encode(texts, prompt_name=key)
+        return self.encoder.encode(texts, prompt_name=key, show_progress_bar=False)
 
     def describe(self) -> str:
         return f"embedding model {self.name} ({self.encoder!r})"
@@ -123,7 +123,9 @@ class RerankService:
 
     def compute(self, raw_scores: Hashable, pairs: list[tuple[str, str]]) -> np.ndarray:
         """On the compute thread: predict()'s scores, with the model's activation or none. [T] pairs -> [T]"""
-        return self.cross_encoder.predict(pairs, activation_fn=IDENTITY if raw_scores else None)
+        return self.cross_encoder.predict(
+            pairs, activation_fn=IDENTITY if raw_scores else None, show_progress_bar=False
+        )
 
     def describe(self) -> str:
         return f"reranker {self.name} ({self.cross_encoder!r})"
@@ -150,7 +152,7 @@ class SparseService:
 
     def compute(self, key: Hashable, texts: list[str]) -> np.ndarray:
         """On the compute thread: encode()'s rows. [T] texts -> [T, V] float32, mostly zeros"""
-        return self.sparse_encoder.encode(texts, prompt_name=key)
+        return self.sparse_encoder.encode(texts, prompt_name=key, show_progress_bar=False)
 
     def describe(self) -> str:
         return f"sparse (SPLADE) model {self.name} ({self.sparse_encoder!r})"

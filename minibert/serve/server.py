@@ -70,6 +70,7 @@ def serve(
     """Serve until SIGTERM or SIGINT; 0 once every accepted request is answered."""
     require_serve_extra()
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     sock = listening_socket(host, port)
     stopped_by = []
@@ -98,7 +99,7 @@ def serve(
                 access_log=False,
             )
             log.info("minibert serve: %d worker processes for %s, listening on %s", workers, model, url(sock))
-            uvicorn.Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+            Multiprocess(config, sockets=[sock]).run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -108,12 +109,16 @@ def serve(
     return 0
 
 
+def warm_up(service) -> None:
+    """The first call's one-time costs (thread pool, BLAS buffers), paid before any client waits for them."""
+    service.compute(None, [("warm", "up")] if service.kind == "reranker" else ["warm up"])
+
+
 def serve_one(service, settings: Settings, sock: socket.socket, log_level: str) -> None:
     """One process: warm the model up, say where it listens, serve on `sock` until a signal."""
     import uvicorn
 
-    # the first call's one-time costs (thread pool, BLAS) before any client
-    service.compute(None, [("warm", "up")] if service.kind == "reranker" else ["warm up"])
+    warm_up(service)
     config = uvicorn.Config(build_app(service, settings), log_config=None, log_level=log_level, access_log=False)
     log.info("minibert serve: %s, listening on %s (pid %d)", service.describe(), url(sock), os.getpid())
     uvicorn.Server(config).run(sockets=[sock])
@@ -125,5 +130,6 @@ def worker_app():
     options = json.loads(os.environ[WORKER_ENVIRONMENT])
     logging.basicConfig(level=options["log_level"].upper(), format=LOG_FORMAT)
     service = load_service(options["model"], options["name"], options["kind"])
+    warm_up(service)
     log.info("worker %d: %s", os.getpid(), service.describe())
     return build_app(service, Settings(**options["settings"]))
