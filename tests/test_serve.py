@@ -24,6 +24,7 @@ import pytest
 from support.helpers import ROOT, WEIGHTS, minilm_dir
 
 from minibert import CrossEncoder, SentenceEncoder, SparseEncoder
+from minibert.cli.serve import exposure_warning
 from minibert.sentence import normalize
 from minibert.serve.batcher import Batcher, Overloaded
 from minibert.serve.metrics import Metrics
@@ -272,7 +273,7 @@ def test_32_clients_get_their_own_vectors_and_batches_hold_several_requests(serv
 
 def test_health_answers_during_a_long_batch(server):
     """The forward pass runs off the event loop: /health answers, again and again, while a long batch computes."""
-    passages = [text_of(200, 5000 + i) for i in range(32)]
+    passages = [text_of(200, 5000 + i) for i in range(16)]
     done = threading.Event()
 
     def long_request():
@@ -585,3 +586,23 @@ def test_two_workers_share_the_port_and_stop_on_sigterm(encoder):
         code = server.stop()
     assert code == 0, server.output()
     assert len(re.findall(r"worker \d+: embedding model", server.output())) == 2
+
+
+def test_listening_beyond_loopback_without_a_key_is_warned_about():
+    assert exposure_warning("127.0.0.1", None) is None and exposure_warning("::1", None) is None
+    assert exposure_warning("localhost", None) is None
+    assert exposure_warning("0.0.0.0", "key") is None
+    warning = exposure_warning("0.0.0.0", None)
+    assert "without an API key" in warning and "MINIBERT_API_KEY" in warning
+
+
+def test_import_minibert_and_its_command_never_import_the_server_stack():
+    code = "import sys, minibert, minibert.cli; print(sorted({'starlette', 'uvicorn'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=REQUEST_TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert out.stdout.strip() == "[]", out.stderr
