@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from corpus import build_corpus  # noqa: E402
-from harness import describe_host, host_summary  # noqa: E402
+from harness import describe_host, host_summary, thread_environment  # noqa: E402
 
 SERVERS = {
     "minibert": ["-m", "minibert", "serve"],
@@ -42,6 +42,7 @@ SERVERS = {
     "sentence-transformers": [str(Path(__file__).resolve()), "--serve-sentence-transformers"],
 }
 START_TIMEOUT = 300
+THREADS = 2  # each server's threads (minibert's, BLAS's, torch's): --threads
 
 
 def model_path() -> str:
@@ -81,7 +82,8 @@ class Server:
     def __init__(self, spec: str):
         """`spec`: a name of SERVERS, then any flags for it ("minibert --max-wait-ms 5")."""
         name, *flags = spec.split()
-        env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+        threads = {**thread_environment(THREADS), "MINIBERT_NUM_THREADS": str(THREADS)}  # minibert reads the latter
+        env = {**os.environ, "PYTHONPATH": str(HERE.parent), **threads}
         command = [sys.executable, *SERVERS[name], "--model", model_path(), "--port", "0", *flags]
         if name != "sentence-transformers":
             command += ["--log-level", "warning"]
@@ -172,19 +174,18 @@ async def load(url: str, texts: list[str], clients: int, warmup: float, seconds:
     """`clients` connections, each sending one text per request back to back; latencies of the measured window."""
     import httpx
 
-    latencies, errors = [], 0
+    latencies, errors = [], []
     start = time.perf_counter()
     measure_from, stop_at = start + warmup, start + warmup + seconds
 
     async def client(c: int) -> None:
-        nonlocal errors
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
             i = c
             while (now := time.perf_counter()) < stop_at:
                 response = await http.post("/embed", json={"inputs": texts[i % len(texts)]})
                 done = time.perf_counter()
                 if response.status_code != 200:
-                    errors += 1
+                    errors.append(f"{response.status_code} {response.text[:200]}")
                 elif now >= measure_from:
                     latencies.append(done - now)
                 i += clients
@@ -194,10 +195,11 @@ async def load(url: str, texts: list[str], clients: int, warmup: float, seconds:
     ms = np.array(latencies) * 1000
     return {
         "requests": len(latencies),
-        "errors": errors,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
         "requests_per_second": len(latencies) / elapsed,
-        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
-        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else float("nan"),
+        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else float("nan"),
     }
 
 
@@ -212,6 +214,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="short queries,128-token passages")
     parser.add_argument("--concurrency", default="1,8,64")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2, help="each server's threads (1: steadier on a busy machine)")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--output", type=Path, help="results JSON (default: benchmarks/results/serve-DATE.json)")
     parser.add_argument("--serve-sentence-transformers", action="store_true", help=argparse.SUPPRESS)
@@ -221,6 +224,8 @@ def main() -> None:
     if args.serve_sentence_transformers:
         return serve_sentence_transformers(args.model, args.port)
 
+    global THREADS
+    THREADS = args.threads
     host = describe_host()
     print(host_summary(host), flush=True)
     texts = {name: batch for name, batch in workloads().items() if name in args.workloads.split(",")}
@@ -243,7 +248,7 @@ def main() -> None:
                     print(
                         f"{name:<40} {workload:<19} {clients:>3} clients: {cell['requests_per_second']:7.1f} req/s  "
                         f"p50 {cell['p50_ms']:8.1f} ms  p99 {cell['p99_ms']:8.1f} ms  (load {before:.1f} -> "
-                        f"{cell['load_after']:.1f}, {cell['errors']} errors)",
+                        f"{cell['load_after']:.1f}, {cell['errors']} errors{': ' + cell['first_error'] if cell['errors'] else ''})",
                         flush=True,
                     )
         finally:

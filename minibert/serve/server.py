@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 
 from ..errors import MinibertError
 from .app import Settings, build_app
@@ -28,6 +29,11 @@ log = logging.getLogger("minibert.serve")
 WORKER_ENVIRONMENT = "MINIBERT_SERVE_WORKER"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def say(line: str) -> None:
+    """The startup line, whatever --log-level says: where the server listens and what it serves."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -98,7 +104,7 @@ def serve(
                 log_level=log_level,
                 access_log=False,
             )
-            log.info("minibert serve: %d worker processes for %s, listening on %s", workers, model, url(sock))
+            say(f"minibert serve: {workers} worker processes for {model}, listening on {url(sock)}")
             Multiprocess(config, sockets=[sock]).run()
     finally:
         for sig, handler in previous.items():
@@ -120,7 +126,7 @@ def serve_one(service, settings: Settings, sock: socket.socket, log_level: str) 
 
     warm_up(service)
     config = uvicorn.Config(build_app(service, settings), log_config=None, log_level=log_level, access_log=False)
-    log.info("minibert serve: %s, listening on %s (pid %d)", service.describe(), url(sock), os.getpid())
+    say(f"minibert serve: {service.describe()}, listening on {url(sock)} (pid {os.getpid()})")
     uvicorn.Server(config).run(sockets=[sock])
 
 
