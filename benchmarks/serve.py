@@ -248,7 +248,7 @@ def main() -> None:
                     print(
                         f"{name:<40} {workload:<19} {clients:>3} clients: {cell['requests_per_second']:7.1f} req/s  "
                         f"p50 {cell['p50_ms']:8.1f} ms  p99 {cell['p99_ms']:8.1f} ms  (load {before:.1f} -> "
-                        f"{cell['load_after']:.1f}, {cell['errors']} errors{': ' + cell['first_error'] if cell['errors'] else ''})",
+                        f"{cell['load_after']:.1f}, {cell['errors']} errors {cell['first_error'] or ''})",
                         flush=True,
                     )
         finally:
