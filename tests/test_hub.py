@@ -157,7 +157,7 @@ COMMIT_2 = hashlib.sha1(b"commit 2").hexdigest()
 @pytest.fixture
 def serve(monkeypatch, online):
     """serve({(repo_id, ref): (commit, directory)}) -> a FakeHub that huggingface_hub now talks to."""
-    from fake_hub import FakeHub
+    from support.fake_hub import FakeHub
 
     hubs = []
 
