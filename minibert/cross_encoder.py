@@ -127,8 +127,6 @@ class CrossEncoder:
     ):
         where = type(self).__name__
         check_numpy_output(False, device, where)
-        if model_name_or_path is None:
-            raise InputError(f"{where}: pass a model directory or hub id")
         dtype = check_dtype(dtype)
         directory = resolve_model_dir(
             hub_name(model_name_or_path, self.ORGANIZATION),
@@ -166,9 +164,23 @@ class CrossEncoder:
         self._activation = activation_function(activation_fn, where)
 
     @classmethod
-    def from_pretrained(cls, path, dtype=np.float32, **kwargs) -> "CrossEncoder":
-        """The constructor under minibert's usual name."""
-        return cls(path, dtype=dtype, **kwargs)
+    def from_pretrained(
+        cls,
+        path,
+        dtype=np.float32,
+        *,
+        revision: str | None = None,
+        cache_dir=None,
+        local_files_only: bool = False,
+        check_finite: bool = True,
+    ) -> "CrossEncoder":
+        """A model directory or hub id with minibert's usual arguments; unlike the constructor, a name is taken as it
+        is (no organisation put in front), as every from_pretrained takes it."""
+        dtype = check_dtype(dtype)  # before any download
+        directory = resolve_model_dir(
+            path, Need.CROSS_ENCODER, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+        return cls(directory, dtype=dtype, check_finite=check_finite)
 
     @property
     def num_labels(self) -> int:

@@ -229,10 +229,6 @@ class SentenceEncoder:
         check_finite: bool = True,
     ):
         check_numpy_output(False, device, type(self).__name__)
-        if model_name_or_path is None:
-            raise InputError(
-                f"{type(self).__name__}: pass a model directory or hub id; minibert cannot build a model from modules"
-            )
         dtype = check_dtype(dtype)  # before any download
         directory = resolve_model_dir(
             hub_name(model_name_or_path, self.ORGANIZATION),
@@ -267,16 +263,14 @@ class SentenceEncoder:
         local_files_only: bool = False,
         check_finite: bool = True,
     ) -> "SentenceEncoder":
-        """A sentence-transformers model directory or hub id: the constructor under minibert's usual name and
-        arguments (`cache_dir` is the constructor's `cache_folder`)."""
-        return cls(
-            path,
-            dtype=dtype,
-            revision=revision,
-            cache_folder=cache_dir,
-            local_files_only=local_files_only,
-            check_finite=check_finite,
+        """A sentence-transformers model directory or hub id, with minibert's usual arguments. Unlike the
+        constructor, a name is taken as it is (no "sentence-transformers/" in front), as every from_pretrained takes
+        it, so that a mistyped folder name is reported as one."""
+        dtype = check_dtype(dtype)  # before any download
+        directory = resolve_model_dir(
+            path, Need.SENTENCE_MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
+        return cls.from_directory(directory, dtype, check_finite=check_finite)
 
     @classmethod
     def from_directory(cls, directory: Path, dtype=np.float32, *, check_finite: bool = True) -> "SentenceEncoder":

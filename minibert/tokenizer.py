@@ -198,6 +198,8 @@ class Tokenizer:
         given (as __call__ with truncation would): what a batch of these texts costs, without padding them."""
         texts = _as_text_list("texts", texts)
         pairs = None if text_pair is None else _as_text_list("text_pair", text_pair)
+        if pairs is not None and len(pairs) != len(texts):
+            raise InputError(f"text_pair has {len(pairs)} texts but texts has {len(texts)}; pair them one to one")
         backend = self.backend
         backend.no_padding()
         backend.no_truncation()

@@ -9,6 +9,7 @@ for the hub, and checks which files were fetched.
 """
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -293,15 +294,17 @@ def test_sentence_encoder_by_hub_id_downloads_modules_json_then_each_modules_fil
         "0_BERT/pytorch_model.bin",
         "0_BERT/onnx/model.onnx",
         "README.md",
-        "config_sentence_transformers.json",
     ):
         (source / name).parent.mkdir(exist_ok=True)
         (source / name).write_bytes(b"never downloaded")
+    (source / "config_sentence_transformers.json").write_text(json.dumps({"prompts": {"query": "tok1 "}}))
     hub = serve({("org/tiny-st", "main"): (COMMIT_1, source)})
     cache = tmp_path / "cache"
     encoder = minibert.SentenceEncoder.from_pretrained("org/tiny-st", cache_dir=cache)
+    assert encoder.prompts["query"] == "tok1 "
     assert hub.downloads == [
         "modules.json",
+        "config_sentence_transformers.json",
         "0_BERT/config.json",
         "0_BERT/model.safetensors",
         "0_BERT/vocab.txt",

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import test_hub
 from support.helpers import F32_TOL, ROOT, WEIGHTS, minilm_dir
 
 import minibert
@@ -52,6 +53,8 @@ def st_models(tmp_path_factory):
 
     return build(tmp_path_factory.mktemp("st-models"))
 
+
+online, serve = test_hub.online, test_hub.serve  # test_hub's fixtures: the fake hub on loopback
 
 _REFERENCES = {}
 
@@ -387,3 +390,127 @@ def test_import_and_encode_never_import_torch(st_models):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------------------
+# The embed job's settings and `minibert rerank`
+
+
+def _corpus(tmp_path, lines=TEXTS):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_embed_job_applies_prompt_truncate_dim_and_normalize_as_encode_and_records_them(st_models, tmp_path):
+    from minibert.embed import embed_file, read_embeddings
+
+    corpus, out = _corpus(tmp_path), tmp_path / "out"
+    embed_file(corpus, out, st_models["e5"], progress=False, prompt_name="query", truncate_dim=64, normalize=True)
+    expected = reference("SentenceTransformer", st_models["e5"]).encode(
+        TEXTS, prompt_name="query", truncate_dim=64, normalize_embeddings=True
+    )
+    assert max_abs_diff(read_embeddings(out), expected) <= F32_TOL
+    settings = json.loads((out / "manifest.json").read_text())["settings"]
+    assert settings == {"prompt": "query: ", "normalize": True, "precision": "float32", "truncate_dim": 64}
+    with pytest.raises(InputError, match=r"made with prompt 'query: ', this run has 'passage: '"):
+        embed_file(corpus, out, st_models["e5"], progress=False, prompt_name="passage", truncate_dim=64, normalize=True)
+    with pytest.raises(InputError, match=r"made with truncate_dim 64, this run has None"):
+        embed_file(corpus, out, st_models["e5"], progress=False, prompt="query: ", normalize=True)
+
+
+@pytest.mark.parametrize("precision, dtype", [("binary", np.int8), ("ubinary", np.uint8)])
+def test_embed_job_binary_precision_gives_sentence_transformers_bits(st_models, tmp_path, precision, dtype):
+    from minibert.embed import embed_file, read_embeddings
+
+    out = tmp_path / "bits.npy"
+    report = embed_file(_corpus(tmp_path), out, st_models["bge"], progress=False, precision=precision)
+    assert report.dim == 48
+    expected = reference("SentenceTransformer", st_models["bge"]).encode(TEXTS, precision=precision)
+    np.testing.assert_array_equal(read_embeddings(out).astype(dtype), expected)
+
+
+def test_embed_job_refuses_int8_and_says_how_to_quantize_afterwards(st_models, tmp_path):
+    from minibert.embed import embed_file
+
+    with pytest.raises(InputError, match=r"precision 'int8' takes its buckets from all the embeddings.*quantize_emb"):
+        embed_file(_corpus(tmp_path), tmp_path / "x.npy", st_models["bge"], progress=False, precision="int8")
+
+
+def test_embed_command_takes_the_settings_flags(st_models, tmp_path, capsys):
+    from minibert.cli import main
+    from minibert.embed import read_embeddings
+
+    out = tmp_path / "q.npy"
+    argv = ["embed", str(_corpus(tmp_path)), "--output", str(out), "--model", str(st_models["e5"]), "--quiet"]
+    assert main([*argv, "--prompt", "query: ", "--truncate-dim", "32", "--normalize"]) == 0
+    expected = reference("SentenceTransformer", st_models["e5"]).encode(
+        TEXTS, prompt="query: ", truncate_dim=32, normalize_embeddings=True
+    )
+    assert max_abs_diff(read_embeddings(out), expected) <= F32_TOL
+    assert main([*argv, "--precision", "uint8"]) == 2
+    assert "quantize in Python: minibert.quantize_embeddings" in capsys.readouterr().err
+
+
+def test_rerank_command_prints_documents_best_first_as_crossencoder_rank(st_models, tmp_path, capsys):
+    from minibert.cli import main
+
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(DOCS) + "\n", encoding="utf-8")
+    expected = reference("CrossEncoder", st_models["rerank1"]).rank(QUERY, DOCS, top_k=3, return_documents=True)
+    argv = ["rerank", QUERY, "--input", str(docs), "--model", str(st_models["rerank1"]), "--top-k", "3"]
+    assert main([*argv, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [(r["corpus_id"], r["line"], r["text"]) for r in got] == [
+        (r["corpus_id"], r["corpus_id"] + 1, r["text"]) for r in expected
+    ]
+    assert max_abs_diff([r["score"] for r in got], [r["score"] for r in expected]) <= F32_TOL
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["score", "line", "text"] and len(lines) == 4
+    assert lines[1].split(maxsplit=2) == [f"{got[0]['score']:.4f}", str(got[0]["line"]), got[0]["text"]]
+    assert main(["rerank", QUERY, "--input", str(docs), "--model", str(st_models["rerank3"])]) == 2
+    assert "rank() works for models with one label; this one has 3" in capsys.readouterr().err
+
+
+def test_tokenizer_takes_transformers_text_pair_and_return_tensors_np():
+    tokenizer = minibert.Tokenizer.from_pretrained(minilm_dir())
+    pairs = tokenizer(["a question"], text_pair=["an answer"], return_tensors="np")
+    np.testing.assert_array_equal(pairs["input_ids"], tokenizer(["a question"], text_pairs=["an answer"])["input_ids"])
+    assert pairs["token_type_ids"].tolist() == [[0, 0, 0, 0, 1, 1, 1]]
+    assert tokenizer.token_counts(["a question", "x"], ["an answer", "y"]).tolist() == [7, 5]
+    assert tokenizer.token_counts(["word " * 600], max_length=256).tolist() == [256]
+    with pytest.raises(InputError, match="return_tensors='pt': minibert's tokenizer returns NumPy arrays"):
+        tokenizer(["a"], return_tensors="pt")
+    with pytest.raises(InputError, match="text_pair has 1 texts but texts has 2"):
+        tokenizer.token_counts(["a", "b"], ["c"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# By hub id: which files each kind fetches (huggingface_hub's real download code against tests/support/fake_hub.py)
+
+
+def _serve_built(serve, st_models, name, repo_id):
+    return serve({(repo_id, "main"): (test_hub.COMMIT_1, st_models[name])})
+
+
+def test_hub_id_of_a_dense_model_fetches_its_settings_and_the_dense_module(serve, st_models, tmp_path):
+    hub = _serve_built(serve, st_models, "dense", "org/dense")
+    encoder = minibert.SentenceTransformer("org/dense", cache_folder=tmp_path / "cache")
+    assert hub.downloads[:2] == ["modules.json", "config_sentence_transformers.json"]
+    assert hub.downloads[-3:] == ["1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors"]
+    np.testing.assert_array_equal(
+        encoder.encode(TEXTS[:3]), minibert.SentenceTransformer(st_models["dense"]).encode(TEXTS[:3])
+    )
+
+
+def test_hub_id_of_a_cross_encoder_and_of_a_splade_model_fetch_what_they_read(serve, st_models, tmp_path):
+    hub = _serve_built(serve, st_models, "rerank1", "org/rerank")
+    model = minibert.CrossEncoder("org/rerank", cache_folder=tmp_path / "cache")
+    assert hub.downloads[:2] == ["config.json", "model.safetensors"]
+    assert {"tokenizer.json", "config_sentence_transformers.json", "modules.json"} <= set(hub.downloads)
+    assert model.activation_fn == "torch.nn.modules.linear.Identity"  # from the fetched settings
+    hub = _serve_built(serve, st_models, "splade", "org/splade")
+    sparse = minibert.SparseEncoder("org/splade", cache_folder=tmp_path / "cache")
+    assert hub.downloads[0] == "modules.json" and hub.downloads[-1] == "1_SpladePooling/config.json"
+    assert sparse.prompts["query"] == "query: "

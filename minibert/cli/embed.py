@@ -25,6 +25,11 @@ def run(args) -> int:
                 client=client,
                 partition_size=args.partition_size,
                 progress=not args.quiet,
+                prompt_name=args.prompt_name,
+                prompt=args.prompt,
+                normalize=args.normalize,
+                precision=args.precision,
+                truncate_dim=args.truncate_dim,
             )
     except EmbedInterrupted as stop:
         print(
@@ -79,6 +84,7 @@ def add_parser(commands) -> None:
             "minibert embed corpus.txt --output corpus.npy --model DIR",
             "minibert embed docs.jsonl --output docs-emb/ --model DIR --field body --batch-size 64",
             "minibert embed corpus.txt --output corpus-emb/ --model DIR --workers 4",
+            "minibert embed queries.txt --output queries.npy --model DIR --prompt-name query --truncate-dim 256",
             "minibert embed s3://bucket/corpus.txt --output s3://bucket/emb/ --model /shared/minilm --scheduler tcp://host:8786",
         ],
         run=run,
@@ -113,6 +119,25 @@ def add_parser(commands) -> None:
         metavar="SIZE",
         help="bytes of input per partition (one shard, one task), e.g. 64K or 1M; auto: 1/16 of the input, within "
         "4K-1M, so that an interrupted run keeps most of its work",
+    )
+    prompt = embed.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--prompt-name",
+        metavar="NAME",
+        help="put the model's prompt NAME (config_sentence_transformers.json, e.g. query) in front of each text "
+        "(default: the model's default prompt, if it names one)",
+    )
+    prompt.add_argument("--prompt", metavar="TEXT", help="put TEXT in front of each text, e.g. 'query: '")
+    embed.add_argument("--normalize", action="store_true", help="scale each row to unit length (after --truncate-dim)")
+    embed.add_argument(
+        "--precision",
+        choices=["float32", "binary", "ubinary", "int8", "uint8"],
+        default="float32",
+        help="binary/ubinary: one bit per dimension, packed 8 to a byte (stored as float32 numbers; cast with "
+        ".astype(numpy.int8) or numpy.uint8); int8/uint8 need the whole corpus's ranges: quantize afterwards",
+    )
+    embed.add_argument(
+        "--truncate-dim", type=positive_int, metavar="N", help="keep each row's first N dimensions (Matryoshka models)"
     )
     where = embed.add_mutually_exclusive_group()
     where.add_argument(

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..model_files import config_file, local_weight_files
 from ..sentence import read_sentence_config
+from .settings import DEFAULTS
 
 FORMAT = "minibert-embeddings"
 FORMAT_VERSION = 1
@@ -28,16 +29,23 @@ IDENTITY_FIELDS = [
     ("input", "mtime", "input modification time"),
     ("input", "format", "input format"),
     ("input", "field", "JSONL field"),
+    ("settings", "prompt", "prompt"),
+    ("settings", "normalize", "normalize"),
+    ("settings", "precision", "precision"),
+    ("settings", "truncate_dim", "truncate_dim"),
 ]
 
 
-def run_identity(model_identity: dict, input_identity: dict, input_format: str, field: str) -> dict:
-    """The manifest's header: what a resumed run must find unchanged."""
+def run_identity(
+    model_identity: dict, input_identity: dict, input_format: str, field: str, settings: dict | None = None
+) -> dict:
+    """The manifest's header: what a resumed run must find unchanged (settings: embed.settings.resolve_settings')."""
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "model": model_identity,
         "input": {**input_identity, "format": input_format, "field": field},
+        "settings": dict(DEFAULTS) if settings is None else settings,
     }
 
 
@@ -54,13 +62,16 @@ def model_identity(directory: Path, dtype: str) -> dict:
 
     Reading the sentence-transformers config checks it too, so a directory that is not such a model is refused here,
     before the output is created. The SHA-256 covers the Transformer module's config and exactly the weight files
-    minibert would read from its folder (model_files.local_weight_files: every shard, every TF .data-* file).
+    minibert would read from its folder (model_files.local_weight_files: every shard, every TF .data-* file), and
+    each Dense module's config.json and weights.
     """
     directory = directory.resolve()
     config = read_sentence_config(directory)
     transformer = config.transformer_dir
     config_json = config_file(transformer)
     files = [*([config_json] if config_json.is_file() else []), *local_weight_files(transformer)]
+    for dense in config.dense:
+        files += [dense.folder / "config.json", *local_weight_files(dense.folder)]
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{path.relative_to(directory).as_posix()}:{_sha256(path)}\n".encode())
@@ -91,7 +102,7 @@ def check_same_run(found: dict, identity: dict, where) -> None:
             f"{where}: not a minibert embeddings manifest of version {FORMAT_VERSION}; pass another --output"
         )
     for section, key, label in IDENTITY_FIELDS:
-        before, now = found[section].get(key), identity[section][key]
+        before, now = found.get(section, {}).get(key), identity[section][key]
         if before != now:
             raise InputError(
                 f"{where}: the shards there were made with {label} {before!r}, this run has {now!r}; refusing to mix "

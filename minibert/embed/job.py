@@ -34,6 +34,7 @@ from .partitions import (
     plan_partitions,
     read_lines,
 )
+from .settings import DEFAULTS, finish_rows, output_dim, prompted, resolve_settings
 from .store import (
     OutputPaths,
     absolute,
@@ -90,6 +91,7 @@ class Job:
     batch_size: int
     partition_size: int | None  # bytes; None: chosen from the input's size (partitions.auto_partition_size)
     sort_by_length: bool
+    settings: dict  # what encode is asked beyond the model (embed.settings): prompt, normalize, precision, ...
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -105,6 +107,7 @@ def load_encoder(model_dir: str, dtype: str) -> SentenceEncoder:
     if key not in _ENCODERS:
         # A directory resolved once, by embed_file at its door: from_directory looks nothing up again.
         _ENCODERS[key] = SentenceEncoder.from_directory(Path(model_dir), dtype=np.dtype(dtype))
+        _ENCODERS[key].default_prompt_name = None  # the job resolved the prompt at its door (settings.prompted)
     return _ENCODERS[key]
 
 
@@ -128,10 +131,14 @@ def embed_partitions(tasks: list[dict], encoder=None, on_batch: Callable[[int], 
         encoder = load_encoder(tasks[0]["model"], tasks[0]["dtype"])
     parsed = [_read_partition(task) for task in tasks]
     texts = [text for _, partition_texts, _, _ in parsed for text in partition_texts]
-    embedded = _embed_texts(encoder, texts, tasks[0]["batch_size"], tasks[0]["sort_by_length"], on_batch)
+    settings = tasks[0].get("settings", DEFAULTS)
+    embedded = _embed_texts(
+        encoder, prompted(texts, settings), tasks[0]["batch_size"], tasks[0]["sort_by_length"], on_batch
+    )
+    embedded = finish_rows(embedded, settings)  # truncate_dim, normalize, precision
     at = 0
     for task, (raw_lines, partition_texts, rows, bad) in zip(tasks, parsed, strict=True):
-        embeddings = np.full((len(raw_lines), encoder.dim), np.nan, dtype=np.float32)  # bad lines stay NaN
+        embeddings = np.full((len(raw_lines), output_dim(encoder.dim, settings)), np.nan, dtype=np.float32)
         embeddings[rows] = embedded[at : at + len(partition_texts)]
         at += len(partition_texts)
         if on_batch is not None and bad:
@@ -227,7 +234,11 @@ def _identity(job: Job, model) -> dict:
     """The run's identity: the model resolved once, here, and the input as it is now."""
     model_dir = resolve_model_dir(model, Need.SENTENCE_MODEL)
     identity = run_identity(
-        model_identity(model_dir, job.dtype), input_identity(job.input_path), job.input_format, job.field
+        model_identity(model_dir, job.dtype),
+        input_identity(job.input_path),
+        job.input_format,
+        job.field,
+        resolve_settings(model_dir, **job.settings),
     )
     if identity["input"]["size"] == 0:
         raise InputError(f"{job.input_path}: is empty; there is nothing to embed")
@@ -336,6 +347,7 @@ def _pending(paths: OutputPaths, manifest: dict, job: Job, model_dir: str) -> tu
                 "field": job.field,
                 "batch_size": job.batch_size,
                 "sort_by_length": job.sort_by_length,
+                "settings": manifest.get("settings", DEFAULTS),
                 "fingerprint": manifest["fingerprint"],
             }
         )
@@ -435,6 +447,11 @@ def embed_file(
     encoder=None,
     on_partition_done: Callable[[dict], None] | None = None,
     log=None,
+    prompt_name: str | None = None,
+    prompt: str | None = None,
+    normalize: bool = False,
+    precision: str = "float32",
+    truncate_dim: int | None = None,
 ) -> EmbedReport:
     """Embed every line of input_path with the sentence-transformers model directory `model` into `output`.
 
@@ -446,6 +463,9 @@ def embed_file(
     as SentenceEncoder has; `on_partition_done` is called with each finished partition's summary.
     `partition_size` (bytes of input per partition and shard) is by default 1/16 of the input, within 4 KiB-1 MiB.
     A KeyboardInterrupt (Ctrl-C) comes out as EmbedInterrupted, which says what was kept.
+    `prompt_name`, `prompt`, `normalize`, `precision` (float32, binary, ubinary) and `truncate_dim` are
+    SentenceEncoder.encode's (normalize is its normalize_embeddings); the manifest records them (the prompt as its
+    text), and a resume with other settings is refused.
     """
     started = time.perf_counter()
     log = sys.stderr if log is None else log  # looked up per call, so that redirecting sys.stderr works
@@ -453,8 +473,18 @@ def embed_file(
     dtype = _check_arguments(batch_size, partition_size, dtype, input_format)
     if encoder is not None and client is not None:
         raise InputError("encoder= is for in-process runs; on a cluster each worker loads the model itself")
+    settings = dict(
+        prompt_name=prompt_name, prompt=prompt, normalize=normalize, precision=precision, truncate_dim=truncate_dim
+    )
     job = Job(
-        input_path, input_format_of(input_path, input_format), field, dtype, batch_size, partition_size, sort_by_length
+        input_path,
+        input_format_of(input_path, input_format),
+        field,
+        dtype,
+        batch_size,
+        partition_size,
+        sort_by_length,
+        settings,
     )
     paths = output_paths(output, clustered=client is not None)
     identity = _identity(job, model)
