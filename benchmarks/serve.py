@@ -261,7 +261,10 @@ def main() -> None:
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     output = args.output or HERE / "results" / f"{day}-serve.json"
     output.write_text(
-        json.dumps({"host": host, "seconds": args.seconds, "warmup": args.warmup, "results": results}, indent=1)
+        json.dumps(
+            {"host": host, "threads": args.threads, "seconds": args.seconds, "warmup": args.warmup, "results": results},
+            indent=1,
+        )
     )
     print(f"wrote {output}")
 

@@ -48,7 +48,8 @@ COUNT_ON_LOOP_CHARS = 16384
 
 @dataclass(frozen=True)
 class Settings:
-    """The server's knobs; `minibert serve --help` says what each is for and how the defaults were measured."""
+    """The server's knobs; `minibert serve --help` says what each is for, minibert/cli/serve.py how the defaults
+    were chosen."""
 
     max_batch_tokens: int
     max_wait: float  # seconds
