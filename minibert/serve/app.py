@@ -165,10 +165,8 @@ class Api:
     async def tokens(self, items, truncate: bool, field: str, *key) -> int:
         """The tokens the items will be computed with, refusing (or cutting, with truncate) one over the model's
         maximum length. Many characters are counted on a worker thread, off the event loop."""
-        if (
-            sum(len(item) if isinstance(item, str) else len(item[0]) + len(item[1]) for item in items)
-            <= COUNT_ON_LOOP_CHARS
-        ):
+        texts = (text for item in items for text in ((item,) if isinstance(item, str) else item))  # pairs: both
+        if sum(map(len, texts)) <= COUNT_ON_LOOP_CHARS:
             counts = self.service.count(items, *key)
         else:
             counts = await asyncio.to_thread(self.service.count, items, *key)
