@@ -514,3 +514,29 @@ def test_hub_id_of_a_cross_encoder_and_of_a_splade_model_fetch_what_they_read(se
     sparse = minibert.SparseEncoder("org/splade", cache_folder=tmp_path / "cache")
     assert hub.downloads[0] == "modules.json" and hub.downloads[-1] == "1_SpladePooling/config.json"
     assert sparse.prompts["query"] == "query: "
+
+
+def test_activation_from_config_json_as_before_v4_and_an_unknown_one_refused_by_name(st_models, tmp_path):
+    directory = tmp_path / "rerank-v3"
+    shutil.copytree(st_models["rerank1"], directory)
+    (directory / "config_sentence_transformers.json").unlink()
+    config = json.loads((directory / "config.json").read_text())
+    config["sentence_transformers"] = {"activation_fn": "torch.nn.modules.activation.Sigmoid"}
+    (directory / "config.json").write_text(json.dumps(config))
+    pairs = [[QUERY, doc] for doc in DOCS]
+    got, expected = minibert.CrossEncoder(directory).predict(pairs), reference("CrossEncoder", directory).predict(pairs)
+    assert np.all((got > 0) & (got < 1)) and max_abs_diff(got, expected) <= F32_TOL
+    config["sentence_transformers"] = {"activation_fn": "torch.nn.modules.activation.ReLU"}
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"activation_fn is 'torch.nn.modules.activation.ReLU'.*does not compute"):
+        minibert.CrossEncoder(directory)
+
+
+def test_dense_activation_minibert_does_not_compute_is_refused_by_name(st_models, tmp_path):
+    directory = tmp_path / "dense-gelu"
+    shutil.copytree(st_models["dense"], directory)
+    config = json.loads((directory / "2_Dense" / "config.json").read_text())
+    config["activation_function"] = "torch.nn.modules.activation.GELU"
+    (directory / "2_Dense" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"2_Dense/config.json: activation_function 'torch.nn.modules.activation"):
+        minibert.SentenceTransformer(directory)
