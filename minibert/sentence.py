@@ -366,14 +366,16 @@ class SentenceEncoder:
     # ------------------------------------------------------------------------------------------------------
     # Encoding.
 
-    def embed_batch(self, texts: list[str]) -> np.ndarray:
+    def embed_batch(self, texts: list[str], threads: int | None = None) -> np.ndarray:
         """One batch, in the model's dtype: tokenize (pad to the longest, truncate), forward, the modules."""
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length)
-        return self._embed_encoded(encoded)
+        return self._embed_encoded(encoded, threads)
 
-    def _embed_encoded(self, encoded: dict[str, np.ndarray], prompt_length: int = 0) -> np.ndarray:
+    def _embed_encoded(
+        self, encoded: dict[str, np.ndarray], threads: int | None = None, prompt_length: int = 0
+    ) -> np.ndarray:
         """Tokenized rows [B, S] -> embeddings [B, D]: forward, pool over the real tokens, Dense..., Normalize."""
-        token_embeddings = self.model(**encoded).last_hidden_state  # [B, S, H]
+        token_embeddings = self.model(**encoded, threads=threads).last_hidden_state  # [B, S, H]
         embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes, prompt_length)  # [B, H']
         for layer in self.dense:
             embeddings = dense(embeddings, **layer)  # [B, H'] -> [B, D]
@@ -405,6 +407,7 @@ class SentenceEncoder:
         device: str | None = None,
         dtype=np.float32,
         on_batch=None,
+        threads: int | None = None,
     ) -> np.ndarray:
         """Embed sentences: [N, D] (a single string gives [D]), in input order, as SentenceTransformer.encode.
 
@@ -419,7 +422,8 @@ class SentenceEncoder:
         (upstream orders them output_value, precision, convert_to_numpy, ...), output_value is only
         "sentence_embedding", and `dtype` (minibert's) chooses float32 or float64 for a float64 model. Batches are
         of nearly one token length (batching.run_in_length_batches), which changes rows only by rounding;
-        `on_batch(rows)` is called after each batch.
+        `on_batch(rows)` is called after each batch; `threads` is the model's (BertModel.__call__): by default
+        $MINIBERT_NUM_THREADS, else every core this process may run on.
         """
         where = f"{type(self).__name__}.encode"
         sentences = first_argument(sentences, inputs, where)
@@ -445,7 +449,11 @@ class SentenceEncoder:
             run_in_length_batches(
                 texts,
                 tokenize,
-                lambda batch: self._embed_encoded(batch, prompt_length),
+                lambda batch: (
+                    self._embed_encoded(batch, threads, prompt_length)
+                    if prompt_length
+                    else self._embed_encoded(batch, threads)
+                ),
                 out,
                 batch_size,
                 on_batch=(lambda rows: [f(rows) for f in callbacks]) if callbacks else None,
