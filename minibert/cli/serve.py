@@ -59,7 +59,7 @@ def add_parser(commands) -> None:
         commands,
         "serve",
         help="serve a model over HTTP: OpenAI's /v1/embeddings, TEI's /embed, /rerank, /embed_sparse",
-        description="Serve a model over HTTP (Starlette on uvicorn; pip install 'minibert[serve]'). Routes:\n"
+        description="Serve a model over HTTP (Starlette on uvicorn; pip install 'minibert-numpy[serve]'). Routes:\n"
         "  an embedding model: POST /v1/embeddings (OpenAI), POST /embed (TEI: text-embeddings-inference)\n"
         "  a reranker (CrossEncoder): POST /rerank (TEI); a SPLADE model (SparseEncoder): POST /embed_sparse (TEI)\n"
         "  every model: GET /health, GET /v1/models, GET /metrics (Prometheus)\n"

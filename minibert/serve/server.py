@@ -58,7 +58,7 @@ def require_serve_extra() -> None:
         import uvicorn  # noqa: F401
     except ImportError as error:
         raise MinibertError(
-            f"minibert serve needs starlette and uvicorn ({error}): pip install 'minibert[serve]'"
+            f"minibert serve needs starlette and uvicorn ({error}): pip install 'minibert-numpy[serve]'"
         ) from None
 
 
