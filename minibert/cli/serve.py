@@ -12,8 +12,8 @@ from .common import add_command, byte_size, positive_int
 
 # The batch budget and wait (benchmarks/README.md, "minibert serve under load"): 8192 tokens hold 64 passages of 128
 # tokens, or the short queries of 64 clients, in one batch; 2 ms gathers the requests clients send back within a
-# millisecond of a batch's answers. Batching at these values served 1.9-3.3x the requests per second of --no-batching
-# at 8 and 64 clients on a shared 2-core host; a sweep of the two values needs a quiet host and is not done yet.
+# millisecond of a batch's answers. At these values batching served 1.8-2.9x the short queries per second of
+# --no-batching at 8 and 64 clients on a shared 2-core host; a sweep of the two values needs a quiet host, not done.
 DEFAULT_MAX_BATCH_TOKENS = 8192
 DEFAULT_MAX_WAIT_MS = 2.0
 DEFAULT_MAX_QUEUE = 256
