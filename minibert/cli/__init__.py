@@ -1,5 +1,5 @@
-"""The `minibert` command: one module per subcommand (explain, run, trace, embed, rerank), each with `add_parser`
-and `run`.
+"""The `minibert` command: one module per subcommand (explain, run, trace, embed, rerank, serve), each with
+`add_parser` and `run`.
 
 Every error a user can cause (a bad flag, a missing model, an empty text, an output path that cannot be written)
 ends as one line on stderr and exit status 2, never as a traceback; exit status 1 means a check inside a run failed
@@ -12,10 +12,10 @@ import sys
 
 from .. import __version__
 from ..errors import MinibertError
-from . import embed, explain, rerank, run, trace
+from . import embed, explain, rerank, run, serve, trace
 from .common import HelpFormatter, Parser, UsageError
 
-COMMANDS = (explain, run, trace, embed, rerank)  # in the order `minibert --help` lists them
+COMMANDS = (explain, run, trace, embed, rerank, serve)  # in the order `minibert --help` lists them
 
 
 def build_parser() -> Parser:
@@ -28,6 +28,7 @@ def build_parser() -> Parser:
         "  minibert trace 'Some text.' --model DIR --match layer.3.attention.self\n"
         "  minibert embed corpus.txt --output corpus.npy --model DIR\n"
         "  minibert rerank 'a query' --input docs.txt --model DIR --top-k 3\n"
+        "  minibert serve --model DIR --port 8080\n"
         "'minibert COMMAND --help' describes each command, its options and their defaults.",
         formatter_class=HelpFormatter,
     )
