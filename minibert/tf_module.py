@@ -74,6 +74,13 @@ KERAS_TO_HF_NAMES: list[tuple[str, str, str]] = [
     (_K + r"/output_layer_norm/beta", r"encoder.layer.\1.output.LayerNorm.bias", "same"),
     (r"pooler_transform/kernel", r"pooler.dense.weight", "transpose"),
     (r"pooler_transform/bias", r"pooler.dense.bias", "same"),
+    # The masked-LM head Model Garden's TF Hub export adds (with_mlm; official/nlp/modeling/layers/masked_lm.py),
+    # whose decoder is the word embeddings, as BertForMaskedLM's tied one.
+    (r"(?:bert/)?cls/predictions/transform/dense/kernel", r"cls.predictions.transform.dense.weight", "transpose"),
+    (r"(?:bert/)?cls/predictions/transform/dense/bias", r"cls.predictions.transform.dense.bias", "same"),
+    (r"(?:bert/)?cls/predictions/transform/LayerNorm/gamma", r"cls.predictions.transform.LayerNorm.weight", "same"),
+    (r"(?:bert/)?cls/predictions/transform/LayerNorm/beta", r"cls.predictions.transform.LayerNorm.bias", "same"),
+    (r"(?:bert/)?cls/predictions/output_bias/bias", r"cls.predictions.bias", "same"),
 ]
 _RESHAPES = {
     "same": lambda w: w,
@@ -83,8 +90,9 @@ _RESHAPES = {
     "heads_out": lambda w: np.ascontiguousarray(w.reshape(-1, w.shape[-1]).T),  # [N, D, H] -> [H, N*D]
 }
 _COMPILED_KERAS_NAMES = [(re.compile(p), r, _RESHAPES[how]) for p, r, how in KERAS_TO_HF_NAMES]
-# Variables of a TF Hub SavedModel that are not weights: the tokenizer's setting, read by module_tokenizer.
-_KERAS_NOT_WEIGHTS = re.compile(r"do_lower_case")
+# The variables of a TF Hub SavedModel that are not weights, by their place in the object graph: the tokenizer's
+# setting (an unnamed tf.Variable, "Variable"), read by module_tokenizer.
+_NOT_WEIGHTS = ("do_lower_case",)
 
 
 # The variables.
@@ -102,10 +110,15 @@ def _keras_names(directory: Path) -> dict[str, str]:
     if "_CHECKPOINTABLE_OBJECT_GRAPH" not in shapes:
         return {}
     names = {}
-    for node in read_checkpoint_object_graph(prefix):
+    objects = read_checkpoint_object_graph(prefix)
+    for node in objects:
         if _VARIABLE_VALUE in node.attributes:
             full_name, key = node.attributes[_VARIABLE_VALUE]
             names[key] = full_name.removesuffix(":0")
+    for path in _NOT_WEIGHTS:
+        node = object_at(objects, path)
+        if node is not None and _VARIABLE_VALUE in node.attributes:
+            names.pop(node.attributes[_VARIABLE_VALUE][1], None)
     return names
 
 
@@ -148,8 +161,6 @@ def _keras_to_hf(tensors: dict[str, np.ndarray], keras: dict[str, str], prefix: 
     renamed, unknown = {}, []
     for key, tensor in tensors.items():
         name = keras[key]
-        if _KERAS_NOT_WEIGHTS.fullmatch(name):
-            continue
         for pattern, replacement, reshape in _COMPILED_KERAS_NAMES:
             match = pattern.fullmatch(name)
             if match:
@@ -243,7 +254,9 @@ def _reachable_functions(graph: MetaGraph, directory: Path) -> list[dict[str, No
             f"{path}: has no 'serving_default' signature (it has {quote(sorted(graph.signatures))}); minibert reads "
             "the computation a TF2 SavedModel serves, and a TF Hub BERT's SavedModel has that signature"
         )
-    pending = [attr(graph.nodes[producer(t)], "f", path) for t in signature.outputs.values() if producer(t) in graph.nodes]
+    pending = [
+        attr(graph.nodes[producer(t)], "f", path) for t in signature.outputs.values() if producer(t) in graph.nodes
+    ]
     seen: dict[str, dict[str, Node]] = {}
     while pending:
         name = pending.pop()
@@ -303,7 +316,7 @@ GELU_TANH_COEFFICIENT = 0.044715  # x + 0.044715 x^3, in both modeling.py's gelu
 
 
 def _activation(layers: list[tuple[dict[str, Node], list[str]]], path: Path) -> str:
-    """"gelu" if the intermediate layers compute erf (an Erf op), "gelu_new" if they compute the tanh form (Tanh of
+    """ "gelu" if the intermediate layers compute erf (an Erf op), "gelu_new" if they compute the tanh form (Tanh of
     a polynomial with Pow(x, 3) and 0.044715), as transformers names the two; anything else is refused."""
     found = set()
     for nodes, names in layers:
@@ -312,7 +325,9 @@ def _activation(layers: list[tuple[dict[str, Node], list[str]]], path: Path) -> 
             found.add("gelu")
         if "Tanh" in ops and "Pow" in ops:
             cubes = [
-                nodes[name] for name in names if nodes[name].op == "Pow" and _scalar(nodes, nodes[name].inputs[1], path) == 3
+                nodes[name]
+                for name in names
+                if nodes[name].op == "Pow" and _scalar(nodes, nodes[name].inputs[1], path) == 3
             ]
             coefficients = [
                 nodes[name]
@@ -379,10 +394,10 @@ def _single_value(found: set, what: str, path: Path):
 # The tokenizer.
 
 
-def module_tokenizer(directory: Path) -> tuple[Path, bool]:
-    """(the vocabulary file under assets/, do_lower_case), as the module says: TF1 in its `tokenization_info`
-    signature (outputs vocab_file, an asset, and do_lower_case, a Const); TF2 in its tracked `vocab_file` asset and
-    `do_lower_case` variable."""
+def module_tokenizer(directory: Path) -> tuple[Path, bool, int]:
+    """(the vocabulary file under assets/, do_lower_case, the number of positions), as the module says: TF1 in its
+    `tokenization_info` signature (outputs vocab_file, an asset, and do_lower_case, a Const); TF2 in its tracked
+    `vocab_file` asset and `do_lower_case` variable; the positions from the position embeddings' shape."""
     path = directory / SAVED_MODEL
     graph = read_inference_graph(path)
     if graph.object_graph:
@@ -407,7 +422,11 @@ def module_tokenizer(directory: Path) -> tuple[Path, bool]:
         do_lower_case = bool(lower.item())
     if Path(vocab).name != vocab or vocab in ("", ".", ".."):
         raise CheckpointError(f"{path}: the vocabulary asset is {quote(vocab)}; expected a file name under assets/")
-    return directory / "assets" / vocab, do_lower_case
+    kind, shapes = _named_shapes(directory)
+    positions = _shape(
+        shapes, "bert/embeddings/position_embeddings" if kind == "tf1" else "position_embedding/embeddings", 2
+    )
+    return directory / "assets" / vocab, do_lower_case, positions[0]
 
 
 def _tf2_do_lower_case(directory: Path) -> bool:
