@@ -54,7 +54,7 @@ from harness import (  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 ENGINES = ("encode", "job", "sentence-transformers")
 BATCH_SIZE = 32
-ROW_TOL = 1e-5  # the float32 bar of the test suite (tests/helpers.py F32_TOL)
+ROW_TOL = 1e-5  # the float32 bar of the test suite (tests/support/helpers.py F32_TOL)
 WARM_UP_TEXTS = 64
 
 

@@ -4,7 +4,7 @@
 
 Each page is written by minibert.explain(...).save(); its load time is what the page itself measures with
 performance.now(): from the start of navigation (file:// URL, so no network) to the end of its script, with every
-view drawn. Needs the `browser` extra and Debian's chromium and chromium-driver (see .ci/run); tests/chromium.py
+view drawn. Needs the `browser` extra and Debian's chromium and chromium-driver (see .ci/run); tests/support/chromium.py
 starts the browser as the tests do. Prints a Markdown table; medians of --repeats fresh loads.
 """
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from chromium import chromium, open_page, severe  # noqa: E402
+from support.chromium import chromium, open_page, severe  # noqa: E402
 
 import minibert  # noqa: E402
 

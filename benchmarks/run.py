@@ -58,7 +58,7 @@ ENGINES = ("minibert", "torch", "onnxruntime")
 NAMES = ("input_ids", "attention_mask", "token_type_ids")
 COLD_SHAPE = (1, 16)
 MEMORY_SHAPE = (32, 128)
-# The float32 bar of the test suite (tests/helpers.py F32_TOL): outputs further from torch's are flagged.
+# The float32 bar of the test suite (tests/support/helpers.py F32_TOL): outputs further from torch's are flagged.
 F32_TOL = 1e-5
 
 

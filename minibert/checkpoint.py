@@ -18,6 +18,9 @@ import numpy as np
 
 from .config import BertConfig
 from .errors import CheckpointError
+from .formats.safetensors import read_safetensors, read_sharded_safetensors
+from .formats.tf_checkpoint import load_tf_checkpoint, tf_to_hf_names
+from .formats.torch_pickle import load_torch_bin
 from .inputs import check_dtype
 from .model_files import (
     SAFETENSORS,
@@ -29,10 +32,7 @@ from .model_files import (
     config_file,
     is_saved_model,
 )
-from .safetensors import read_safetensors, read_sharded_safetensors
-from .tf_checkpoint import load_tf_checkpoint, tf_to_hf_names
 from .tf_module import FROM_GRAPH, module_config, module_tensors
-from .torch_pickle import load_torch_bin
 from .untrusted import escape
 
 logger = logging.getLogger("minibert")
@@ -118,8 +118,9 @@ def check_tensor(name: str, tensor: np.ndarray, shape: tuple[int, ...], dtype, s
     if check_finite and tensor.size and not (np.isfinite(tensor.min()) and np.isfinite(tensor.max())):
         count = int(np.size(tensor) - np.count_nonzero(np.isfinite(tensor)))
         raise CheckpointError(
-            f"{source}: tensor {name!r} holds {count} NaN or infinite value(s); the checkpoint is corrupt "
-            "(pass check_finite=False to load it anyway)"
+            f"{source}: tensor {name!r} holds {count} NaN or infinite value(s); the checkpoint is corrupt",
+            fix="(pass check_finite=False to load it anyway)",
+            cli_fix="(re-download or re-save it; minibert does not compute with it)",
         )
     return tensor.astype(dtype, copy=False)
 

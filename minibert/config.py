@@ -1,7 +1,6 @@
 """BertConfig: the hyper-parameters in a checkpoint's config.json, with transformers' defaults and names."""
 
 import dataclasses
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -9,9 +8,26 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .functional import ACT2FN
 from .model_files import read_json
 from .untrusted import quote
+
+# The activations functional.ACT2FN computes, by transformers' names (tests/test_config.py holds the two equal); named
+# here so that reading a config imports no math.
+HIDDEN_ACTS = frozenset(
+    [
+        "gelu",
+        "gelu_python",
+        "gelu_new",
+        "gelu_pytorch_tanh",
+        "gelu_python_tanh",
+        "gelu_fast",
+        "quick_gelu",
+        "relu",
+        "silu",
+        "swish",
+        "tanh",
+    ]
+)
 
 # Upper bounds on what config.json may ask for, far above any BERT (BERT-large: 24 layers, hidden 1024, intermediate
 # 4096, vocabularies up to ~250k, 512 positions) and far below what would exhaust memory or overflow int64 while the
@@ -169,14 +185,16 @@ class BertConfig:
             )
         mask_value = self.attention_mask_value
         if mask_value is not None and (
-            isinstance(mask_value, bool) or not isinstance(mask_value, int | float) or not -math.inf < mask_value < 0
+            isinstance(mask_value, bool)
+            or not isinstance(mask_value, int | float)
+            or not -sys.float_info.max <= mask_value < 0
         ):
             raise ConfigError(
                 f"field 'attention_mask_value' must be a finite negative number or null, found {quote(mask_value)}"
             )
-        if not isinstance(self.hidden_act, str) or self.hidden_act not in ACT2FN:
+        if not isinstance(self.hidden_act, str) or self.hidden_act not in HIDDEN_ACTS:
             raise ConfigError(
-                f"hidden_act {quote(self.hidden_act)} is not supported; supported: {', '.join(sorted(ACT2FN))}"
+                f"hidden_act {quote(self.hidden_act)} is not supported; supported: {', '.join(sorted(HIDDEN_ACTS))}"
             )
         if self.position_embedding_type != "absolute":
             raise ConfigError(

@@ -7,6 +7,7 @@ promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothin
 import numpy as np
 
 from .parallel import deal, map_in_threads, product_parts, split, threads_here
+from .tuning import CHUNK_ELEMENTS, FEW_ROWS, GELU_CHUNK_ELEMENTS, MIN_PART_MACS, MIN_PIECE_ELEMENTS
 
 # ----------------------------------------------------------------------------------------------------------
 # erf. NumPy has none and SciPy is not a dependency, so this is the classic rational-approximation scheme of
@@ -194,7 +195,6 @@ _ERFC_P = (  # P(t) - ln 2 = c0 + c1 t + ... + c9 t^9: ln 2 folded in for the 1/
     -0.82215223,
     0.17087277,
 )
-GELU_CHUNK_ELEMENTS = 1 << 16  # 256 KiB of float32 per scratch array; 2^14 pays more Python per element (measured)
 
 
 def _gelu_float32(x: np.ndarray) -> np.ndarray:
@@ -284,10 +284,6 @@ ACT2FN = {
 # The building blocks of every layer.
 
 
-FEW_ROWS = 64  # below this many rows (tokens), linear computes W xᵀ; from here on x Wᵀ is as fast or faster
-MIN_PART_MACS = 1 << 22  # a product is shared among threads in parts of at least this many multiply-adds (~0.2 ms)
-
-
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x Wᵀ + b, with W in the checkpoint's [out, in] layout. [..., in] -> [..., out]"""
     # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
@@ -348,8 +344,6 @@ def softmax(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.
 # MiniLM) each pass goes to memory. Cut into pieces of about the L2 size, the passes stay in cache, and NumPy
 # releases the GIL inside its loops, so the pieces can run on several cores: those the call may use
 # (parallel.threads_here: one inside a slice of a batch, whose other slices keep the other cores busy).
-CHUNK_ELEMENTS = 1 << 18  # 1 MiB of float32, the fastest measured: 2^14 pays more Python per element
-MIN_PIECE_ELEMENTS = 1 << 13  # below this, handing a piece to a thread costs more than it saves
 
 
 def apply_elementwise(fn, x: np.ndarray, chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:

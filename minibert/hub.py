@@ -21,6 +21,8 @@ from .errors import CheckpointError, InputError
 from .model_files import (
     CONFIG_FILES,
     MODULES_JSON,
+    PLAIN_BERT_CLI_FIX,
+    PLAIN_BERT_FIX,
     SAVED_MODEL,
     SENTENCE_BERT_CONFIG,
     TOKENIZER_FILES,
@@ -218,8 +220,9 @@ def _fetch_sentence_model(snapshot: _Snapshot, repo_files: list[str]) -> None:
     # Which folders to fetch from is known only from modules.json, so it comes first.
     if MODULES_JSON not in repo_files:
         raise CheckpointError(
-            f"{where}: the repository has no modules.json, so it is not a sentence-transformers model; "
-            "for a plain BERT checkpoint use minibert.BertModel"
+            f"{where}: the repository has no modules.json, so it is not a sentence-transformers model;",
+            fix=PLAIN_BERT_FIX,
+            cli_fix=PLAIN_BERT_CLI_FIX,
         )
     modules = read_modules(snapshot.fetch(MODULES_JSON))
     folders = {kind: folder.strip("/") + "/" if folder.strip("/") else "" for kind, folder in modules}

@@ -10,6 +10,7 @@ from .errors import InputError
 
 SUPPORTED_DTYPES = (np.float32, np.float64)
 _FOREIGN_IDS = "Were these ids made by another model's tokenizer?"
+_FOREIGN_IDS_CLI = "The tokenizer files of --model give ids this model does not have: they belong to another model"
 
 
 def _as_integer_array(name: str, value, fix: str) -> np.ndarray:
@@ -25,12 +26,14 @@ def _as_integer_array(name: str, value, fix: str) -> np.ndarray:
     return array
 
 
-def _check_range(name: str, array: np.ndarray, upper: int, field: str, fix: str) -> None:
+def _check_range(name: str, array: np.ndarray, upper: int, field: str, fix: str, cli_fix: str | None = None):
     if array.size and (array.min() < 0 or array.max() >= upper):
         bad = array[(array < 0) | (array >= upper)]
         raise InputError(
             f"{name} holds {bad.size} value(s) outside [0, {upper}) (e.g. {bad.flat[0]}); "
-            f"the config's {field} is {upper}. {fix}"
+            f"the config's {field} is {upper}.",
+            fix=fix,
+            cli_fix=cli_fix,
         )
 
 
@@ -48,7 +51,7 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
         hint = "; for one sequence use input_ids[None, :]" if input_ids.ndim == 1 else ""
         raise InputError(f"input_ids must be 2-D [batch, sequence], found shape {input_ids.shape}{hint}")
     batch_size, seq_length = input_ids.shape
-    _check_range("input_ids", input_ids, config.vocab_size, "vocab_size", _FOREIGN_IDS)
+    _check_range("input_ids", input_ids, config.vocab_size, "vocab_size", _FOREIGN_IDS, _FOREIGN_IDS_CLI)
 
     if attention_mask is None:
         attention_mask = np.ones_like(input_ids, dtype=bool)

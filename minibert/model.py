@@ -15,16 +15,17 @@ The upstream lines matched are those of transformers v5.24.0:
 https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/models/bert/modeling_bert.py
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from .attention import attention
+from .batch_threads import bert_model_in_threads
 from .checkpoint import load_pretrained
 from .config import BertConfig
-from .functional import ACT2FN, apply_elementwise, layer_norm, linear, softmax
+from .functional import ACT2FN, apply_elementwise, layer_norm, linear
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
-from .parallel import blas_threads, budget, deal, map_in_threads, resolve_threads, split, threads_here
 from .trace import NO_TRACE, Trace
 
 Params = dict[str, "np.ndarray | Params | list[Params]"]  # nested by the checkpoint's names, as the docstring says
@@ -68,18 +69,6 @@ def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype, value: 
     return mask.astype(dtype, copy=False)  # [B, 1, 1, S]
 
 
-ATTENTION_BLOCK_SCORES = 1 << 16  # scores per block: 256 KiB of float32, within L2 (the fastest measured, 2^15-2^17)
-
-
-def attention_blocks(B: int, N: int, S: int, in_blocks: bool = True) -> list[list[tuple[slice, slice]]]:
-    """(sequences, heads) blocks of about ATTENTION_BLOCK_SCORES scores, dealt out to the threads of the call: one list
-    per thread. With in_blocks False, one block of everything."""
-    if not in_blocks:
-        return [[(slice(None), slice(None))]]
-    heads = max(1, min(N, ATTENTION_BLOCK_SCORES // (S * S)))
-    return deal([(slice(b, b + 1), slice(n, n + heads)) for b in range(B) for n in range(0, N, heads)], threads_here())
-
-
 def bert_self_attention(
     hidden_states, mask, *, query, key, value, num_attention_heads: int, trace: Trace = NO_TRACE
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -101,23 +90,7 @@ def bert_self_attention(
     k_t = np.ascontiguousarray(split_heads(k).transpose(0, 1, 3, 2))  # [B, S, H] -> [B, N, D, S]
     v = np.ascontiguousarray(split_heads(v))  # [B, S, H] -> [B, N, S, D]
 
-    probs = np.empty((B, N, S, S), q.dtype)  # [B, N, S, S], filled block by block: scores, then in place their softmax
-    context = np.empty((B, N, S, D), q.dtype)  # [B, N, S, D]
-
-    def attend(block: tuple[slice, slice]) -> None:  # the scores, softmax and context of some heads of some sequences
-        b, n = block
-        scores = np.matmul(q[b, n], k_t[b, n], out=probs[b, n])  # [b, n, S, D] @ [b, n, D, S] -> [b, n, S, S]
-        scores *= D**-0.5  # transformers scales after the product; scaling q first would round differently
-        scores += mask[b]  # [b, 1, 1, S] broadcasts over heads and query positions
-        trace("scores", scores)
-        softmax(scores, axis=-1, out=scores)  # in place: the scores are spent
-        np.matmul(scores, v[b, n], out=context[b, n])  # [b, n, S, S] @ [b, n, S, D] -> [b, n, S, D]
-
-    # Each block's scores stay in cache from their product to their context, instead of a [B, N, S, S] array making
-    # every pass of the softmax a trip to memory; the blocks are shared among the call's threads. A traced call is
-    # one block, so that the trace holds every score.
-    map_in_threads(lambda blocks: [attend(block) for block in blocks], attention_blocks(B, N, S, trace.store is None))
-    trace("probs", probs)
+    context, probs = attention(q, k_t, v, mask, trace)  # softmax(Q Kᵀ / sqrt(D) + mask) V: [B, N, S, D]
     context = context.transpose(0, 2, 1, 3).reshape(B, S, H)  # [B, N, S, D] -> [B, S, N, D] -> [B, S, H]
     return trace("context", context), probs
 
@@ -145,7 +118,6 @@ def bert_attention(
 def bert_intermediate(hidden_states, *, dense, hidden_act: str, trace: Trace = NO_TRACE) -> np.ndarray:
     """act(x Wᵀ + b), the feed-forward network's widening half. [B, S, H] -> [B, S, I]"""
     hidden_states = trace("dense", linear(hidden_states, **dense))  # [B, S, H] -> [B, S, I]
-    # The activation is elementwise, so it runs in cache-sized pieces on every core (functional.apply_elementwise).
     return trace("intermediate_act_fn", apply_elementwise(ACT2FN[hidden_act], hidden_states))
 
 
@@ -161,7 +133,7 @@ def bert_output(
 def bert_layer(
     hidden_states, mask, *, attention, intermediate, output, config: BertConfig, trace: Trace = NO_TRACE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One transformer block: attention, then the feed-forward network. [B, S, H] -> [B, S, H]"""
+    """One transformer layer: attention, then the feed-forward network. [B, S, H] -> [B, S, H]"""
     attention_output, probs = bert_attention(
         hidden_states, mask, **attention, config=config, trace=trace.at("attention")
     )
@@ -260,76 +232,6 @@ def bert_model(
     )
 
 
-MIN_SLICE_TOKENS = 64  # a slice of fewer tokens costs more to hand to a thread than it saves
-LONG_SEQUENCE = 256  # from this length on, a single sequence's heads and products are shared among our threads
-LONG_SEQUENCE_PARTS = 4  # ... its products cut into this many parts, on any number of threads
-
-
-def bert_model_in_threads(
-    params: Params,
-    config: BertConfig,
-    input_ids,
-    attention_mask,
-    token_type_ids,
-    position_ids,
-    *,
-    threads: int,
-    output_hidden_states: bool = False,
-    output_attentions: bool = False,
-    trace: Trace = NO_TRACE,
-) -> BertModelOutput:
-    """bert_model on `threads` slices of the batch at once, BLAS on one thread: the rows of a batch never meet. One
-    slice for a single sequence, a batch of few tokens or a traced call: its products then run on BLAS's `threads`
-    threads or, from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours."""
-    B, S = input_ids.shape
-    pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if trace.store is None else 1
-
-    def run(rows: slice, params: Params) -> BertModelOutput:  # [B, S] -> [rows, S]
-        positions = position_ids[rows] if position_ids.shape[0] == B else position_ids  # [B or 1, S]
-        return bert_model(
-            params,
-            config,
-            input_ids[rows],
-            attention_mask[rows],
-            token_type_ids[rows],
-            positions,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            trace=trace,
-        )
-
-    if pieces == 1:
-        # One sequence, or a batch of few tokens. BLAS's own threads share each product: they take up work within
-        # microseconds, where handing a piece to one of our threads costs ~130 us (measured on a 2-core VM). But they
-        # spin on the other cores for a while after each product, so the rest of the work stays on this thread. In a
-        # long sequence the softmax over S x S scores per head is a large part of the time, and there our threads
-        # share the heads and the products instead (1x512 on 2 cores: 345 against 417 ms).
-        # Its products are then cut into LONG_SEQUENCE_PARTS parts whatever the thread count: the same bits on any.
-        ours = S >= LONG_SEQUENCE
-        with blas_threads(1 if ours else threads), budget(threads, LONG_SEQUENCE_PARTS) if ours else budget(1):
-            return run(slice(None), params)
-    # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
-    # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
-    encoder_params = {name: p for name, p in params.items() if name != "pooler"}
-    with blas_threads(1):
-        outputs = map_in_threads(lambda rows: run(rows, encoder_params), split(B, pieces))
-        output = BertModelOutput(**{f.name: join_slices(outputs, f.name) for f in fields(BertModelOutput)})
-        if "pooler" in params:
-            output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
-    return output
-
-
-def join_slices(outputs: list[BertModelOutput], name: str):
-    """One field of the slices' outputs joined along the batch: pieces x [rows, ...] -> [B, ...], layer by layer for
-    the tuples."""
-    parts = [getattr(o, name) for o in outputs]
-    if parts[0] is None:
-        return None
-    if isinstance(parts[0], tuple):
-        return tuple(np.concatenate(layer) for layer in zip(*parts, strict=True))
-    return np.concatenate(parts)
-
-
 class BertModel:
     """A loaded checkpoint: `BertModel.from_pretrained(path)(input_ids, attention_mask, ...)`, as in transformers."""
 
@@ -384,11 +286,14 @@ class BertModel:
         `threads` (default: $MINIBERT_NUM_THREADS, else every core this process may run on) is how many cores the
         call uses; the outputs do not depend on it beyond rounding."""
         inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        # bert_model itself, on slices of the batch at once: the scheduling lives in batch_threads.py.
         return bert_model_in_threads(
+            bert_model,
+            bert_pooler,
             self.params,
             self.config,
             *inputs,
-            threads=resolve_threads(threads),
+            threads=threads,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             trace=trace,

@@ -37,6 +37,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 # A sentence-transformers model: modules.json lists its modules and their folders; the Transformer module's folder
 # holds sentence_bert_config.json (max_seq_length, do_lower_case) and the Pooling module's folder a config.json.
 MODULES_JSON = "modules.json"
+# What to do with a directory or repository that has no modules.json: from Python, and on the command line.
+PLAIN_BERT_FIX = "for a plain BERT checkpoint use minibert.BertModel"
+PLAIN_BERT_CLI_FIX = (
+    "`minibert embed --model` needs one (e.g. sentence-transformers/all-MiniLM-L6-v2); for a plain BERT checkpoint "
+    "use `minibert run --input FILE --model DIR --which pooler_output`"
+)
 SENTENCE_BERT_CONFIG = "sentence_bert_config.json"
 SENTENCE_MODULES = ("Transformer", "Pooling", "Normalize")
 

@@ -27,9 +27,18 @@ from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype
 from .model import BertModel
-from .model_files import MODULES_JSON, SENTENCE_BERT_CONFIG, read_json, read_modules
+from .model_files import (
+    MODULES_JSON,
+    PLAIN_BERT_CLI_FIX,
+    PLAIN_BERT_FIX,
+    SENTENCE_BERT_CONFIG,
+    read_json,
+    read_modules,
+)
 from .tokenizer import Tokenizer
 from .untrusted import quote
+
+BATCH_SIZE = 32  # texts per forward pass: sentence-transformers' default, and `minibert embed --batch-size`'s
 
 # ----------------------------------------------------------------------------------------------------------
 # Pooling: pure functions of (token_embeddings [B, S, H], attention_mask [B, S]) -> [B, H], in the embeddings' dtype.
@@ -185,8 +194,9 @@ def read_sentence_config(directory: Path) -> SentenceConfig:
     modules_json = directory / MODULES_JSON
     if not modules_json.is_file():
         raise CheckpointError(
-            f"{directory}: no modules.json, so this is not a sentence-transformers model directory; "
-            "for a plain BERT checkpoint use minibert.BertModel"
+            f"{directory}: no modules.json, so this is not a sentence-transformers model directory;",
+            fix=PLAIN_BERT_FIX,
+            cli_fix=PLAIN_BERT_CLI_FIX,
         )
     modules = read_modules(modules_json)
     kinds = tuple(kind for kind, _ in modules)
@@ -312,7 +322,7 @@ class SentenceEncoder:
         embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes)  # [B, H']
         return normalize(embeddings) if self.normalize else embeddings
 
-    def encode(self, texts, batch_size: int = 32, dtype=np.float32, on_batch=None) -> np.ndarray:
+    def encode(self, texts, batch_size: int = BATCH_SIZE, dtype=np.float32, on_batch=None) -> np.ndarray:
         """Embed texts: [len(texts), dim] (a single string gives [dim]), in input order, as `dtype` (float32, like
         SentenceTransformer.encode; np.float64 keeps all of a float64 model's digits). `on_batch`, if given, is
         called with each batch's number of texts once it is embedded (a progress bar's update).

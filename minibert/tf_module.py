@@ -30,8 +30,8 @@ from .formats.saved_model import (
     read_checkpoint_object_graph,
     read_inference_graph,
 )
+from .formats.tf_checkpoint import DT_STRING, load_tf_checkpoint, tf_checkpoint_shapes, tf_to_hf_names
 from .model_files import SAVED_MODEL, SAVED_MODEL_VARIABLES
-from .tf_checkpoint import DT_STRING, load_tf_checkpoint, tf_checkpoint_shapes, tf_to_hf_names
 from .untrusted import quote
 
 # Where a config value came from, as explain reports it (config.hidden_act_source).

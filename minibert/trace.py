@@ -19,6 +19,11 @@ class Trace:
         self.store = store
         self.prefix = prefix
 
+    @property
+    def collecting(self) -> bool:
+        """Whether this trace keeps what it is given; a traced call runs unsplit, so that it keeps every array."""
+        return self.store is not None
+
     def __call__(self, name: str, x: np.ndarray) -> np.ndarray:
         """Record `x` as `prefix + name` (when collecting) and return it unchanged."""
         if self.store is not None:

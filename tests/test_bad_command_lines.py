@@ -2,8 +2,7 @@
 traceback (tests/test_cli.py tests the command's outputs in depth).
 
 Broken checkpoints are made in tmp_path from the tiny checkpoints in weights/ (weights/make_reference.py made those),
-with tests/bad_checkpoints.py. Split out of the former tests/test_robustness.py; the cases and their assertions are
-unchanged.
+with tests/support/bad_checkpoints.py.
 """
 
 import shutil
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_checkpoints import TINY, copy_checkpoint
-from helpers import ROOT, minilm_dir
+from support.bad_checkpoints import TINY, copy_checkpoint
+from support.helpers import ROOT, minilm_dir
 
 from minibert.cli import main
 

@@ -2,8 +2,7 @@
 Each is a ConfigError naming the file and the field (or a CheckpointError where the weights then disagree).
 
 Broken checkpoints are made in tmp_path from the tiny checkpoints in weights/ (weights/make_reference.py made those),
-with tests/bad_checkpoints.py. Split out of the former tests/test_robustness.py; the cases and their assertions are
-unchanged.
+with tests/support/bad_checkpoints.py.
 """
 
 import json
@@ -11,17 +10,11 @@ import shutil
 
 import numpy as np
 import pytest
-from bad_checkpoints import TINY, copy_checkpoint, edit_config
-from helpers import WEIGHTS
+from support.bad_checkpoints import TINY, copy_checkpoint, edit_config
+from support.helpers import WEIGHTS
 
 import minibert
 from minibert import CheckpointError, ConfigError
-
-
-@pytest.fixture(scope="module")
-def model():
-    return minibert.BertModel.from_pretrained(TINY, dtype=np.float64)
-
 
 # --- config.json: missing, malformed, of the wrong types, or asking for what minibert does not implement ------------
 
@@ -101,7 +94,7 @@ def test_config_defaults_are_transformers_defaults():
     assert {name: theirs.get(name, "absolute") for name in ours} == ours
 
 
-def test_missing_config_fields_take_the_defaults(tmp_path, model):
+def test_missing_config_fields_take_the_defaults(tmp_path, tiny_model):
     """tiny-gelu's config holds the default hidden_act, layer_norm_eps, type_vocab_size, position_embedding_type:
     without those lines it loads and computes exactly the same numbers."""
     directory = copy_checkpoint(tmp_path)
@@ -121,7 +114,7 @@ def test_missing_config_fields_take_the_defaults(tmp_path, model):
     reloaded = minibert.BertModel.from_pretrained(directory, dtype=np.float64)
     assert (reloaded.config.hidden_act, reloaded.config.layer_norm_eps) == ("gelu", 1e-12)
     ids = [[5, 6, 7, 8]]
-    np.testing.assert_array_equal(reloaded(ids).last_hidden_state, model(ids).last_hidden_state)
+    np.testing.assert_array_equal(reloaded(ids).last_hidden_state, tiny_model(ids).last_hidden_state)
 
 
 def test_missing_size_field_defaults_to_bert_base_and_then_disagrees_with_the_weights(tmp_path):

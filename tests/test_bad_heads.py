@@ -2,14 +2,13 @@
 truncation.
 
 Broken checkpoints are made in tmp_path from the tiny checkpoints in weights/ (weights/make_reference.py made those),
-with tests/bad_checkpoints.py. Split out of the former tests/test_robustness.py; the cases and their assertions are
-unchanged.
+with tests/support/bad_checkpoints.py.
 """
 
 import numpy as np
 import pytest
-from bad_checkpoints import TINY
-from helpers import WEIGHTS, minilm_dir
+from support.bad_checkpoints import TINY
+from support.helpers import WEIGHTS, minilm_dir
 
 import minibert
 from minibert import CheckpointError, InputError

@@ -3,22 +3,16 @@ that is neither a path nor a hub id. Each is an InputError (or, for the tokenize
 message names the argument, never a wrong number or a raw NumPy/IndexError/KeyError traceback.
 
 Broken checkpoints are made in tmp_path from the tiny checkpoints in weights/ (weights/make_reference.py made those),
-with tests/bad_checkpoints.py. Split out of the former tests/test_robustness.py; the cases and their assertions are
-unchanged.
+with tests/support/bad_checkpoints.py.
 """
 
 import numpy as np
 import pytest
-from bad_checkpoints import TINY, copy_checkpoint
-from helpers import F64_TOL, minilm_dir
+from support.bad_checkpoints import TINY, copy_checkpoint
+from support.helpers import F64_TOL, minilm_dir
 
 import minibert
 from minibert import CheckpointError, InputError
-
-
-@pytest.fixture(scope="module")
-def model():
-    return minibert.BertModel.from_pretrained(TINY, dtype=np.float64)
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +81,9 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("kwargs, match", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
-def test_bad_forward_inputs_raise_input_error_naming_the_argument(model, kwargs, match):
+def test_bad_forward_inputs_raise_input_error_naming_the_argument(tiny_model, kwargs, match):
     with pytest.raises(InputError, match=match):
-        model(**kwargs)
+        tiny_model(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -105,30 +99,32 @@ def test_unsupported_model_dtype_is_input_error(dtype, match):
         minibert.BertModel.from_pretrained(TINY, dtype=dtype)
 
 
-def test_boolean_and_float_masks_of_zeros_and_ones_are_accepted_like_integer_ones(model):
+def test_boolean_and_float_masks_of_zeros_and_ones_are_accepted_like_integer_ones(tiny_model):
     """transformers accepts a mask of any numeric dtype holding 0 and 1; so does minibert, with the same result."""
     ids = [[5, 6, 7, 8]]
-    expected = model(ids, attention_mask=[[1, 1, 1, 0]]).last_hidden_state
+    expected = tiny_model(ids, attention_mask=[[1, 1, 1, 0]]).last_hidden_state
     for mask in (
         np.array([[True, True, True, False]]),
         np.array([[1.0, 1.0, 1.0, 0.0]]),
         np.array([[1, 1, 1, 0]], np.uint8),
     ):
-        np.testing.assert_array_equal(model(ids, attention_mask=mask).last_hidden_state, expected)
+        np.testing.assert_array_equal(tiny_model(ids, attention_mask=mask).last_hidden_state, expected)
 
 
-def test_fully_padded_row_attends_uniformly_and_stays_finite(model):
+def test_fully_padded_row_attends_uniformly_and_stays_finite(tiny_model):
     """A row whose mask is all 0 gets finfo.min on every score: a uniform softmax, finite outputs (no NaN)."""
-    out = model([[5, 6, 7, 8], [9, 10, 11, 12]], attention_mask=[[1, 1, 0, 0], [0, 0, 0, 0]], output_attentions=True)
+    out = tiny_model(
+        [[5, 6, 7, 8], [9, 10, 11, 12]], attention_mask=[[1, 1, 0, 0], [0, 0, 0, 0]], output_attentions=True
+    )
     for probs in out.attentions:  # [B, N, S, S]
         np.testing.assert_array_equal(probs[1], np.full_like(probs[1], 1 / 4))
     assert np.isfinite(out.last_hidden_state).all() and np.isfinite(out.pooler_output).all()
     # The other row does not notice its neighbour.
-    alone = model([[5, 6, 7, 8]], attention_mask=[[1, 1, 0, 0]]).last_hidden_state
+    alone = tiny_model([[5, 6, 7, 8]], attention_mask=[[1, 1, 0, 0]]).last_hidden_state
     np.testing.assert_allclose(out.last_hidden_state[:1], alone, rtol=0, atol=1e-13)
 
 
-def test_fully_padded_row_matches_transformers_eager_in_float64_at_every_position(model):
+def test_fully_padded_row_matches_transformers_eager_in_float64_at_every_position(tiny_model):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     reference = transformers.BertModel.from_pretrained(TINY, dtype=torch.float64, attn_implementation="eager").eval()
@@ -136,7 +132,7 @@ def test_fully_padded_row_matches_transformers_eager_in_float64_at_every_positio
     mask = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
     with torch.no_grad():
         theirs = reference(torch.tensor(ids), attention_mask=torch.tensor(mask), output_attentions=True)
-    ours = model(ids, attention_mask=mask, output_attentions=True)
+    ours = tiny_model(ids, attention_mask=mask, output_attentions=True)
     for name in ("last_hidden_state", "pooler_output"):
         np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name).numpy(), rtol=0, atol=F64_TOL)
     for mine, reference_probs in zip(ours.attentions, theirs.attentions, strict=True):

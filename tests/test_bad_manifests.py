@@ -1,8 +1,7 @@
 """Damaged embedding manifests: read_embeddings and read_manifest refuse each with an InputError naming the file.
 
 Broken checkpoints are made in tmp_path from the tiny checkpoints in weights/ (weights/make_reference.py made those),
-with tests/bad_checkpoints.py. Split out of the former tests/test_robustness.py; the cases and their assertions are
-unchanged.
+with tests/support/bad_checkpoints.py.
 """
 
 import numpy as np

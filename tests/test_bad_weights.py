@@ -6,8 +6,7 @@ tests/test_torch_pickle.py and tests/test_checkpoint_layouts.py test the pickle 
 the cases here check that each fails as clearly from the top.
 
 Broken checkpoints are made in tmp_path from the tiny checkpoints in weights/ (weights/make_reference.py made those),
-with tests/bad_checkpoints.py. Split out of the former tests/test_robustness.py; the cases and their assertions are
-unchanged.
+with tests/support/bad_checkpoints.py.
 """
 
 import json
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_checkpoints import TINY, copy_checkpoint, edit_config, edit_tensors, write_safetensors
 from safetensors.numpy import load_file, save_file
+from support.bad_checkpoints import TINY, copy_checkpoint, edit_config, edit_tensors, write_safetensors
 
 import minibert
 from minibert import CheckpointError
@@ -158,7 +157,7 @@ def test_real_checkpoint_cut_in_half_is_checkpoint_error(tmp_path):
 
 
 def test_valid_hand_written_file_loads_so_the_validation_is_not_too_strict(tmp_path):
-    from minibert.safetensors import read_safetensors
+    from minibert.formats.safetensors import read_safetensors
 
     path = tmp_path / "x.safetensors"
     empty = {"dtype": "F32", "shape": [0, 3], "data_offsets": [24, 24]}  # zero-size tensors take no bytes
@@ -265,7 +264,7 @@ def test_pickle_that_tries_to_run_code_is_refused_before_it_runs(tmp_path):
 
 
 def test_zip_whose_end_record_claims_several_disks_is_checkpoint_error(tmp_path):
-    """zipfile.is_zipfile raises BadZipFile here instead of answering (found by tests/fuzz_robustness.py)."""
+    """zipfile.is_zipfile raises BadZipFile here instead of answering (found by tests/support/fuzz_robustness.py)."""
     directory = copy_checkpoint(tmp_path)
     (directory / "model.safetensors").unlink()
     locator = b"PK\x06\x07" + struct.pack("<LQL", 0, 0, 2)  # zip64 end locator: 2 disks

@@ -4,7 +4,7 @@ from fixed lscpu and /proc/cpuinfo samples, and the real-text corpus builder. No
 import importlib.util
 
 import pytest
-from helpers import ROOT
+from support.helpers import ROOT
 
 
 def load(name: str):

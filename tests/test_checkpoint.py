@@ -5,8 +5,8 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import WEIGHTS
 from safetensors.numpy import load_file, save_file
+from support.helpers import WEIGHTS
 
 from minibert import BertModel, CheckpointError, InputError
 from minibert.checkpoint import expected_shapes, rename, unflatten

@@ -10,13 +10,13 @@ import logging
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, named_outputs
 from safetensors.numpy import load_file, save_file
+from support.helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, named_outputs
 
 import minibert
 from minibert.checkpoint import load_pretrained, read_tensors
 from minibert.errors import CheckpointError
-from minibert.safetensors import read_safetensors
+from minibert.formats.safetensors import read_safetensors
 
 TINY = dict(
     vocab_size=99,

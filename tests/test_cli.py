@@ -9,21 +9,14 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT, WEIGHTS, minilm_dir
+from support.helpers import ROOT, WEIGHTS
 
 import minibert
 from minibert.cli import main
+from minibert.explainer.plot import DPI, FIGSIZE
 from minibert.files import write_atomically
-from minibert.plot import DPI, FIGSIZE
 
 TEXT = "Why is the pooled output different?"
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    """(model directory, model, tokenizer) of the real checkpoint, loaded once for the module."""
-    directory = str(minilm_dir())
-    return directory, minibert.BertModel.from_pretrained(directory), minibert.Tokenizer.from_pretrained(directory)
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -499,7 +492,7 @@ LONG_PAIR = (  # 72 tokens with their [CLS] and [SEP]s: the ~70 tokens at which 
 
 
 def test_plot_of_a_long_pair_keeps_the_title_inside_labels_apart_and_marks_h0s_largest_dimension(minilm):
-    from minibert.plot import MAX_TOKEN_LABELS, explanation_figure
+    from minibert.explainer.plot import MAX_TOKEN_LABELS, explanation_figure
 
     _, model, tokenizer = minilm
     encoded = tokenizer([LONG_PAIR[0]], [LONG_PAIR[1]])
@@ -536,11 +529,13 @@ def test_plot_of_a_long_pair_keeps_the_title_inside_labels_apart_and_marks_h0s_l
 
 
 def test_explain_plot_titles_a_pair_with_both_texts(capsys, minilm, tmp_path, monkeypatch):
-    import minibert.plot
+    import minibert.explainer.plot
 
     titles = []
-    original = minibert.plot.explanation_figure
-    monkeypatch.setattr(minibert.plot, "explanation_figure", lambda **k: titles.append(k["title"]) or original(**k))
+    original = minibert.explainer.plot.explanation_figure
+    monkeypatch.setattr(
+        minibert.explainer.plot, "explanation_figure", lambda **k: titles.append(k["title"]) or original(**k)
+    )
     code, _, _ = run(capsys, "explain", "first part", "--pair", "second part", "--model", minilm[0], "--plot",
                      tmp_path / "p.png")  # fmt: skip
     assert code == 0 and titles == [["'first part'", "--pair 'second part'"]]
@@ -548,7 +543,7 @@ def test_explain_plot_titles_a_pair_with_both_texts(capsys, minilm, tmp_path, mo
 
 @pytest.mark.parametrize("length", [10, 32, 33, 40, 64, 72, 300, 512])
 def test_plot_token_labels_never_overlap(length):
-    from minibert.plot import MAX_TOKEN_LABELS, explanation_figure
+    from minibert.explainer.plot import MAX_TOKEN_LABELS, explanation_figure
 
     rng = np.random.default_rng(length)
     words = ["[CLS]", *(["researchers", "a", "##ing", "laboratory", ","] * length)[: length - 2], "[SEP]"]

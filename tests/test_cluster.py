@@ -5,12 +5,12 @@ import os
 
 import numpy as np
 import pytest
-from embed_corpus import mixed_lines, write_lines
-from helpers import kill_a_busy_worker, minilm_dir
+from support.embed_corpus import mixed_lines, write_lines
+from support.helpers import kill_a_busy_worker
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
-from minibert.cli import start_client
 from minibert.embed import read_manifest
+from minibert.embed.cluster import start_client
 
 distributed = pytest.importorskip("distributed")
 
@@ -22,22 +22,17 @@ PARTITION_SIZE = 6 * 1024  # bytes: ~13 partitions over 2000 lines, ~5 over 800,
 
 
 @pytest.fixture(scope="module")
-def model():
-    return minilm_dir()
-
-
-@pytest.fixture(scope="module")
-def corpus(model, tmp_path_factory):
+def corpus(minilm_dir, tmp_path_factory):
     directory = tmp_path_factory.mktemp("cluster-corpus")
-    lines = mixed_lines(model, N_LINES, seed=9, max_words=12)
+    lines = mixed_lines(minilm_dir, N_LINES, seed=9, max_words=12)
     return write_lines(directory / "corpus.txt", lines), write_lines(directory / "first.txt", lines[:N_FAULT])
 
 
 @pytest.fixture(scope="module")
-def in_process(corpus, model, tmp_path_factory):
+def in_process(corpus, minilm_dir, tmp_path_factory):
     """The in-process run over the whole corpus: what every cluster run is compared with, row by row."""
     out = tmp_path_factory.mktemp("in-process") / "out"
-    embed_file(corpus[0], out, model, partition_size=PARTITION_SIZE, progress=False)
+    embed_file(corpus[0], out, minilm_dir, partition_size=PARTITION_SIZE, progress=False)
     return read_embeddings(out)
 
 
@@ -80,14 +75,14 @@ def shard_line_numbers(out) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, model, in_process, client, tmp_path):
+def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, minilm_dir, in_process, client, tmp_path):
     out = tmp_path / "out"
     summaries = []
     client.run(count_model_loads)
     report = embed_file(
         corpus[0],
         out,
-        model,
+        minilm_dir,
         client=client,
         partition_size=PARTITION_SIZE,
         progress=False,
@@ -108,14 +103,14 @@ def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, model, in_
     assert len(summaries) > 2 * max(loads.values()), "more partitions than model loads"
 
 
-def test_a_killed_worker_loses_and_duplicates_no_line(corpus, model, in_process, client, tmp_path):
+def test_a_killed_worker_loses_and_duplicates_no_line(corpus, minilm_dir, in_process, client, tmp_path):
     out = tmp_path / "out"
     kill_a_busy_worker_hook, summaries, killed = kill_a_busy_worker(client)
 
     report = embed_file(
         corpus[1],
         out,
-        model,
+        minilm_dir,
         client=client,
         partition_size=PARTITION_SIZE,
         progress=False,
@@ -132,7 +127,7 @@ def test_a_killed_worker_loses_and_duplicates_no_line(corpus, model, in_process,
 
 
 def test_a_run_interrupted_in_process_resumes_on_the_cluster_without_recomputing(
-    corpus, model, in_process, client, tmp_path
+    corpus, minilm_dir, in_process, client, tmp_path
 ):
     out = tmp_path / "out"
 
@@ -140,18 +135,18 @@ def test_a_run_interrupted_in_process_resumes_on_the_cluster_without_recomputing
         if summary["index"] == 1:
             raise KeyboardInterrupt
 
-    encoder = SentenceEncoder.from_pretrained(model)
+    encoder = SentenceEncoder.from_pretrained(minilm_dir)
     with pytest.raises(KeyboardInterrupt):
         embed_file(
             corpus[1],
             out,
-            model,
+            minilm_dir,
             encoder=encoder,
             partition_size=PARTITION_SIZE,
             progress=False,
             on_partition_done=stop_after_two,
         )
-    report = embed_file(corpus[1], out, model, client=client, partition_size=PARTITION_SIZE, progress=False)
+    report = embed_file(corpus[1], out, minilm_dir, client=client, partition_size=PARTITION_SIZE, progress=False)
     partitions = read_manifest(out)["partitions"]
     assert report.skipped == [0, 1] and report.computed == list(range(2, len(partitions)))
     assert report.texts_encoded == N_FAULT - partitions[0]["lines"] - partitions[1]["lines"]
@@ -159,11 +154,11 @@ def test_a_run_interrupted_in_process_resumes_on_the_cluster_without_recomputing
     assert float(np.abs(read_embeddings(out) - in_process[:N_FAULT]).max()) <= EMBED_TOL
 
 
-def test_cli_scheduler_runs_the_job_on_a_running_cluster(corpus, model, in_process, client, tmp_path, capsys):
+def test_cli_scheduler_runs_the_job_on_a_running_cluster(corpus, minilm_dir, in_process, client, tmp_path, capsys):
     from minibert.cli import main
 
     path = write_lines(tmp_path / "in.txt", corpus[0].read_text(encoding="utf-8").splitlines()[:40])
-    argv = ["embed", str(path), "--output", str(tmp_path / "out"), "--model", str(model), "--quiet"]
+    argv = ["embed", str(path), "--output", str(tmp_path / "out"), "--model", str(minilm_dir), "--quiet"]
     assert main([*argv, "--scheduler", client.scheduler.address]) == 0
     out, err = capsys.readouterr()
     assert "40 rows x 384" in out and "Dask dashboard" in err

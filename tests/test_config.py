@@ -4,7 +4,7 @@ import dataclasses
 import json
 
 import pytest
-from helpers import minilm_dir
+from support.helpers import minilm_dir
 
 from minibert import BertConfig, ConfigError
 
@@ -73,3 +73,10 @@ def test_a_config_that_is_not_an_object_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="expected a JSON object, found list"):
         BertConfig.from_json_file(tmp_path / "config.json")
+
+
+def test_config_accepts_exactly_the_activations_functional_computes():
+    from minibert.config import HIDDEN_ACTS
+    from minibert.functional import ACT2FN
+
+    assert HIDDEN_ACTS == set(ACT2FN)

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import ROOT, minilm_dir
+from support.helpers import ROOT, minilm_dir
 
 import minibert
 from minibert.cli import main

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from minibert.dtypes import bfloat16_bits_to_float32
+from minibert.formats.dtypes import bfloat16_bits_to_float32
 
 ALL_BITS = np.arange(2**16, dtype=np.uint16)
 

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from embed_corpus import mixed_lines, write_lines
-from helpers import WEIGHTS, minilm_dir
+from support.embed_corpus import mixed_lines, write_lines
+from support.helpers import WEIGHTS
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
 from minibert.cli import main
@@ -52,26 +52,21 @@ def interrupt_after(k):
 
 
 @pytest.fixture(scope="module")
-def model():
-    return minilm_dir()
+def encoder(minilm_dir):
+    return SentenceEncoder.from_pretrained(minilm_dir)
 
 
 @pytest.fixture(scope="module")
-def encoder(model):
-    return SentenceEncoder.from_pretrained(model)
-
-
-@pytest.fixture(scope="module")
-def corpus(model, tmp_path_factory):
-    lines = mixed_lines(model, N_LINES, seed=5)
+def corpus(minilm_dir, tmp_path_factory):
+    lines = mixed_lines(minilm_dir, N_LINES, seed=5)
     return lines, write_lines(tmp_path_factory.mktemp("corpus") / "corpus.txt", lines)
 
 
 @pytest.fixture(scope="module")
-def clean_run(corpus, model, encoder, tmp_path_factory):
+def clean_run(corpus, minilm_dir, encoder, tmp_path_factory):
     """One uninterrupted run over the corpus, the reference the other tests compare with."""
     out = tmp_path_factory.mktemp("clean") / "out"
-    report = embed_file(corpus[1], out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    report = embed_file(corpus[1], out, minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
     return out, report
 
 
@@ -89,9 +84,9 @@ def test_job_rows_equal_sentence_encoder_rows_in_input_order(corpus, encoder, cl
     assert report.texts_encoded == N_LINES and report.bad_lines == []
 
 
-def test_npy_output_equals_directory_output_and_is_memory_mapped(corpus, model, encoder, clean_run, tmp_path):
+def test_npy_output_equals_directory_output_and_is_memory_mapped(corpus, minilm_dir, encoder, clean_run, tmp_path):
     out = tmp_path / "emb.npy"
-    embed_file(corpus[1], out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    embed_file(corpus[1], out, minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
     embeddings = read_embeddings(out)
     assert isinstance(embeddings, np.memmap)
     np.testing.assert_array_equal(embeddings, read_embeddings(clean_run[0]))
@@ -99,7 +94,7 @@ def test_npy_output_equals_directory_output_and_is_memory_mapped(corpus, model, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.manifest.json", "emb.npy"]
 
 
-def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(model, encoder, tmp_path):
+def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(minilm_dir, encoder, tmp_path):
     path = tmp_path / "in.txt"
     path.write_bytes(
         b"\xef\xbb\xbfa first line after a byte-order mark\n"  # 1
@@ -110,7 +105,7 @@ def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(model, 
         b"the last line, without a newline"  # 6
     )
     log = io.StringIO()
-    report = embed_file(path, tmp_path / "out", model, encoder=encoder, partition_size=16, progress=False, log=log)
+    report = embed_file(path, tmp_path / "out", minilm_dir, encoder=encoder, partition_size=16, progress=False, log=log)
     expected_bad = [
         (2, "empty line"),
         (3, "empty line"),
@@ -127,7 +122,7 @@ def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(model, 
     assert float(np.abs(embeddings[[0, 4, 5]] - encoder.encode(good)).max()) <= EMBED_TOL
 
 
-def test_jsonl_embeds_the_field_and_reports_records_without_it(model, encoder, tmp_path):
+def test_jsonl_embeds_the_field_and_reports_records_without_it(minilm_dir, encoder, tmp_path):
     records = [
         json.dumps({"id": 1, "body": "the first document"}),
         json.dumps({"id": 2, "text": "no body field"}),
@@ -137,7 +132,9 @@ def test_jsonl_embeds_the_field_and_reports_records_without_it(model, encoder, t
         json.dumps({"body": "the second document", "extra": [1, 2]}),
     ]
     path = write_lines(tmp_path / "docs.jsonl", records)
-    report = embed_file(path, tmp_path / "out", model, encoder=encoder, field="body", progress=False, log=io.StringIO())
+    report = embed_file(
+        path, tmp_path / "out", minilm_dir, encoder=encoder, field="body", progress=False, log=io.StringIO()
+    )
     assert [line for line, _ in report.bad_lines] == [2, 3, 4, 5]
     assert "without a 'body' field" in report.bad_lines[0][1]
     assert "not valid JSON" in report.bad_lines[1][1]
@@ -151,7 +148,7 @@ def test_jsonl_embeds_the_field_and_reports_records_without_it(model, encoder, t
 
 @pytest.mark.parametrize("name", ["out", "emb.npy"])
 def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
-    corpus, model, encoder, clean_run, tmp_path, name, monkeypatch
+    corpus, minilm_dir, encoder, clean_run, tmp_path, name, monkeypatch
 ):
     monkeypatch.setattr(job, "GROUP_BYTES", 1)  # one partition per group: what is embedded is what is kept
     counting = CountingEncoder(encoder)
@@ -160,7 +157,7 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
         embed_file(
             corpus[1],
             out,
-            model,
+            minilm_dir,
             encoder=counting,
             partition_size=PARTITION_SIZE,
             progress=False,
@@ -172,7 +169,7 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
     with pytest.raises(InputError, match="has not finished"):
         read_embeddings(out)
 
-    report = embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
+    report = embed_file(corpus[1], out, minilm_dir, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
     assert report.skipped == [0, 1, 2]
     assert report.computed == list(range(3, len(manifest["partitions"])))
     assert report.texts_encoded == N_LINES - first_three
@@ -183,7 +180,7 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
 
 
 def test_small_partitions_are_embedded_together_sorted_by_length_each_in_its_own_shard(
-    corpus, model, encoder, clean_run, tmp_path
+    corpus, minilm_dir, encoder, clean_run, tmp_path
 ):
     """In this process, up to GROUP_BYTES of partitions go through one encode call, which sorts them by length
     across partitions; each partition still gets its own shard, and the rows are a clean run's."""
@@ -192,7 +189,7 @@ def test_small_partitions_are_embedded_together_sorted_by_length_each_in_its_own
     real_encode = counting.encode
     counting.encode = lambda texts, **options: calls.append(len(texts)) or real_encode(texts, **options)
     out = tmp_path / "out"
-    report = embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
+    report = embed_file(corpus[1], out, minilm_dir, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
     partitions = read_manifest(out)["partitions"]
     assert len(partitions) > 1 and calls == [N_LINES]  # the corpus is far below GROUP_BYTES: one group
     assert report.computed == list(range(len(partitions)))
@@ -200,39 +197,39 @@ def test_small_partitions_are_embedded_together_sorted_by_length_each_in_its_own
     assert float(np.abs(read_embeddings(out) - read_embeddings(clean_run[0])).max()) <= EMBED_TOL
 
 
-def test_a_truncated_shard_is_recomputed_and_only_it(corpus, model, encoder, clean_run, tmp_path):
+def test_a_truncated_shard_is_recomputed_and_only_it(corpus, minilm_dir, encoder, clean_run, tmp_path):
     out = tmp_path / "out"
-    embed_file(corpus[1], out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    embed_file(corpus[1], out, minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
     shard = out / "part-00002.npz"
     shard.write_bytes(shard.read_bytes()[:500])  # what a crash mid-write could leave without the atomic rename
     counting = CountingEncoder(encoder)
-    report = embed_file(corpus[1], out, model, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
+    report = embed_file(corpus[1], out, minilm_dir, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
     assert report.computed == [2]
     assert counting.texts == read_manifest(out)["partitions"][2]["lines"]
     assert float(np.abs(read_embeddings(out) - read_embeddings(clean_run[0])).max()) <= EMBED_TOL
 
 
-def test_rerun_refuses_to_mix_shards_of_another_dtype_or_input(corpus, model, encoder, tmp_path):
+def test_rerun_refuses_to_mix_shards_of_another_dtype_or_input(corpus, minilm_dir, encoder, tmp_path):
     lines, _ = corpus
     path = write_lines(tmp_path / "in.txt", lines[:20])
     out = tmp_path / "out"
-    embed_file(path, out, model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    embed_file(path, out, minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
     with pytest.raises(InputError, match="dtype 'float32', this run has 'float64'"):
-        embed_file(path, out, model, dtype="float64", progress=False)
+        embed_file(path, out, minilm_dir, dtype="float64", progress=False)
     write_lines(path, lines[:21])
     with pytest.raises(InputError, match="input size in bytes"):
-        embed_file(path, out, model, encoder=encoder, progress=False)
+        embed_file(path, out, minilm_dir, encoder=encoder, progress=False)
 
 
-def test_a_shard_from_another_run_is_refused_not_overwritten(corpus, model, encoder, tmp_path):
+def test_a_shard_from_another_run_is_refused_not_overwritten(corpus, minilm_dir, encoder, tmp_path):
     lines, _ = corpus
     a, b = write_lines(tmp_path / "a.txt", lines[:30]), write_lines(tmp_path / "b.txt", lines[30:60])
-    embed_file(a, tmp_path / "out-a", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    embed_file(a, tmp_path / "out-a", minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
     with pytest.raises(Interrupted):
         embed_file(
             b,
             tmp_path / "out-b",
-            model,
+            minilm_dir,
             encoder=encoder,
             partition_size=PARTITION_SIZE,
             progress=False,
@@ -241,40 +238,47 @@ def test_a_shard_from_another_run_is_refused_not_overwritten(corpus, model, enco
     foreign = (tmp_path / "out-a" / "part-00001.npz").read_bytes()
     (tmp_path / "out-b" / "part-00001.npz").write_bytes(foreign)
     with pytest.raises(InputError, match="made by another run"):
-        embed_file(b, tmp_path / "out-b", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+        embed_file(b, tmp_path / "out-b", minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
     assert (tmp_path / "out-b" / "part-00001.npz").read_bytes() == foreign
 
 
-def test_progress_bar_counts_lines(corpus, model, encoder, tmp_path, capsys):
+def test_progress_bar_counts_lines(corpus, minilm_dir, encoder, tmp_path, capsys):
     pytest.importorskip("tqdm")
     lines, _ = corpus
     path = write_lines(tmp_path / "in.txt", lines[:40])
-    embed_file(path, tmp_path / "out", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=True)
+    embed_file(path, tmp_path / "out", minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=True)
     assert "40/40" in capsys.readouterr().err
 
 
-def test_cli_embed_writes_rows_and_reports_errors_in_one_line(corpus, model, clean_run, tmp_path, capsys):
+def test_cli_embed_writes_rows_and_reports_errors_in_one_line(corpus, minilm_dir, clean_run, tmp_path, capsys):
     lines, _ = corpus
     path = write_lines(tmp_path / "in.txt", lines[:12] + [""])
-    assert main(["embed", str(path), "--output", str(tmp_path / "e.npy"), "--model", str(model), "--quiet"]) == 0
+    assert main(["embed", str(path), "--output", str(tmp_path / "e.npy"), "--model", str(minilm_dir), "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert "13 rows x 384" in out and "line 13: empty line" in err
     embeddings = read_embeddings(tmp_path / "e.npy")
     assert float(np.abs(embeddings[:12] - read_embeddings(clean_run[0])[:12]).max()) <= EMBED_TOL
     assert np.isnan(embeddings[12]).all()
 
-    assert main(["embed", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "x"), "--model", str(model)]) == 2
+    assert (
+        main(["embed", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "x"), "--model", str(minilm_dir)]) == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.txt: cannot read the input file" in err
-    assert main(["embed", str(path), "--output", str(tmp_path / "y.npy"), "--model", str(model), "--workers", "2"]) == 2
+    assert (
+        main(["embed", str(path), "--output", str(tmp_path / "y.npy"), "--model", str(minilm_dir), "--workers", "2"])
+        == 2
+    )
     assert "a single .npy output is for in-process runs" in capsys.readouterr().err
 
 
-def test_input_given_as_a_url_is_read_through_fsspec(corpus, model, encoder, clean_run, tmp_path):
+def test_input_given_as_a_url_is_read_through_fsspec(corpus, minilm_dir, encoder, clean_run, tmp_path):
     pytest.importorskip("fsspec")
     lines, _ = corpus
     path = write_lines(tmp_path / "in.txt", lines[:30])
-    embed_file(path.as_uri(), tmp_path / "out", model, encoder=encoder, partition_size=PARTITION_SIZE, progress=False)
+    embed_file(
+        path.as_uri(), tmp_path / "out", minilm_dir, encoder=encoder, partition_size=PARTITION_SIZE, progress=False
+    )
     assert read_manifest(tmp_path / "out")["input"]["path"] == path.as_uri()
     expected = read_embeddings(clean_run[0])[:30]
     assert float(np.abs(read_embeddings(tmp_path / "out") - expected).max()) <= EMBED_TOL

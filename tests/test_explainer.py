@@ -10,7 +10,7 @@ from fnmatch import fnmatch
 import numpy as np
 import pytest
 import tomllib
-from helpers import ROOT, WEIGHTS, minilm_dir
+from support.helpers import ROOT, WEIGHTS, minilm_dir
 
 import minibert
 from minibert import explainer
@@ -24,12 +24,6 @@ PARAGRAPH = (
 # sqrt-uint8 attention: p is stored as v = round(255 sqrt(p)), read back as (v / 255)^2; |sqrt(p) - v / 255| <= 1/510,
 # so |p - (v / 255)^2| <= (2 sqrt(p) + 1/510) / 510, below 0.004 everywhere (plus float32 rounding of p itself).
 SQRT_UINT8_SLACK = 1e-7
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    directory = minilm_dir()
-    return directory, minibert.BertModel.from_pretrained(directory), minibert.Tokenizer.from_pretrained(directory)
 
 
 def text_of_tokens(tokenizer, n: int) -> str:
@@ -213,11 +207,11 @@ def test_bad_html_paths_fail_before_the_forward_pass(capsys, tmp_path, argv, mes
 
 
 def test_the_page_files_are_package_data():
-    """pyproject.toml's package-data globs cover every file of minibert/explainer_page, so a wheel carries them."""
+    """pyproject.toml's package-data globs cover every file of minibert/explainer/assets, so a wheel carries them."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     globs = config["tool"]["setuptools"]["package-data"]["minibert"]
     files = sorted(
-        p.relative_to(ROOT / "minibert").as_posix() for p in (ROOT / "minibert" / "explainer_page").iterdir()
+        p.relative_to(ROOT / "minibert").as_posix() for p in (ROOT / "minibert" / "explainer" / "assets").iterdir()
     )
-    assert files == ["explainer_page/page.css", "explainer_page/page.html", "explainer_page/page.js"]
+    assert files == ["explainer/assets/page.css", "explainer/assets/page.html", "explainer/assets/page.js"]
     assert all(any(fnmatch(f, g) for g in globs) for f in files)

@@ -12,10 +12,10 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import chromium
 import numpy as np
 import pytest
-from helpers import ROOT, minilm_dir
+from support import chromium
+from support.helpers import ROOT
 
 import minibert
 from minibert import explainer
@@ -31,12 +31,6 @@ def browser():
             yield driver
     except chromium.ChromiumMissing as missing:
         pytest.fail(str(missing))
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    directory = minilm_dir()
-    return directory, minibert.BertModel.from_pretrained(directory), minibert.Tokenizer.from_pretrained(directory)
 
 
 @pytest.fixture(scope="module")

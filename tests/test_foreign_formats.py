@@ -1,8 +1,8 @@
 """pytorch_model.bin and Google's TF checkpoints through from_pretrained, against transformers on the same weights.
 
-The readers themselves (minibert/torch_pickle.py, minibert/tf_checkpoint.py) have their own tests; these check the
-wiring: the directory is read with the right reader, names and dtypes arrive as BertModel needs them, and the
-outputs are transformers'.
+The readers themselves (minibert/formats/torch_pickle.py, minibert/formats/tf_checkpoint.py) have their own tests;
+these check the wiring: the directory is read with the right reader, names and dtypes arrive as BertModel needs
+them, and the outputs are transformers'.
 """
 
 import collections
@@ -15,7 +15,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from helpers import WEIGHTS
+from support.helpers import WEIGHTS
 from test_checkpoint_layouts import TINY, assert_matches_transformers
 
 import minibert
@@ -72,7 +72,7 @@ def test_pytorch_model_bin_that_would_run_code_is_refused_by_from_pretrained(tmp
 def google_name(name: str) -> tuple[str, bool]:
     """transformers' parameter name -> Google BERT's variable name, and whether TF stores it transposed.
 
-    Written out independently of minibert/tf_checkpoint.py, after transformers' former load_tf_weights_in_bert:
+    Written out independently of minibert/formats/tf_checkpoint.py, after transformers' former load_tf_weights_in_bert:
     '.' is '/', `layer.N` is `layer_N`, a Linear's weight is its `kernel` ([in, out]), LayerNorm's are gamma/beta.
     """
     parts = name.replace("encoder.layer.", "encoder.layer_").split(".")

@@ -1,4 +1,4 @@
-"""Bounded fuzzing with fixed seeds (tests/fuzz_robustness.py holds the fuzzers and runs them for longer), and
+"""Bounded fuzzing with fixed seeds (tests/support/fuzz_robustness.py holds the fuzzers and runs them for longer), and
 property tests over random ids, masks and texts that need no PyTorch.
 
 Every outcome must be a CheckpointError/InputError or a correct result, never another exception.
@@ -6,10 +6,10 @@ Every outcome must be a CheckpointError/InputError or a correct result, never an
 
 import numpy as np
 import pytest
-from fuzz_robustness import check_loaded, fuzz_tokenizer_once, run, seed_file
-from helpers import WEIGHTS, minilm_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.fuzz_robustness import check_loaded, fuzz_tokenizer_once, run, seed_file
+from support.helpers import minilm_dir
 
 import minibert
 
@@ -27,11 +27,6 @@ def test_fuzzed_inputs_give_a_clear_error_or_a_correct_result(target, iterations
     # Both outcomes occur: the mutations reach past the first check, and the checks do refuse.
     if target != "tokenizer":
         assert outcomes["refused"] > 0 and outcomes["loaded"] > 0, outcomes
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    return minibert.BertModel.from_pretrained(WEIGHTS / "tiny-gelu", dtype=np.float64)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, F64_TOL, WEIGHTS
+from support.helpers import F32_TOL, F64_TOL, WEIGHTS
 
 import minibert
 from minibert.errors import CheckpointError, InputError

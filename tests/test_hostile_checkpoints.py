@@ -1,4 +1,5 @@
-"""minibert's promise about untrusted model files (README, "Threat model"), over tests/hostile_files.py's catalogue:
+"""minibert's promise about untrusted model files (README, "Threat model"), over the catalogue of
+tests/support/hostile_files.py:
 every file is refused with a clean minibert error, or loaded with exactly the numbers torch (`weights_only=True`)
 or safetensors read from it; no case takes more than CASE_SECONDS of CPU time, or more address space than its
 limit (what the child already uses, plus MEMORY_FACTOR times the case's bytes, plus MEMORY_SLACK).
@@ -10,7 +11,7 @@ that a regression fails its case instead of hanging or exhausting the test run.
 import re
 
 import pytest
-from hostile_files import (
+from support.hostile_files import (
     CASE_SECONDS,
     MEMORY_FACTOR,
     MEMORY_SLACK,

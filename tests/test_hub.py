@@ -4,8 +4,8 @@
 file_download.py: `models--{org}--{name}/refs/{revision}` holds the commit hash, `snapshots/{commit}/{file}` is a
 relative symlink to `blobs/{etag}`, the etag being the file's SHA-256 for LFS files and its git blob SHA-1 for
 the others), and the tests check that huggingface_hub's own `scan_cache_dir` reads it back without a warning.
-The online path runs huggingface_hub's real download code against tests/fake_hub.py, a local HTTP stand-in for the
-hub, and checks which files were fetched.
+The online path runs huggingface_hub's real download code against tests/support/fake_hub.py, a local HTTP stand-in
+for the hub, and checks which files were fetched.
 """
 
 import hashlib
@@ -17,8 +17,8 @@ from pathlib import Path
 import huggingface_hub
 import numpy as np
 import pytest
-from helpers import MINILM_SHA256, WEIGHTS, minilm_dir
 from huggingface_hub import constants
+from support.helpers import MINILM_SHA256, WEIGHTS, minilm_dir
 
 import minibert
 from minibert.errors import CheckpointError, InputError
@@ -148,7 +148,7 @@ def test_local_directory_still_wins_and_rejects_a_revision():
         minibert.BertModel.from_pretrained("./not/a/hub/id")
 
 
-# The online path: huggingface_hub's real hf_hub_download and list_repo_files, talking to tests/fake_hub.py.
+# The online path: huggingface_hub's real hf_hub_download and list_repo_files, talking to tests/support/fake_hub.py.
 
 COMMIT_1 = hashlib.sha1(b"commit 1").hexdigest()
 COMMIT_2 = hashlib.sha1(b"commit 2").hexdigest()
@@ -157,7 +157,7 @@ COMMIT_2 = hashlib.sha1(b"commit 2").hexdigest()
 @pytest.fixture
 def serve(monkeypatch, online):
     """serve({(repo_id, ref): (commit, directory)}) -> a FakeHub that huggingface_hub now talks to."""
-    from fake_hub import FakeHub
+    from support.fake_hub import FakeHub
 
     hubs = []
 

@@ -5,7 +5,7 @@ import ast
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-from helpers import ROOT
+from support.helpers import ROOT
 
 PACKAGE = ROOT / "minibert"
 
@@ -59,3 +59,14 @@ def test_every_minibert_import_sits_at_the_top_of_its_file():
         if not at_top
     ]
     assert inside == []
+
+
+def test_model_py_names_no_thread_block_or_budget():
+    """model.py's BERT (every function before the BertModel class, whose call takes the public `threads=`) names no
+    scheduling: that lives in attention.py, batch_threads.py and parallel.py."""
+    source = (PACKAGE / "model.py").read_text(encoding="utf-8").partition("class BertModel:")[0]
+    imported = {target for target, _, _ in minibert_imports(PACKAGE / "model.py")}
+    assert "minibert.parallel" not in imported and "minibert.tuning" not in imported
+    for word in ("thread", "block", "budget"):
+        lines = [line for line in source.splitlines() if word in line.lower() and "batch_threads" not in line]
+        assert lines == [], f"model.py mentions {word!r}: {lines}"

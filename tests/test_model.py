@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, F64_TOL, ROOT, TINY_MODELS, WEIGHTS, first_divergence, minilm_dir, named_outputs
+from support.helpers import F32_TOL, F64_TOL, ROOT, TINY_MODELS, WEIGHTS, first_divergence, minilm_dir, named_outputs
 
 import minibert
 from minibert.functional import linear

@@ -6,7 +6,7 @@ import sys
 
 import nbformat
 import pytest
-from helpers import ROOT, minilm_dir
+from support.helpers import ROOT, minilm_dir
 
 NOTEBOOK = ROOT / "docs" / "pooled_output.ipynb"
 CELL_SECONDS = 300  # per cell, a bound for a loaded machine; the whole notebook takes seconds

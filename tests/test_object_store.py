@@ -11,8 +11,8 @@ import socket
 
 import numpy as np
 import pytest
-from embed_corpus import write_lines
-from helpers import kill_a_busy_worker
+from support.embed_corpus import write_lines
+from support.helpers import kill_a_busy_worker
 from test_embed import TINY_LINES, Interrupted, interrupt_after
 from test_sentence import tiny_sentence_repo
 

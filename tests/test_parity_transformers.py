@@ -6,8 +6,8 @@ order, that is off: the embedding output, a layer's attention probabilities, a l
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, F64_TOL, TINY_MODELS, WEIGHTS, first_divergence, minilm_dir, named_outputs
 from safetensors import safe_open
+from support.helpers import F32_TOL, F64_TOL, TINY_MODELS, WEIGHTS, first_divergence, minilm_dir, named_outputs
 
 import minibert
 

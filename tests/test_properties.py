@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import F64_TOL, first_divergence, named_outputs
+from support.helpers import F64_TOL, first_divergence, named_outputs
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
+from support.helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
 
 import minibert
 from minibert.errors import CheckpointError, InputError

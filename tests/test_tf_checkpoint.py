@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from minibert.errors import CheckpointError
-from minibert.tf_checkpoint import TABLE_MAGIC, load_tf_checkpoint, tf_to_hf_names
+from minibert.formats.tf_checkpoint import TABLE_MAGIC, load_tf_checkpoint, tf_to_hf_names
 
 TF_TINY = Path(__file__).resolve().parent.parent / "weights" / "tf_tiny"
 BERT_PREFIX = TF_TINY / "bert_model.ckpt"
@@ -43,7 +43,7 @@ def test_every_dtype_across_shards_equals_tensorflows_reading_bfloat16_widened()
 
 
 def test_string_tensors_are_skipped_and_logged(caplog):
-    caplog.set_level("INFO", logger="minibert.tf_checkpoint")
+    caplog.set_level("INFO", logger="minibert.formats.tf_checkpoint")
     assert "dtypes/string" not in load_tf_checkpoint(DTYPES_PREFIX)
     assert "skipping string tensor 'dtypes/string'" in caplog.text
 
@@ -186,7 +186,7 @@ def test_flipped_byte_in_tensor_data_is_caught_by_crc32c_when_asked(tmp_path):
 
 
 def test_compressed_block_is_refused_rather_than_misread(tmp_path):
-    from minibert.tf_checkpoint import FOOTER_SIZE, _masked_crc32c
+    from minibert.formats.tf_checkpoint import FOOTER_SIZE, _masked_crc32c
 
     prefix = _copy(tmp_path)
 

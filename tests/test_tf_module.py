@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.hostile_files import tf_bundle
 
 import minibert
 from minibert.errors import CheckpointError, ConfigError
 from minibert.formats.saved_model import read_checkpoint_object_graph, read_inference_graph
+from minibert.formats.tf_checkpoint import load_tf_checkpoint
 from minibert.tf_module import FROM_GRAPH, module_config
 
 TF_HUB = Path(__file__).resolve().parent.parent / "weights" / "tf_hub"
@@ -228,10 +230,6 @@ def test_a_config_json_beside_the_module_is_read_instead_of_the_graph(tmp_path):
 
 def rewrite_variables(directory: Path, rename) -> None:
     """The module's variables written again, under the names rename(name) gives (None: dropped)."""
-    from hostile_files import tf_bundle
-
-    from minibert.tf_checkpoint import load_tf_checkpoint
-
     prefix = directory / "variables" / "variables"
     tensors = load_tf_checkpoint(prefix)
     for path in prefix.parent.iterdir():

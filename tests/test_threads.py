@@ -6,12 +6,12 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import minilm_dir, named_outputs, token_mask
+from support.helpers import minilm_dir, named_outputs, token_mask
 from threadpoolctl import threadpool_info
 
 import minibert
-from minibert import model as model_module
-from minibert import parallel
+from minibert import attention as attention_module
+from minibert import batch_threads, parallel, tuning
 from minibert.errors import InputError
 
 FILLER = " Each slice holds enough tokens to be worth a thread of its own, so the batch is really split." * 2
@@ -72,7 +72,7 @@ def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model
             slices.append(len(items))
         return split(fn, items)
 
-    monkeypatch.setattr(model_module, "map_in_threads", record_batch_slices)
+    monkeypatch.setattr(batch_threads, "map_in_threads", record_batch_slices)
     outputs = {
         threads: named_outputs(model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads))
         for threads in (1, 2, 3)
@@ -84,10 +84,10 @@ def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model
 
 
 def test_a_long_single_sequence_shared_among_threads_gives_the_same_bits(model, tokenizer):
-    """One sequence is not split: from model.LONG_SEQUENCE tokens on, its attention heads and the parts of its
+    """One sequence is not split: from tuning.LONG_SEQUENCE tokens on, its attention heads and the parts of its
     products (LONG_SEQUENCE_PARTS of them, whatever the thread count) are shared among the threads."""
     inputs = tokenizer([" ".join(TEXTS * 2)])
-    assert inputs["input_ids"].shape[1] >= model_module.LONG_SEQUENCE
+    assert inputs["input_ids"].shape[1] >= tuning.LONG_SEQUENCE
     outputs = {
         threads: named_outputs(model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads))
         for threads in (1, 2, 3, 5)
@@ -100,9 +100,9 @@ def test_a_long_single_sequence_shared_among_threads_gives_the_same_bits(model, 
 def test_attention_in_cache_sized_blocks_is_bit_identical_to_one_block(model, tokenizer, monkeypatch):
     """The blocks of (sequences, heads) change where the scores live, not one operation on them."""
     inputs = tokenizer(TEXTS)
-    monkeypatch.setattr(model_module, "ATTENTION_BLOCK_SCORES", 4096)  # a block of one or a few heads
+    monkeypatch.setattr(attention_module, "ATTENTION_BLOCK_SCORES", 4096)  # a block of one or a few heads
     blocked = named_outputs(model(**inputs, output_attentions=True, threads=1))
-    monkeypatch.setattr(model_module, "attention_blocks", lambda *args: [[(slice(None), slice(None))]])
+    monkeypatch.setattr(attention_module, "attention_blocks", lambda *args: [[(slice(None), slice(None))]])
     whole = named_outputs(model(**inputs, output_attentions=True, threads=1))
     assert blocked.keys() == whole.keys()
     for name in whole:

@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import WEIGHTS, minilm_dir
+from support.helpers import WEIGHTS, minilm_dir
 
 from minibert import BertForMaskedLM, CheckpointError, InputError, Tokenizer, fill_mask
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from minibert.errors import CheckpointError
-from minibert.torch_pickle import load_torch_bin
+from minibert.formats.torch_pickle import load_torch_bin
 
 torch = pytest.importorskip("torch")
 

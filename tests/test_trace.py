@@ -3,7 +3,7 @@ the outputs of transformers' own modules (captured with forward hooks) on the re
 
 import numpy as np
 import pytest
-from helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
+from support.helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
 
 import minibert
 from minibert.functional import softmax

@@ -5,9 +5,11 @@ Dask (`pip install 'minibert[cluster]'`) is imported here only, inside the funct
 each worker loads the model itself, once (job.load_encoder).
 """
 
+import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 
-from ..errors import MinibertError
+from ..errors import InputError, MinibertError
 from .partitions import count_lines
 
 
@@ -72,3 +74,28 @@ def close_client(client, cluster) -> None:
     client.close()
     if cluster is not None:
         cluster.close()
+
+
+@contextmanager
+def start_client(workers: int | None = None, scheduler: str | None = None, timeout: str = "20s"):
+    """None (in-process), a new local Dask cluster of `workers` processes, or the one at `scheduler`."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    if workers is not None and scheduler is not None:
+        raise InputError("pass --workers N (a local cluster) or --scheduler ADDRESS (a running one), not both")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"--workers must be a positive integer, found {workers!r}")
+    try:
+        client, cluster = open_client(workers=workers, scheduler=scheduler, timeout=timeout)
+    except ImportError:
+        raise InputError("--workers and --scheduler need Dask: pip install 'minibert[cluster]'") from None
+    except (OSError, TimeoutError) as error:
+        if scheduler is None:
+            raise
+        raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
+    print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+    try:
+        yield client
+    finally:
+        close_client(client, cluster)

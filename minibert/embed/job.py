@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError, MinibertError
 from ..hub import Need, resolve_model_dir
-from ..sentence import SentenceEncoder
+from ..sentence import BATCH_SIZE, SentenceEncoder
 from . import cluster
 from .identity import check_same_run, fingerprint, model_identity, run_identity
 from .partitions import (
@@ -423,7 +423,7 @@ def embed_file(
     output,
     model,
     *,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     dtype="float32",
     input_format: str = "auto",
     field: str = "text",

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError
-from ..tf_checkpoint import _TF_DTYPES, DT_STRING, _read_varint, proto_fields, read_string_tensor
 from ..untrusted import quote, read_bounded
+from .tf_checkpoint import _TF_DTYPES, DT_STRING, _read_varint, proto_fields, read_string_tensor
 
 # Protobuf refuses messages of 2 GiB or more, so TensorFlow cannot write a larger saved_model.pb.
 MAX_SAVED_MODEL_BYTES = 2**31 - 1

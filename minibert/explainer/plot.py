@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MinibertError
-from .files import check_writable, write_atomically
+from ..errors import MinibertError
+from ..files import check_writable, write_atomically
 
 FIGSIZE = (14.0, 9.0)  # inches; times DPI gives the PNG's size in pixels
 DPI = 100

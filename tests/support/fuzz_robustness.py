@@ -8,9 +8,9 @@ that loads must give exactly the tensors its header describes, and a batch of te
 tests/test_fuzz.py runs each fuzzer for a fixed seed and a few hundred iterations. For a longer run, from the
 repository root:
 
-    python tests/fuzz_robustness.py --seconds 600                 # all targets, a random seed
-    python tests/fuzz_robustness.py --target safetensors --seed 7 --seconds 60
-    python tests/fuzz_robustness.py --target tokenizer --seconds 120 --out /tmp/fuzz-crashes
+    python tests/support/fuzz_robustness.py --seconds 600                 # all targets, a random seed
+    python tests/support/fuzz_robustness.py --target safetensors --seed 7 --seconds 60
+    python tests/support/fuzz_robustness.py --target tokenizer --seconds 120 --out /tmp/fuzz-crashes
 
 It prints the count of each outcome per target and, for a failure, the seed, the iteration and the saved input.
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: use this worktree's minibert
     sys.path.insert(0, str(ROOT))
 
 import minibert  # noqa: E402
 from minibert import CheckpointError, InputError  # noqa: E402
-from minibert.safetensors import read_safetensors  # noqa: E402
+from minibert.formats.safetensors import read_safetensors  # noqa: E402
 
 TINY = ROOT / "weights" / "tiny-gelu"
 # What minibert reads, as the NumPy dtype it returns: bfloat16 comes widened to float32.
@@ -300,7 +300,7 @@ def run(target: str, seed: int, iterations: int | None = None, seconds: float | 
             base = torch_bin_of_tiny()
             (tmp / "config.json").write_bytes((TINY / "config.json").read_bytes())
         else:
-            from helpers import minilm_dir  # tests/helpers.py: the real checkpoint's tokenizer
+            from support.helpers import minilm_dir  # the real checkpoint's tokenizer
 
             tokenizer = minibert.Tokenizer.from_pretrained(minilm_dir())
         i = 0
@@ -338,7 +338,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("fuzz-crashes"), help="where failing inputs are saved")
     args = parser.parse_args(argv)
     seed = int(np.random.default_rng().integers(2**31)) if args.seed is None else args.seed
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # for helpers.minilm_dir
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.helpers.minilm_dir
     targets = ["safetensors", "model", "bin", "tokenizer"] if args.target == "all" else [args.target]
     for target in targets:
         try:

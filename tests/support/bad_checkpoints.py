@@ -6,8 +6,9 @@ import shutil
 import struct
 from pathlib import Path
 
-from helpers import WEIGHTS
 from safetensors.numpy import load_file, save_file
+
+from support.helpers import WEIGHTS
 
 TINY = WEIGHTS / "tiny-gelu"  # vocab 99, hidden 32, 2 layers, 4 heads, max_position_embeddings 64, 2 token types
 

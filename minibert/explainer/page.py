@@ -1,10 +1,10 @@
-"""The explainer: where the pooled output of one text comes from, as numbers (the report `minibert explain` prints)
-and as a self-contained HTML page drawn from the same traced forward pass.
+"""The explainer page: where the pooled output of one text comes from, drawn as a self-contained HTML page from the
+traced forward pass that report.py reads its numbers from.
 
     explain(text, model) -> Explanation: .report (the `explain --json` fields), .html(), .save("out.html"),
                             and _repr_html_, so that it draws itself in Jupyter
 
-The page is `minibert/explainer_page/page.html` with its CSS and JavaScript put inline: no server, no CDN, no
+The page is `minibert/explainer/assets/page.html` with its CSS and JavaScript put inline: no server, no CDN, no
 library. Its numbers are embedded as JSON in `<script type="application/json" id="minibert-report">`: the report
 under "explain" (equal to `minibert explain --json`), then what the five views draw (head, model, neuron, pooler,
 trace). Large arrays (attention, queries and keys) are stored as base64 of little-endian binary,
@@ -25,14 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, InputError
-from .files import check_writable, write_atomically
-from .hub import resolve_model_dir
-from .model import BertModel, extended_attention_mask
-from .sentence import cosine_similarity, read_sentence_config
-from .tokenizer import Tokenizer
+from ..errors import CheckpointError, InputError
+from ..files import check_writable, write_atomically
+from ..hub import resolve_model_dir
+from ..model import BertModel, extended_attention_mask
+from ..sentence import cosine_similarity, read_sentence_config
+from ..tokenizer import Tokenizer
+from .report import pooler_report, report_as_json
 
-PAGE_DIR = "explainer_page"  # package data: page.html, page.css, page.js
+ASSETS = "explainer/assets"  # package data: page.html, page.css, page.js
 REPORT_ID = "minibert-report"
 
 # Up to this many tokens the page holds every attention weight, query and key in float32: exactly the trace's.
@@ -47,59 +48,6 @@ TOP_K_BUDGET = 600_000
 # A dimension is "saturated" where |tanh(x)| > 0.9 (|x| > 1.47): there tanh'(x) = 1 - tanh(x)^2 < 0.19, the tanh
 # squashes differences instead of passing them on.
 SATURATION = 0.9
-
-
-# ---- the report `minibert explain` prints ----
-
-
-def pooler_report(
-    model: BertModel, tokenizer, text: str, pair: str | None = None, encoded: dict | None = None
-) -> tuple[dict, dict]:
-    """Where the pooled output of `text` comes from, as numbers: returns (report, trace).
-
-    The report's vectors come from the traced forward pass (pooler.first_token, pooler.dense, pooler.activation);
-    `tanh_by_hand` recomputes tanh(W h0 + b) from the checkpoint's pooler weights with plain NumPy, as a check.
-    `encoded` is the tokenizer's output for them if it is made already (the command line cuts it to --max-length).
-    """
-    if encoded is None:
-        encoded = tokenizer([text], None if pair is None else [pair])
-    out, trace = model.trace(**encoded)
-    if out.pooler_output is None:
-        raise InputError("this checkpoint has no pooler weights, so it has no pooled output to explain")
-    h0 = trace["pooler.first_token"][0]  # [H], = last_hidden_state[0, 0]
-    dense = model.params["pooler"]["dense"]
-    by_hand = np.tanh(dense["weight"] @ h0 + dense["bias"])  # [H, H] @ [H] -> [H]
-    pooled = out.pooler_output[0]  # [H]
-    mean = out.last_hidden_state[0].mean(axis=0)  # [S, H] -> [H]: mean pooling (one text, so no padding)
-    report = {
-        "text": text,
-        "pair": pair,
-        "tokens": tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]),
-        "input_ids": encoded["input_ids"][0].tolist(),
-        "token_type_ids": encoded["token_type_ids"][0].tolist(),
-        "dtype": str(model.dtype),
-        "h0": h0,
-        "pooler_dense": trace["pooler.dense"][0],
-        "pooler_activation": trace["pooler.activation"][0],
-        "pooler_output": pooled,
-        "tanh_by_hand": by_hand,
-        "mean_pooling": mean,
-        "cosine_h0_pooler_output": float(cosine_similarity(h0, pooled)[0, 0]),
-        "cosine_h0_mean_pooling": float(cosine_similarity(h0, mean)[0, 0]),
-        "max_abs_diff_by_hand": float(np.abs(by_hand - pooled).max()),
-        "epsilon": float(np.finfo(model.dtype).eps),
-    }
-    # Reproduced "to float precision": W h0 may be summed in another order here than in the model (another BLAS
-    # kernel), which moves each value by about sqrt(H) rounding errors of its terms' magnitudes; tanh only shrinks it.
-    scale = np.abs(dense["weight"]) @ np.abs(h0) + np.abs(dense["bias"])  # [H]: the magnitude of each sum's terms
-    allowed = np.sqrt(h0.size) * report["epsilon"] * scale
-    report["reproduced"] = bool((np.abs(by_hand - pooled) <= allowed).all())
-    return report, trace
-
-
-def report_as_json(report: dict) -> dict:
-    """The report with its arrays as lists: what `minibert explain --json` prints."""
-    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in report.items()}
 
 
 # ---- binary arrays inside JSON ----
@@ -281,7 +229,7 @@ def page_data(model: BertModel, report: dict, trace: dict, *, name: str, directo
 
 
 def _asset(name: str) -> str:
-    return (resources.files("minibert") / PAGE_DIR / name).read_text(encoding="utf-8")
+    return (resources.files("minibert") / ASSETS / name).read_text(encoding="utf-8")
 
 
 def render_page(data: dict) -> str:
@@ -294,7 +242,7 @@ def render_page(data: dict) -> str:
     template = _asset("page.html")
     markers = re.findall(r"/\*STYLE\*/|/\*SCRIPT\*/|\{\{TITLE\}\}|\{\{DATA\}\}", template)
     if sorted(markers) != sorted(values):
-        raise RuntimeError(f"{PAGE_DIR}/page.html: expected the markers {sorted(values)} once each, found {markers}")
+        raise RuntimeError(f"{ASSETS}/page.html: expected the markers {sorted(values)} once each, found {markers}")
     # One pass over the template, so that a marker inside the script or the data is left alone.
     page = re.sub(r"/\*STYLE\*/|/\*SCRIPT\*/|\{\{TITLE\}\}|\{\{DATA\}\}", lambda m: values[m.group(0)], template)
     return page

@@ -7,7 +7,7 @@ member claiming 3 GiB, a BUILD on a storage, 200,000 handles to one block). `cas
 `run_cases(cases)` loads them in child processes and returns what happened to each. tests/test_hostile_checkpoints.py
 holds minibert to its promise over them; from the repository root the whole catalogue also runs on its own:
 
-    python tests/hostile_files.py          # prints one line per case: outcome, seconds, message
+    python tests/support/hostile_files.py          # prints one line per case: outcome, seconds, message
 
 Each case is loaded as minibert's user would load the file (load_torch_bin, read_safetensors, load_tf_checkpoint,
 BertModel / Tokenizer / SentenceEncoder.from_pretrained). Its outcome is one of: `loaded` (with a SHA-256 of every
@@ -32,16 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: use this worktree's minibert
     sys.path.insert(0, str(ROOT))
 
 import minibert  # noqa: E402
 from minibert.errors import MinibertError  # noqa: E402
-from minibert.safetensors import read_safetensors  # noqa: E402
-from minibert.tf_checkpoint import _masked_crc32c as masked_crc32c  # noqa: E402  (checked: tf_made_by_tensorflow)
-from minibert.tf_checkpoint import load_tf_checkpoint  # noqa: E402
-from minibert.torch_pickle import load_torch_bin  # noqa: E402
+from minibert.formats.safetensors import read_safetensors  # noqa: E402
+from minibert.formats.tf_checkpoint import _masked_crc32c as masked_crc32c  # noqa: E402  (checked: tf_made_by_tensorflow)
+from minibert.formats.tf_checkpoint import load_tf_checkpoint  # noqa: E402
+from minibert.formats.torch_pickle import load_torch_bin  # noqa: E402
 
 TINY = ROOT / "weights" / "tiny-gelu"
 TINY_CLASSIFIER = ROOT / "weights" / "tiny-classifier"

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CheckpointError
+from ..untrusted import check_extent, quote, regular_file_size
 from .dtypes import bfloat16_bits_to_float32
-from .errors import CheckpointError
-from .untrusted import check_extent, quote, regular_file_size
 
 # Storage classes as they appear in `persistent_load` ids, and the dtype of their elements. bfloat16 is
 # read as its raw uint16 bits (NumPy has no bfloat16) and widened to float32 once, for the whole storage.

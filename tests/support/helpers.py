@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "weights"  # made by weights/make_reference.py
 TINY_MODELS = ["tiny-gelu", "tiny-gelu-new", "tiny-relu-no-pooler", "tiny-silu", "tiny-gelu-pytorch-tanh"]
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CheckpointError
+from ..untrusted import check_extent, quote, regular_file_size
 from .dtypes import bfloat16_bits_to_float32
-from .errors import CheckpointError
-from .untrusted import check_extent, quote, regular_file_size
 
 logger = logging.getLogger(__name__)
 

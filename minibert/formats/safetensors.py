@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import CheckpointError
+from ..model_files import read_sharded_index
+from ..untrusted import UntrustedJSONError, escape, extent_fits, parse_json, quote, regular_file_size
 from .dtypes import bfloat16_bits_to_float32
-from .errors import CheckpointError
-from .model_files import read_sharded_index
-from .untrusted import UntrustedJSONError, escape, extent_fits, parse_json, quote, regular_file_size
 
 # safetensors dtype codes -> NumPy dtypes; the format is little-endian. NumPy has no bfloat16, so BF16 tensors are
 # read as their raw uint16 bits and widened to float32 exactly (dtypes.bfloat16_bits_to_float32).

@@ -1,0 +1,84 @@
+"""A forward pass on several cores: model.bert_model run on slices of the batch at once, or one sequence shared.
+
+NumPy releases the GIL inside its products and ufunc loops, so Python threads that each run bert_model over a slice
+of the batch keep every core busy with all of the work (softmax, LayerNorm, GELU, the residual adds), not only the
+products; BLAS then runs one thread per product. The rows of a batch never meet, so each slice's rows are what the
+whole batch gives them, to within the rounding of BLAS's kernels (tests/test_threads.py bounds it). bert_model and
+bert_pooler arrive as arguments: this module sits below model.py and never imports it.
+"""
+
+from dataclasses import fields, replace
+
+import numpy as np
+
+from .parallel import blas_threads, budget, map_in_threads, resolve_threads, split
+from .trace import NO_TRACE, Trace
+from .tuning import LONG_SEQUENCE, LONG_SEQUENCE_PARTS, MIN_SLICE_TOKENS
+
+
+def bert_model_in_threads(
+    bert_model,
+    bert_pooler,
+    params,
+    config,
+    input_ids,
+    attention_mask,
+    token_type_ids,
+    position_ids,
+    *,
+    threads: int | None = None,
+    output_hidden_states: bool = False,
+    output_attentions: bool = False,
+    trace: Trace = NO_TRACE,
+):
+    """bert_model(params, config, ...) on `threads` slices of the batch at once, BLAS on one thread. One slice for a
+    single sequence, a batch of few tokens or a traced call: its products then run on BLAS's `threads` threads or,
+    from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours. `threads` None:
+    $MINIBERT_NUM_THREADS, else every core this process may run on."""
+    threads = resolve_threads(threads)
+    B, S = input_ids.shape
+    pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if not trace.collecting else 1
+
+    def run(rows: slice, params):  # [B, S] -> [rows, S]
+        positions = position_ids[rows] if position_ids.shape[0] == B else position_ids  # [B or 1, S]
+        return bert_model(
+            params,
+            config,
+            input_ids[rows],
+            attention_mask[rows],
+            token_type_ids[rows],
+            positions,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            trace=trace,
+        )
+
+    if pieces == 1:
+        # One sequence, or a batch of few tokens. BLAS's own threads share each product: they take up work within
+        # microseconds, where handing a piece to one of our threads costs ~130 us. But they spin on the other cores
+        # for a while after each product, so the rest of the work stays on this thread. In a long sequence the
+        # softmax over S x S scores per head is a large part of the time, and there our threads share the heads and
+        # the products instead, its products cut into LONG_SEQUENCE_PARTS parts whatever the thread count.
+        ours = S >= LONG_SEQUENCE
+        with blas_threads(1 if ours else threads), budget(threads, LONG_SEQUENCE_PARTS) if ours else budget(1):
+            return run(slice(None), params)
+    # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
+    # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
+    encoder_params = {name: p for name, p in params.items() if name != "pooler"}
+    with blas_threads(1):
+        outputs = map_in_threads(lambda rows: run(rows, encoder_params), split(B, pieces))
+        output = replace(outputs[0], **{f.name: join_slices(outputs, f.name) for f in fields(outputs[0])})
+        if "pooler" in params:
+            output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
+    return output
+
+
+def join_slices(outputs: list, name: str):
+    """One field of the slices' outputs joined along the batch: pieces x [rows, ...] -> [B, ...], layer by layer for
+    the tuples."""
+    parts = [getattr(o, name) for o in outputs]
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(layer) for layer in zip(*parts, strict=True))
+    return np.concatenate(parts)

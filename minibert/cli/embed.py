@@ -1,0 +1,122 @@
+"""`minibert embed`: a corpus, one row per line, resumable, in this process or on a Dask cluster."""
+
+import shlex
+import sys
+
+from ..embed import EmbedInterrupted, embed_file, output_paths
+from ..embed.cluster import start_client
+from ..sentence import BATCH_SIZE
+from .common import HelpFormatter, byte_size, positive_int
+
+
+def run(args) -> int:
+    """Embed every line of a text or JSONL file, in this process or on a Dask cluster; rerun to resume."""
+    output_paths(args.output, clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
+    try:
+        with start_client(workers=args.workers, scheduler=args.scheduler) as client:
+            report = embed_file(
+                args.input,
+                args.output,
+                args.model,
+                batch_size=args.batch_size,
+                dtype=args.dtype,
+                input_format=args.format,
+                field=args.field,
+                client=client,
+                partition_size=args.partition_size,
+                progress=not args.quiet,
+            )
+    except EmbedInterrupted as stop:
+        print(
+            f"minibert embed: interrupted; {stop.done} of {stop.total} partitions are kept in {stop.directory}; "
+            f"to resume, run the same command again: {embed_command(args)}",
+            file=sys.stderr,
+        )
+        return 130
+    shape = f"{report.rows} rows x {report.dim} (float32, input order), {len(report.bad_lines)} bad line(s) as NaN rows"
+    if report.already_complete:
+        print(f"{report.output}: already complete, nothing embedded: {shape}")
+    else:
+        print(
+            f"{report.output}: {shape}; {len(report.computed)} partition(s) embedded, {len(report.skipped)} already "
+            f"done, {report.seconds:.1f} s"
+        )
+    return 0
+
+
+def embed_command(args) -> str:
+    """The `minibert embed` command line of `args`: the required options, then those that differ from the parser's
+    defaults, in the parser's order."""
+    words = ["minibert", "embed", args.input]
+    for action in args.parser._actions:
+        value = getattr(args, action.dest, None)
+        default = action.default
+        if isinstance(default, str) and action.type is not None:  # argparse parses a string default as the flag
+            default = action.type(default)
+        if not action.option_strings or action.dest == "help" or (value == default and not action.required):
+            continue
+        flag = action.option_strings[-1]
+        words += [flag] if action.nargs == 0 else [flag, str(value)]  # a switch, or a flag and its value
+    return shlex.join(words)
+
+
+def partition_size(text: str) -> int | None:
+    """'auto' (None: 1/16 of the input, within 4K-1M) or a size like 512K."""
+    return None if text == "auto" else byte_size(text)
+
+
+def add_parser(commands) -> None:
+    """`minibert embed`: a corpus, one row per line, resumable, in-process or on Dask."""
+    embed = commands.add_parser(
+        "embed",
+        help="embed every line of a text or JSONL file (resumable; Dask optional)",
+        description="Embed every line of a text file (one text a line) or a JSONL file with a sentence-transformers\n"
+        "model: one float32 row per input line, in input order. Bad lines (empty, not UTF-8, JSON without --field)\n"
+        "become rows of NaN, listed on stderr and in the manifest. The input is cut into partitions, each written\n"
+        "as one shard, atomically; after Ctrl-C or a lost machine, the same command resumes where it stopped.",
+        epilog="examples:\n"
+        "  minibert embed corpus.txt --output corpus.npy --model DIR\n"
+        "  minibert embed docs.jsonl --output docs-emb/ --model DIR --field body --batch-size 64\n"
+        "  minibert embed corpus.txt --output corpus-emb/ --model DIR --workers 4\n"
+        "  minibert embed s3://bucket/corpus.txt --output s3://bucket/emb/ --model /shared/minilm "
+        "--scheduler tcp://host:8786",
+        formatter_class=HelpFormatter,
+    )
+    embed.add_argument("input", help="a text file (one text a line) or JSONL (.jsonl/.ndjson, or --format jsonl)")
+    embed.add_argument(
+        "--output",
+        required=True,
+        help="a .npy file (in-process only), or a directory: a name without a suffix or ending in /, or a URL "
+        "such as s3://bucket/emb/",
+    )
+    embed.add_argument(
+        "--model",
+        required=True,
+        metavar="ID_OR_PATH",
+        help="a sentence-transformers model (modules.json): a directory or a hub id 'org/name'",
+    )
+    embed.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=BATCH_SIZE,
+        metavar="N",
+        help="texts per forward pass, of similar lengths (sorted within each partition)",
+    )
+    embed.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="compute dtype")
+    embed.add_argument("--format", choices=["auto", "text", "jsonl"], default="auto", help="auto: by file suffix")
+    embed.add_argument("--field", default="text", help="the JSONL field holding the text")
+    embed.add_argument(
+        "--partition-size",
+        type=partition_size,
+        default="auto",
+        metavar="SIZE",
+        help="bytes of input per partition (one shard, one task), e.g. 64K or 1M; auto: 1/16 of the input, within "
+        "4K-1M, so that an interrupted run keeps most of its work",
+    )
+    where = embed.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=positive_int, help="start a local Dask cluster of N worker processes, 1 thread each"
+    )
+    where.add_argument("--scheduler", help="use a running Dask cluster, e.g. tcp://host:8786")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    embed.set_defaults(run=run, parser=embed)

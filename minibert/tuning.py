@@ -1,0 +1,34 @@
+"""Every constant that tunes speed, not numbers, with the measurement that chose it. None of them changes a result
+beyond rounding (and most not even that): tests/test_speed_paths.py and tests/test_threads.py hold each fast path
+to its plain form. The figures are from the hosts named in benchmarks/README.md (2-core KVM guests).
+"""
+
+# ---- attention (attention.py) ----
+# Scores per (sequence, heads) block: 2^16 float32 scores are 256 KiB, within L2; the fastest measured of 2^15-2^17.
+ATTENTION_BLOCK_SCORES = 1 << 16
+
+# ---- a batch on several threads (batch_threads.py) ----
+# A slice of fewer tokens costs more to hand to a thread (~130 us, a sleeping pool thread woken) than it saves.
+MIN_SLICE_TOKENS = 64
+# From this length on, a single sequence's heads and products are shared among our threads, BLAS on one: 1x512 on
+# 2 cores 345 against 417 ms on BLAS's threads; below it BLAS's spinning threads win (1x16: 16 against 23 ms).
+LONG_SEQUENCE = 256
+# ... and its products are cut into this many parts whatever the thread count, so that its outputs are the same
+# bits on 1, 2, 3 or 5 threads (cut by the thread count, they differed by up to 2.3e-6).
+LONG_SEQUENCE_PARTS = 4
+
+# ---- products (functional.linear) ----
+# Below this many rows (tokens), linear computes W xᵀ: OpenBLAS is ~2x faster at it with few rows (16 rows of
+# 384 -> 1536: 128 against 302 us); from 64 rows on x Wᵀ is as fast or faster.
+FEW_ROWS = 64
+# A product is shared among threads in parts of at least this many multiply-adds (~0.2 ms of work).
+MIN_PART_MACS = 1 << 22
+
+# ---- elementwise work (functional.apply_elementwise, functional._gelu_float32) ----
+# Pieces of 1 MiB of float32, the fastest measured; 2^14 pays more Python per element.
+CHUNK_ELEMENTS = 1 << 18
+# Below this, handing a piece to a thread costs more than it saves (GELU on 16 x 1536: 344 us on two threads
+# against 404-498 us in one call).
+MIN_PIECE_ELEMENTS = 1 << 13
+# The float32 GELU's scratch arrays: 256 KiB of float32 each; 2^14 pays more Python per element.
+GELU_CHUNK_ELEMENTS = 1 << 16

@@ -1,0 +1,54 @@
+"""attention.py: the fast attention (cache-sized blocks shared among threads) against its plain reference form."""
+
+import numpy as np
+import pytest
+
+from minibert import attention as attention_module
+from minibert.attention import attention, attention_reference
+from minibert.parallel import budget
+from minibert.trace import Trace
+
+
+def random_heads(B, N, S, D, dtype, padded):
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((B, N, S, D)).astype(dtype)
+    k_t = rng.standard_normal((B, N, D, S)).astype(dtype)
+    v = rng.standard_normal((B, N, S, D)).astype(dtype)
+    mask = np.zeros((B, 1, 1, S), dtype)
+    if padded:
+        mask[1:, ..., S // 2 :] = np.finfo(dtype).min  # every row but the first is half padding
+    return q, k_t, v, mask
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("block_scores", [1 << 16, 64])
+def test_attention_in_blocks_on_threads_equals_the_reference_bit_for_bit(dtype, threads, block_scores, monkeypatch):
+    monkeypatch.setattr(attention_module, "ATTENTION_BLOCK_SCORES", block_scores)  # 64: one head per block
+    q, k_t, v, mask = random_heads(3, 4, 24, 8, dtype, padded=True)
+    expected_context, expected_probs = attention_reference(q, k_t, v, mask)
+    with budget(threads):
+        context, probs = attention(q, k_t, v, mask)
+    np.testing.assert_array_equal(context, expected_context)
+    np.testing.assert_array_equal(probs, expected_probs)
+
+
+def test_a_traced_attention_keeps_the_same_scores_and_probs_as_the_reference():
+    q, k_t, v, mask = random_heads(2, 3, 10, 4, np.float32, padded=True)
+    fast, plain = {}, {}
+    attention(q, k_t, v, mask, Trace(fast))
+    attention_reference(q, k_t, v, mask, Trace(plain))
+    assert list(fast) == list(plain) == ["scores", "probs"]
+    for name in plain:
+        np.testing.assert_array_equal(fast[name], plain[name], err_msg=name)
+
+
+def test_the_reference_is_the_formula():
+    """softmax(Q Kᵀ / sqrt(D) + mask) V, written out with np.exp in float64."""
+    q, k_t, v, mask = random_heads(2, 2, 6, 4, np.float64, padded=True)
+    scores = np.einsum("bnsd,bndt->bnst", q, k_t) / np.sqrt(4) + mask
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    context, probs = attention_reference(q, k_t, v, mask)
+    np.testing.assert_allclose(probs, weights, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(context, weights @ v, rtol=1e-12, atol=1e-15)
