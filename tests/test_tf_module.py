@@ -14,7 +14,9 @@ import pytest
 from support.hostile_files import tf_bundle
 
 import minibert
+from minibert.cli import main
 from minibert.errors import CheckpointError, ConfigError
+from minibert.explainer.page import read_page_data
 from minibert.formats.saved_model import read_checkpoint_object_graph, read_inference_graph
 from minibert.formats.tf_checkpoint import load_tf_checkpoint
 from minibert.tf_module import FROM_GRAPH, module_config
@@ -274,3 +276,78 @@ def test_symlinked_variables_folder_is_followed_as_symlinked_shards_are(tmp_path
     data.symlink_to("/proc/self/mem")
     with pytest.raises(CheckpointError, match="not a regular file"):
         minibert.BertModel.from_pretrained(directory)
+
+
+# Every command that takes --model.
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_explain_on_a_module_says_which_activation_runs_and_gives_tensorflows_pooled_output(name, capsys, tmp_path):
+    """explain with --plot and --html: the module's own pooled_output for its first text, and the page and the text
+    both name the activation and that it came from the module's graph."""
+    pytest.importorskip("matplotlib")
+    outputs = golden(name)
+    text = str(outputs["batch_texts"][0])
+    page, plot = tmp_path / "page.html", tmp_path / "plot.png"
+    code, out, err = cli(capsys, "explain", text, "--model", TF_HUB / name, "--plot", plot, "--html", page)
+    assert code == 0, err
+    assert (
+        f"activation: gelu_new (GELU's tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), from {FROM_GRAPH}"
+        in out
+    )
+    assert plot.stat().st_size > 0
+    data = read_page_data(page.read_text(encoding="utf-8"))
+    assert data["config"]["hidden_act"] == "gelu_new" and data["config"]["hidden_act_source"] == FROM_GRAPH
+    np.testing.assert_allclose(
+        data["explain"]["pooler_output"], outputs["batch_pooled_output"][0], rtol=0, atol=FLOAT32_TOLERANCE
+    )
+
+
+def test_explain_hidden_act_override_runs_the_exact_gelu_and_says_so(capsys):
+    outputs = golden("tf1_uncased")
+    text = str(outputs["batch_texts"][0])
+    code, out, _ = cli(capsys, "explain", text, "--model", TF_HUB / "tf1_uncased", "--hidden-act", "gelu", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["hidden_act"] == "gelu" and report["hidden_act_source"] == "the override hidden_act='gelu'"
+    np.testing.assert_allclose(
+        report["pooler_output"], outputs["batch_pooled_output_erf"][0], rtol=0, atol=FLOAT32_TOLERANCE
+    )
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_run_on_a_module_writes_tensorflows_outputs(name, capsys, tmp_path):
+    outputs = golden(name)
+    path = tmp_path / "out.npz"
+    texts = [str(text) for text in outputs["batch_texts"]]
+    code, _, err = cli(
+        capsys, "run", *texts, "--model", TF_HUB / name, "--which", "last_hidden_state,pooler_output", "--output", path
+    )
+    assert code == 0, err
+    with np.load(path) as written:
+        np.testing.assert_array_equal(written["input_ids"], outputs["batch_input_ids"])
+        np.testing.assert_allclose(
+            written["pooler_output"], outputs["batch_pooled_output"], rtol=0, atol=FLOAT32_TOLERANCE
+        )
+        np.testing.assert_allclose(
+            written["last_hidden_state"], outputs["batch_sequence_output"], rtol=0, atol=FLOAT32_TOLERANCE
+        )
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_trace_on_a_module_ends_in_tensorflows_pooled_output(name, capsys, tmp_path):
+    outputs = golden(name)
+    text, pair = str(outputs["pair_texts_a"][0]), str(outputs["pair_texts_b"][0])
+    path = tmp_path / "trace.npz"
+    code, _, err = cli(capsys, "trace", text, "--pair", pair, "--model", TF_HUB / name, "--output", path)
+    assert code == 0, err
+    with np.load(path) as trace:
+        np.testing.assert_allclose(
+            trace["pooler.activation"][0], outputs["pair_pooled_output"][0], rtol=0, atol=FLOAT32_TOLERANCE
+        )

@@ -130,7 +130,8 @@
     }
     const name = DATA.name.split(/[\\/]/).filter(Boolean).slice(-2).join("/");
     document.getElementById("meta").textContent = [name, L + " layers × " + N + " heads", "hidden size " + C.hidden_size,
-      S + " tokens", E.dtype, "one traced forward pass"].join(" · ");
+      "activation " + C.hidden_act + " (from " + C.hidden_act_source + ")", S + " tokens", E.dtype,
+      "one traced forward pass"].join(" · ");
     const box = document.getElementById("tokens");
     E.tokens.forEach((t, i) => {
       const s = document.createElement("span");
