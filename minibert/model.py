@@ -57,13 +57,12 @@ def bert_embeddings(
 
 
 def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype, value: float | None = None) -> np.ndarray:
-    """0 where a token may be attended to, `value` where not (None: the dtype's most negative number, as transformers;
-    Google's TF graphs add -10000.0, config.attention_mask_value). [B, S] -> [B, 1, 1, S]
+    """0 where a token may be attended to, `value` where not (None: finfo.min). [B, S] -> [B, 1, 1, S]
 
     A row whose mask is all 0 (only padding) is no error: all its scores become exactly finfo.min, its softmax is
     uniform, its outputs finite and meaningless, and equal to transformers' eager ones (tests/test_bad_inputs.py)."""
     # transformers adds finfo(dtype).min rather than -inf, so that a row whose keys are all padding gets equal
-    # scores (a uniform softmax) instead of NaN. Padded positions then match transformers too.
+    # scores (a uniform softmax) instead of NaN; padded positions match too. Google's TF graphs add -10000.0 instead.
     # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/masking_utils.py#L615-L617
     mask = np.where(attention_mask[:, None, None, :] != 0, 0.0, np.finfo(dtype).min if value is None else value)
     return mask.astype(dtype, copy=False)  # [B, 1, 1, S]
