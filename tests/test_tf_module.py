@@ -351,3 +351,28 @@ def test_trace_on_a_module_ends_in_tensorflows_pooled_output(name, capsys, tmp_p
         np.testing.assert_allclose(
             trace["pooler.activation"][0], outputs["pair_pooled_output"][0], rtol=0, atol=FLOAT32_TOLERANCE
         )
+
+
+# all-MiniLM-L6-v2's real weights in both layouts, built by the tffix branch's weights/make_tf_hub_real.py with real
+# TensorFlow (about 190 MB, not committed): checked where they are, skipped elsewhere.
+TF_HUB_REAL = Path("/work/tfhub-real")
+
+
+@pytest.mark.parametrize("name", ["tf1_minilm", "tf2_minilm"])
+@pytest.mark.skipif(not TF_HUB_REAL.is_dir(), reason="the real-weights TF Hub artifacts are not on this machine")
+def test_real_weights_modules_match_tensorflow_and_not_the_exact_gelu(name):
+    outputs = np.load(TF_HUB_REAL / f"{name}_outputs.npz")
+    model = minibert.BertModel.from_pretrained(TF_HUB_REAL / name)
+    tokenizer = minibert.Tokenizer.from_pretrained(TF_HUB_REAL / name)
+    assert model.config.num_attention_heads == 12 and model.config.hidden_act_source == FROM_GRAPH
+    for kind in ("batch", "pair"):
+        if kind == "batch":
+            encoded = tokenizer([str(t) for t in outputs["batch_texts"]])
+        else:
+            encoded = tokenizer([str(t) for t in outputs["pair_texts_a"]], [str(t) for t in outputs["pair_texts_b"]])
+        np.testing.assert_array_equal(encoded["input_ids"], outputs[f"{kind}_input_ids"])
+        out = run(model, outputs, kind)
+        np.testing.assert_allclose(out.pooler_output, outputs[f"{kind}_pooled_output"], atol=FLOAT32_TOLERANCE)
+        np.testing.assert_allclose(out.last_hidden_state, outputs[f"{kind}_sequence_output"], atol=FLOAT32_TOLERANCE)
+    exact = run(minibert.BertModel.from_pretrained(TF_HUB_REAL / name, hidden_act="gelu"), outputs, "batch")
+    assert np.abs(exact.last_hidden_state - outputs["batch_sequence_output"]).max() > 1e-3
