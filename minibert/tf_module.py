@@ -231,9 +231,10 @@ def _tf2_sizes(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
 
 def _shape(shapes: dict[str, tuple[int, ...]], name: str, rank: int) -> tuple[int, ...]:
     if name not in shapes or len(shapes[name]) != rank:
-        found = quote(shapes[name]) if name in shapes else "no such variable"
+        found = f"shape {quote(shapes[name])}" if name in shapes else "no such variable"
         raise CheckpointError(
-            f"the module's variable {name!r} is needed with {rank} dimensions to read the config; found {found}"
+            f"{SAVED_MODEL_VARIABLES}: the module's variable {name!r} is needed with {rank} dimensions to read the "
+            f"config; found {found}. The module is not a whole BERT (write its config.json beside saved_model.pb)"
         )
     return shapes[name]
 
