@@ -53,7 +53,7 @@ BAD_COMMAND_LINES = {
     "unreadable config.json": (["explain", "hi", "--model", "{unreadable}"], "config.json: cannot be read"),
     "missing --input file": (["run", "--input", "{tmp}/absent.txt", "--model", "{minilm}"], "absent.txt: no such file"),
     "--input a directory": (["run", "--input", "{tmp}", "--model", "{minilm}"], "cannot be read (Is a directory)"),
-    # A missing folder of an output is created (issue 15 chose embed's rule for every command); a file on the way isn't
+    # A missing folder of an output is created, embed's rule for every command; a file on the way isn't
     "output under a file": (
         ["run", "hi", "--model", "{minilm}", "--output", "{minilm}/config.json/out.npy"],
         "{minilm}/config.json is a file, so it cannot hold a folder or file",

@@ -203,7 +203,7 @@ def test_directory_without_tokenizer_files_is_checkpoint_error(tmp_path):
         minibert.Tokenizer.from_pretrained(copy_checkpoint(tmp_path))
 
 
-# A model argument that is neither a path nor a hub id (review P1.4).
+# A model argument that is neither a path nor a hub id.
 
 
 @pytest.mark.parametrize("model", [None, 5, 3.5, ["org/name"], b"org/name"])

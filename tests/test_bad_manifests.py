@@ -10,7 +10,7 @@ import pytest
 import minibert
 from minibert import InputError
 
-# Damaged embedding manifests (review P1.4).
+# Damaged embedding manifests.
 
 
 MANIFESTS = {

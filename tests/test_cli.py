@@ -238,7 +238,7 @@ BAD = [  # (argv with {model}, {tmp} and {nopooler} filled in, words the message
     (["explain", "x", "--model", "{model}", "--values", "0"], "at least 1, found 0"),
     (["explain", "x", "--model", "{model}", "--dtype", "float16"], "invalid choice: 'float16'"),
     (["explain", "x", "--model", "{model}", "--plot", "{tmp}/a.jpg"], "ending in .png"),
-    # A missing folder of an output is created now, as `embed` does (issue 15 chose that rule); a file on the way is not
+    # A missing folder of an output is created now, as `embed` does; a file on the way is not
     (["explain", "x", "--model", "{model}", "--plot", "{tmp}/latin1.txt/a.png"], "latin1.txt is a file"),
     (["explain", "x", "--model", "{nopooler}"], "no pooler weights"),
     (["run", "--model", "{model}"], "no text given"),
@@ -303,7 +303,7 @@ def test_importing_minibert_and_its_cli_pulls_in_no_matplotlib():
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
 
 
-# ---- issue 15: what a new user trips on ----
+# ---- what a new user trips on ----
 
 LONG_TEXT = "word " * 700  # 702 tokens with [CLS] and [SEP]: more than MiniLM's 512 positions
 

@@ -13,7 +13,7 @@ from minibert.cli import main
 from minibert.embed import job, read_manifest
 
 # The job batches and pads differently from one SentenceEncoder.encode call over all texts (per partition, shortest
-# first), so float32 sums may differ by an ulp or so; 1e-6 is the bound the job promises (issue 9).
+# first), so float32 sums may differ by an ulp or so; 1e-6 is the bound the job promises.
 EMBED_TOL = 1e-6
 PARTITION_SIZE = 1024  # bytes: the 120-line corpus makes ~8 partitions, so every test crosses partition boundaries
 N_LINES = 120
@@ -395,7 +395,7 @@ def test_a_manifest_of_another_run_without_shards_is_replaced(tmp_path):
     assert report.rows == 7 and read_embeddings(out).shape == (7, 32)
 
 
-# What a user of `minibert embed` sees (issue 15): the tiny model keeps these fast.
+# What a user of `minibert embed` sees: the tiny model keeps these fast.
 
 
 @pytest.fixture

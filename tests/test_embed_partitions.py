@@ -28,7 +28,7 @@ def test_partitions_hold_every_line_exactly_once(tmp_path_factory, lines, traili
 
 
 def test_automatic_partition_size_is_a_sixteenth_within_4k_and_1m():
-    assert auto_partition_size(229_000) == 14_313  # the 3,000-line corpus of issue 15: 16 partitions, not 1
+    assert auto_partition_size(229_000) == 14_313  # a 3,000-line corpus: 16 partitions, not 1
     assert auto_partition_size(64 << 10) == 4 << 10
     assert auto_partition_size(20_000) == 4 << 10  # ~5 partitions of ~1.5 s each
     assert auto_partition_size(1 << 30) == 1 << 20  # 1,024 partitions of 1 MiB

@@ -27,7 +27,7 @@ moto_server = pytest.importorskip("moto.server")
 
 BUCKET = "minibert-test"
 # Batches and BLAS threads differ between runs (batch_size, one thread per Dask worker); float32 sums may move by an
-# ulp or so. The bound the job promises (issue 9), as in test_embed.py.
+# ulp or so. The bound the job promises, as in test_embed.py.
 EMBED_TOL = 1e-6
 TIMEOUTS = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}  # bounded, even if moto hangs
 LINES = [f"{TINY_LINES[i % len(TINY_LINES)]} {i}" for i in range(400)]  # ~9 KB

@@ -1,4 +1,4 @@
-"""The arrangements made for speed (issue 6) compute what the plain formulas compute.
+"""The arrangements made for speed compute what the plain formulas compute.
 
 linear switches to W xᵀ below FEW_ROWS rows, activations run in pieces on a thread pool, erf gathers its intervals
 by index, LayerNorm and GELU work in place: each is checked here against the straightforward expression. The

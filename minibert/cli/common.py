@@ -180,3 +180,27 @@ def encode_text_and_pair(args, model, tokenizer) -> dict:
     pairs = None if args.pair is None else [args.pair]
     label = "the text" + (" and its --pair" if pairs else "")
     return encode(args, model, tokenizer, [args.text], pairs, labels=[label])
+
+
+def add_command(commands, name: str, *, help: str, description: str, examples: list[str], run) -> Parser:
+    """One subcommand's parser, with its one-line help, description and examples, every option's default shown.
+    `args.run` is the function that runs it and `args.parser` this parser (to read its defaults back)."""
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=HelpFormatter,
+    )
+    parser.set_defaults(run=run, parser=parser)
+    return parser
+
+
+def add_text_and_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    """The one text of explain and trace, --model and --dtype, its --pair, and --max-length."""
+    parser.add_argument("text", help="the text to run")
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--pair", metavar="TEXT", help="a second text, for a sentence pair (default: one text, no pair)"
+    )
+    add_max_length_argument(parser, pair=True)

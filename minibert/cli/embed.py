@@ -6,7 +6,7 @@ import sys
 from ..embed import EmbedInterrupted, embed_file, output_paths
 from ..embed.cluster import start_client
 from ..sentence import BATCH_SIZE
-from .common import HelpFormatter, byte_size, positive_int
+from .common import add_command, byte_size, positive_int
 
 
 def run(args) -> int:
@@ -67,20 +67,21 @@ def partition_size(text: str) -> int | None:
 
 def add_parser(commands) -> None:
     """`minibert embed`: a corpus, one row per line, resumable, in-process or on Dask."""
-    embed = commands.add_parser(
+    embed = add_command(
+        commands,
         "embed",
         help="embed every line of a text or JSONL file (resumable; Dask optional)",
         description="Embed every line of a text file (one text a line) or a JSONL file with a sentence-transformers\n"
         "model: one float32 row per input line, in input order. Bad lines (empty, not UTF-8, JSON without --field)\n"
         "become rows of NaN, listed on stderr and in the manifest. The input is cut into partitions, each written\n"
         "as one shard, atomically; after Ctrl-C or a lost machine, the same command resumes where it stopped.",
-        epilog="examples:\n"
-        "  minibert embed corpus.txt --output corpus.npy --model DIR\n"
-        "  minibert embed docs.jsonl --output docs-emb/ --model DIR --field body --batch-size 64\n"
-        "  minibert embed corpus.txt --output corpus-emb/ --model DIR --workers 4\n"
-        "  minibert embed s3://bucket/corpus.txt --output s3://bucket/emb/ --model /shared/minilm "
-        "--scheduler tcp://host:8786",
-        formatter_class=HelpFormatter,
+        examples=[
+            "minibert embed corpus.txt --output corpus.npy --model DIR",
+            "minibert embed docs.jsonl --output docs-emb/ --model DIR --field body --batch-size 64",
+            "minibert embed corpus.txt --output corpus-emb/ --model DIR --workers 4",
+            "minibert embed s3://bucket/corpus.txt --output s3://bucket/emb/ --model /shared/minilm --scheduler tcp://host:8786",
+        ],
+        run=run,
     )
     embed.add_argument("input", help="a text file (one text a line) or JSONL (.jsonl/.ndjson, or --format jsonl)")
     embed.add_argument(
@@ -119,4 +120,3 @@ def add_parser(commands) -> None:
     )
     where.add_argument("--scheduler", help="use a running Dask cluster, e.g. tcp://host:8786")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
-    embed.set_defaults(run=run, parser=embed)

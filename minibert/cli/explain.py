@@ -11,9 +11,8 @@ from ..explainer.plot import plot_explanation, require_matplotlib
 from ..explainer.report import ACTIVATION_FORMULAS
 from ..files import check_writable
 from .common import (
-    HelpFormatter,
-    add_max_length_argument,
-    add_model_arguments,
+    add_command,
+    add_text_and_pair_arguments,
     aligned,
     check_text_and_pair,
     encode_text_and_pair,
@@ -109,22 +108,19 @@ def run(args) -> int:
 
 def add_parser(commands) -> None:
     """`minibert explain`: the pooled output, step by step, as text, JSON, a picture or a page."""
-    explain_ = commands.add_parser(
+    explain_ = add_command(
+        commands,
         "explain",
         help="show how the pooled output is made from token 0's hidden state",
         description="Run one text and show, with numbers, how pooler_output = tanh(W h0 + b) is made from\n"
         "token 0's last hidden state h0; check it by recomputing it by hand; optionally draw it.",
-        epilog="examples:\n"
-        "  minibert explain 'Why is the pooled output different?' --model DIR --plot pooled.png\n"
-        "  minibert explain 'first part' --pair 'second part' --model DIR --json",
-        formatter_class=HelpFormatter,
+        examples=[
+            "minibert explain 'Why is the pooled output different?' --model DIR --plot pooled.png",
+            "minibert explain 'first part' --pair 'second part' --model DIR --json",
+        ],
+        run=run,
     )
-    explain_.add_argument("text", help="the text to run")
-    add_model_arguments(explain_)
-    explain_.add_argument(
-        "--pair", metavar="TEXT", help="a second text, for a sentence pair (default: one text, no pair)"
-    )
-    add_max_length_argument(explain_, pair=True)
+    add_text_and_pair_arguments(explain_)
     explain_.add_argument(
         "--values", type=positive_int, default=6, metavar="N", help="leading values of each vector to print"
     )
@@ -144,4 +140,3 @@ def add_parser(commands) -> None:
         "--layer", type=int, help="the layer whose attention --plot draws, from 0 (default: the last)"
     )
     explain_.add_argument("--head", type=int, help="the head whose attention --plot draws, from 0 (default: 0)")
-    explain_.set_defaults(run=run)

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import InputError
 from ..files import check_writable, write_atomically
 from .common import (
-    HelpFormatter,
+    add_command,
     add_max_length_argument,
     add_model_arguments,
     aligned,
@@ -94,15 +94,17 @@ def run(args) -> int:
 
 def add_parser(commands) -> None:
     """`minibert run`: plain inference on texts, printed or written to .npy/.npz."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "run",
         help="run the model on texts; print the outputs or write them to .npy/.npz",
         description="Plain inference on one or more texts (padded to the longest). Without --output, prints the\n"
         "shapes and the first values; with --output, writes the arrays atomically (a complete file or none).",
-        epilog="examples:\n"
-        "  minibert run 'first text' 'second text' --model DIR --which pooler_output --output out.npy\n"
-        "  minibert run --input texts.txt --model DIR --which last_hidden_state,hidden_states --output out.npz",
-        formatter_class=HelpFormatter,
+        examples=[
+            "minibert run 'first text' 'second text' --model DIR --which pooler_output --output out.npy",
+            "minibert run --input texts.txt --model DIR --which last_hidden_state,hidden_states --output out.npz",
+        ],
+        run=run,
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to run (or use --input)")
     parser.add_argument(
@@ -128,4 +130,3 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--values", type=positive_int, default=6, metavar="N", help="leading values to print without --output"
     )
-    parser.set_defaults(run=run)

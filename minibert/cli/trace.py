@@ -5,9 +5,8 @@ import numpy as np
 from ..errors import InputError
 from ..files import check_writable, write_atomically
 from .common import (
-    HelpFormatter,
-    add_max_length_argument,
-    add_model_arguments,
+    add_command,
+    add_text_and_pair_arguments,
     check_text_and_pair,
     encode_text_and_pair,
     load,
@@ -45,21 +44,20 @@ def run(args) -> int:
 
 def add_parser(commands) -> None:
     """`minibert trace`: every named intermediate of the forward pass."""
-    trace = commands.add_parser(
+    trace = add_command(
+        commands,
         "trace",
         help="every intermediate of the forward pass, by name, with its shape",
         description="Run one text and list every intermediate of the forward pass, named after the checkpoint's\n"
         "modules (embeddings.LayerNorm, encoder.layer.3.attention.self.probs, pooler.dense, ...), with its shape\n"
         "and first values; or write them all to an .npz file.",
-        epilog="examples:\n"
-        "  minibert trace 'Some text.' --model DIR --match encoder.layer.3.\n"
-        "  minibert trace 'Some text.' --model DIR --output trace.npz",
-        formatter_class=HelpFormatter,
+        examples=[
+            "minibert trace 'Some text.' --model DIR --match encoder.layer.3.",
+            "minibert trace 'Some text.' --model DIR --output trace.npz",
+        ],
+        run=run,
     )
-    trace.add_argument("text", help="the text to run")
-    add_model_arguments(trace)
-    trace.add_argument("--pair", metavar="TEXT", help="a second text, for a sentence pair (default: one text, no pair)")
-    add_max_length_argument(trace, pair=True)
+    add_text_and_pair_arguments(trace)
     trace.add_argument(
         "--match", metavar="SUBSTRING", help="only the names containing this, e.g. 'layer.3.' (default: all names)"
     )
@@ -70,4 +68,3 @@ def add_parser(commands) -> None:
         "(default: print each array's shape and first values)",
     )
     trace.add_argument("--values", type=positive_int, default=4, metavar="N", help="leading values to print")
-    trace.set_defaults(run=run)
