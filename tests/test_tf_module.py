@@ -376,3 +376,17 @@ def test_real_weights_modules_match_tensorflow_and_not_the_exact_gelu(name):
         np.testing.assert_allclose(out.last_hidden_state, outputs[f"{kind}_sequence_output"], atol=FLOAT32_TOLERANCE)
     exact = run(minibert.BertModel.from_pretrained(TF_HUB_REAL / name, hidden_act="gelu"), outputs, "batch")
     assert np.abs(exact.last_hidden_state - outputs["batch_sequence_output"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("command", ["run", "trace"])
+def test_hidden_act_flag_on_run_and_trace_gives_the_exact_gelus_outputs(command, capsys, tmp_path):
+    outputs = golden("tf1_uncased")
+    text = str(outputs["batch_texts"][0])
+    path = tmp_path / "out.npz"
+    extra = ["--which", "pooler_output"] if command == "run" else ["--match", "pooler."]
+    argv = [command, text, "--model", TF_HUB / "tf1_uncased", "--hidden-act", "gelu", *extra, "--output", path]
+    assert cli(capsys, *argv)[0] == 0
+    with np.load(path) as written:
+        pooled = written["pooler_output"] if command == "run" else written["pooler.activation"]
+    np.testing.assert_allclose(pooled[0], outputs["batch_pooled_output_erf"][0], rtol=0, atol=FLOAT32_TOLERANCE)
+    assert np.abs(pooled[0] - outputs["batch_pooled_output"][0]).max() > OTHER_GELU_AT_LEAST
