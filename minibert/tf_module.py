@@ -46,7 +46,7 @@ _OTHER_ARCHITECTURES = [
     (re.compile(r"(bert/encoder/)?transformer/group_\d+/inner_group_\d+/.*|.*embedding_hidden_mapping_in.*"), "ALBERT"),
     (re.compile(r"electra/.*|discriminator_predictions/.*|generator_predictions/.*"), "ELECTRA"),
     (re.compile(r"embedding_projection/.*"), "an encoder with factorized embeddings (ALBERT or a small ELECTRA)"),
-    (re.compile(r"(roberta|distilbert|xlnet|model)/.*"), "not a BERT"),
+    (re.compile(r"(roberta|distilbert|xlnet)/.*"), "another architecture"),
 ]
 
 # TF Model Garden's BertEncoder variables (Keras names, from the checkpoint's object graph) -> transformers' names,
