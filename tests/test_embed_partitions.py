@@ -35,8 +35,8 @@ def test_automatic_partition_size_is_a_sixteenth_within_4k_and_1m():
 
 
 def test_a_3000_line_corpus_makes_16_partitions(tmp_path):
-    from embed_corpus import mixed_lines, write_lines
-    from helpers import minilm_dir
+    from support.embed_corpus import mixed_lines, write_lines
+    from support.helpers import minilm_dir
 
     path = write_lines(tmp_path / "corpus.txt", mixed_lines(minilm_dir(), 3000, seed=5))
     size = path.stat().st_size
