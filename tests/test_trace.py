@@ -14,6 +14,11 @@ TEXTS = ["Why is the pooled output different?", "A second, longer sentence, so t
 # ~200 on MiniLM's outlier dimensions, where one float32 ulp (1.5e-5) already exceeds F32_TOL. Float32 therefore also
 # allows 1e-6 of the value itself (8 ulp); seen: 3.6e-7 beyond F32_TOL. Float64 keeps the absolute F64_TOL alone.
 F32_RTOL = 1e-6
+# Where a float32 value of ours is further than that from transformers' float32 one, both are roundings of the same
+# sums, by different kernels: ours must then be as close to the exact value (transformers in float64) as theirs is,
+# within the same bound. Seen on OpenBLAS's SkylakeX kernel (AMD Zen 4): encoder.layer.5.output.dense, 6.5347,
+# 2.5e-5 from transformers' float32 value, where ours is 1.66e-5 from float64 and theirs 1.46e-5 (the Haswell kernel
+# keeps within F32_RTOL).
 
 # Traced names that are not the output of a transformers module, and what to compare them with instead.
 NOT_MODULES = ("scores", "first_token")  # scores: inside eager_attention_forward (a function); first_token: a slice
@@ -65,6 +70,7 @@ def test_every_traced_intermediate_matches_the_transformers_module_of_that_name(
     assert not inputs["attention_mask"].all(), "the inputs must include padding, to test the masking"
     out, trace = minibert.BertModel.from_pretrained(minilm_dir(), dtype=dtype).trace(**inputs)
     theirs = hooked_transformers_outputs(torch.float32 if dtype == np.float32 else torch.float64, inputs)
+    exact = hooked_transformers_outputs(torch.float64, inputs) if dtype == np.float32 else theirs
 
     compared = [name for name in trace if name in theirs]
     not_compared = {name for name in trace if name not in theirs}
@@ -72,18 +78,23 @@ def test_every_traced_intermediate_matches_the_transformers_module_of_that_name(
     assert not_compared == {n for n in trace if n.rsplit(".", 1)[-1] in NOT_MODULES}
     assert len(compared) == len(trace) - 6 - 1 == 72
     for name in compared:  # forward order, so the first failure is where the two start to diverge
-        ours, expected = trace[name], theirs[name]
+        ours, expected, truth = trace[name], theirs[name], exact[name]
         assert ours.shape == expected.shape, f"{name}: shape {ours.shape}, transformers {expected.shape}"
         assert ours.dtype == dtype, f"{name}: dtype {ours.dtype}"
         if dtype == np.float32:  # padded positions agree only loosely in float32; compare the real tokens
-            ours = real_token_rows(name, ours, inputs["attention_mask"])
-            expected = real_token_rows(name, expected, inputs["attention_mask"])
-        diff = np.abs(ours.astype(np.float64) - expected)
+            ours, expected, truth = (
+                real_token_rows(name, a, inputs["attention_mask"]) for a in (ours, expected, truth)
+            )
+        ours = ours.astype(np.float64)
         allowed = tol + rtol * np.abs(expected)
+        diff = np.abs(ours - expected)
+        # Beyond the bound from transformers' float32 value, ours must be no further from the exact value than theirs.
+        diff = np.where(diff <= allowed, diff, np.abs(ours - truth) - np.abs(expected.astype(np.float64) - truth))
         worst = np.unravel_index(np.argmax(diff - allowed), diff.shape)
         assert diff[worst] <= allowed[worst], (
-            f"{name} is the first traced tensor off from transformers: {ours[worst]} vs {expected[worst]}, "
-            f"off by {diff[worst]:.3g} where {allowed[worst]:.3g} is allowed"
+            f"{name} is the first traced tensor off from transformers: {ours[worst]} vs {expected[worst]} "
+            f"(float64: {truth[worst]}), off by {diff[worst]:.3g} beyond transformers' own rounding where "
+            f"{allowed[worst]:.3g} is allowed"
         )
 
 
