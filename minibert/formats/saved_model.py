@@ -387,7 +387,9 @@ def attr(node: Node, key: str, path: Path):
             if n in (3, 6):
                 return _int64(reader.number(w, v, what))
             if n == 4:
-                return struct.unpack("<f", reader.number(w, v, what).to_bytes(4, "little"))[0]
+                if w != 5:
+                    raise reader.error(f"{what} is a float of the wrong wire type ({w}); the file is corrupt")
+                return struct.unpack("<f", v.to_bytes(4, "little"))[0]
             if n == 5:
                 return bool(reader.number(w, v, what))
             if n == 8:
@@ -434,13 +436,16 @@ def tensor_value(reader: _Reader, buf: memoryview, what: str) -> np.ndarray | li
         return np.frombuffer(content, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     if len(values) not in (0, 1, numel):
         raise reader.error(f"{what}: {len(values)} values for shape {quote(shape)}; it is corrupt")
-    if dtype.kind == "f" and dtype_code != 19:  # float_val / double_val hold floats; half_val holds bits
-        array = np.array(values, dtype=np.float64 if dtype.itemsize == 8 else np.float32)
-    else:
-        array = np.array([_int64(v) for v in values], dtype=np.int64)
+    if not values:  # proto3: a tensor whose values are all zero may hold none
+        return np.zeros(shape, dtype)
+    if any(isinstance(v, float) for v in values):  # float_val, double_val
+        array = np.array(values, dtype=np.float64)
+    else:  # int_val, int64_val, bool_val; half_val holds a float16's bits
+        array = np.array([_int64(int(v)) for v in values], dtype=np.int64)
         if dtype_code == 19:
             array = array.astype(np.uint16).view(np.float16)
-    array = array.astype(dtype) if len(values) else np.zeros(1, dtype)
+    with np.errstate(all="ignore"):  # a value out of the dtype's range wraps or saturates, as TensorFlow's cast
+        array = array.astype(dtype)
     return (array if len(values) == numel else np.full(numel, array[0], dtype)).reshape(shape)
 
 
@@ -467,15 +472,16 @@ def _scalars(reader: _Reader, number: int, wire_type: int, value, what: str) -> 
     """The values of a repeated numeric field, packed (wire type 2) or one per field; floats as floats."""
     fixed = {5: "<f", 6: "<d"}.get(number)
     if wire_type != 2:
+        if fixed and wire_type != {5: 5, 6: 1}[number]:
+            raise reader.error(f"{what}: field {number} has the wrong wire type ({wire_type}); it is corrupt")
         if fixed:
-            size = struct.calcsize(fixed)
-            return [struct.unpack(fixed, value.to_bytes(size, "little"))[0]]
+            return [struct.unpack(fixed, value.to_bytes(struct.calcsize(fixed), "little"))[0]]
         return [value]
     data = bytes(value)
     if fixed:
         if len(data) % struct.calcsize(fixed):
             raise reader.error(f"{what}: packed values of {len(data)} bytes; it is corrupt")
-        return list(np.frombuffer(data, fixed).astype(float))
+        return [float(v) for v in np.frombuffer(data, fixed)]
     values, pos = [], 0
     while pos < len(data):
         item, pos = _read_varint(data, pos, reader.path)

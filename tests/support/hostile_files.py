@@ -877,6 +877,19 @@ def saved_model_cases(d: Path) -> list[Case]:
         "saved_model_shape_const_of_1e12_elements",
         saved_model=edit_messages(honest, (2, 2), lambda g: g + field_bytes(1, huge) + field_bytes(1, reshape)),
     )
+    # The same reshape with an empty shape constant: read, found to say nothing about the heads, and passed over.
+    empty = node_def(shape_name, "Const", value=int_tensor_attr([0], []))
+    case(
+        "saved_model_empty_shape_const",
+        saved_model=edit_messages(honest, (2, 2), lambda g: g + field_bytes(1, empty) + field_bytes(1, reshape)),
+        expect="load",
+    )
+    # A float attribute (a fused LayerNorm's epsilon) written as a fixed64 where protobuf has a fixed32.
+    fused = node_def("bert/embeddings/LayerNorm/fused", "FusedBatchNormV3", epsilon=varint(4 << 3 | 1) + bytes(8))
+    case(
+        "saved_model_float_attribute_of_the_wrong_wire_type",
+        saved_model=edit_messages(honest, (2, 2), lambda g: g + field_bytes(1, fused)),
+    )
     # An attribute nested 10,000 deep (NameAttrList in AttrValue.func, again and again): never read, so harmless.
     deep = b""
     for _ in range(10_000):
@@ -1019,6 +1032,7 @@ REASONS = {
     "saved_model_graph_claims_1e9_bytes_of_nodes": "runs past its record",
     "saved_model_shape_const_of_1e12_elements": "constants of at most 4096 elements",
     "saved_model_only_train_graphs": "tag set without 'train'",
+    "saved_model_float_attribute_of_the_wrong_wire_type": "a float of the wrong wire type",
     "saved_model_object_graph_child_outside": "refers to node 1000000",
     "checkpoint_object_graph_child_outside": "refers to node 1000000",
     "checkpoint_object_graph_cycle": "no 'do_lower_case' variable",
