@@ -7,11 +7,11 @@ variables checkpoint's `_CHECKPOINTABLE_OBJECT_GRAPH`).
 
 Both a TF1 Hub module (hub.Module's format: saved_model.pb with a tag set for inference and one with "train",
 tfhub_module.pb, variables/, assets/) and a TF2 SavedModel (tf.saved_model.save: functions in the graph's library, an
-object graph) are SavedModels. The messages and their field numbers are TensorFlow's, at the commit below:
-https://github.com/tensorflow/tensorflow/tree/v2.18.0/tensorflow/core/protobuf saved_model.proto, meta_graph.proto,
+object graph) are SavedModels. The messages and their field numbers are TensorFlow's (fields are never renumbered):
+https://github.com/tensorflow/tensorflow/tree/master/tensorflow/core/protobuf saved_model.proto, meta_graph.proto,
 saved_object_graph.proto, trackable_object_graph.proto, and .../core/framework graph.proto, node_def.proto,
 function.proto, attr_value.proto, tensor.proto, tensor_shape.proto. Only the fields minibert uses are read; the wire
-format is tf_checkpoint.proto_fields'.
+format is tf_checkpoint.proto_fields'. Checked on SavedModels written by TensorFlow 2.21 (weights/tf_hub/).
 
 saved_model.pb comes from strangers. Nothing here recurses on the file's nesting (each message type is read by its
 own function, to the depth the schema has), every length is checked against the bytes that exist, the number of
