@@ -10,6 +10,10 @@ from .sentence import SentenceEncoder, cosine_similarity
 from .tokenizer import Tokenizer
 from .trace import Trace
 
+# The one place the version is written: pyproject.toml reads it from here (dynamic), so the installed metadata of the
+# minibert-numpy distribution, `minibert --version` and a checkout that was never installed all agree.
+__version__ = "0.1.0"
+
 __all__ = [
     "BertConfig",
     "BertForMaskedLM",

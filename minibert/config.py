@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .model_files import read_json
-from .untrusted import quote
+from .untrusted import json_kind, json_value, quote
 
 # The activations functional.ACT2FN computes, by transformers' names (tests/test_config.py holds the two equal); named
 # here so that reading a config imports no math.
@@ -112,7 +112,7 @@ class BertConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "BertConfig":
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: expected a JSON object, found {type(values).__name__}")
+            raise ConfigError(f"{source}: expected a JSON object, found {json_kind(values)}")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra", "hidden_act_source"}
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
@@ -160,7 +160,7 @@ class BertConfig:
         for name, maximum in MAX_SIZES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"field {name!r} must be an integer, found {quote(value)} ({type(value).__name__})")
+                raise ConfigError(f"field {name!r} must be an integer, found {json_value(value)}")
             if value < 1:
                 raise ConfigError(f"field {name!r} must be at least 1, found {value}")
             if value > maximum:

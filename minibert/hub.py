@@ -107,8 +107,7 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
     if is_offline(local_files_only):
         return _snapshot_from_cache(repo_id, revision, cache_dir, need, cache, reason="offline")
     try:
-        if _could_be_a_local_path(repo_id):
-            _reach_hub_once(repo_id, revision, need)
+        _reach_hub_once(repo_id, revision, need)
         repo_files = _list_repo_files(repo_id, revision)
     except CheckpointError:
         raise
@@ -129,19 +128,14 @@ def _hub_snapshot(repo_id: str, revision: str | None, cache_dir, local_files_onl
     return snapshot.folder
 
 
-def _could_be_a_local_path(name: str) -> bool:
-    """A name that is no directory but reads as one mistyped: no slash ("my-model"; only a few legacy hub models have
-    no organisation), or a folder of it exists here ("weights/tiny-gelu-typo")."""
-    parent = Path(name).parent
-    return parent == Path(".") or parent.is_dir()
-
-
 def _reach_hub_once(repo_id: str, revision: str | None, need: Need) -> None:
     """One request to the hub, not retried; raises whatever the transport raises if the hub cannot be reached.
 
-    huggingface_hub retries a repository listing five times over some 24 s when the network fails, which is right
-    for a hub id but makes a mistyped local path wait that long before it is told so. Any answer will do (a 404
-    too): it means the hub is there, and the listing that follows says what is wrong.
+    huggingface_hub retries a repository listing five times over some 24 s when the network fails, logging a warning
+    each time. Any name that is no directory here may be a mistyped path, whatever it looks like ("my-model",
+    "mymodels/minilm" when there is no folder mymodels), and its user should not wait that long to be told so; a
+    real hub id pays one small request. Any answer will do (a 404 too): it means the hub is there, and the listing
+    that follows says what is wrong.
     """
     import huggingface_hub as hf
     from huggingface_hub import constants

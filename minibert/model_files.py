@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path, PurePosixPath
 
 from .errors import CheckpointError, MinibertError
-from .untrusted import MAX_JSON_BYTES, UntrustedJSONError, parse_json, quote, read_bounded
+from .untrusted import MAX_JSON_BYTES, UntrustedJSONError, json_kind, parse_json, quote, read_bounded
 
 # config.json as transformers writes it; bert_config.json is the original Google release's, the same fields.
 CONFIG_FILES = ("config.json", "bert_config.json")
@@ -37,11 +37,17 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 # A sentence-transformers model: modules.json lists its modules and their folders; the Transformer module's folder
 # holds sentence_bert_config.json (max_seq_length, do_lower_case) and the Pooling module's folder a config.json.
 MODULES_JSON = "modules.json"
-# What to do with a directory or repository that has no modules.json: from Python, and on the command line.
-PLAIN_BERT_FIX = "for a plain BERT checkpoint use minibert.BertModel"
+# What to do with a directory or repository that has no modules.json: from Python, and on the command line. A plain
+# BERT was trained to give no sentence embedding; the usual stand-in is the mean of its token states, not
+# pooler_output, which only heads trained on it read (the README's "Which vector to use").
+PLAIN_BERT_FIX = (
+    "for a plain BERT checkpoint use minibert.BertModel, and as a sentence embedding the mean of last_hidden_state "
+    "over the attention mask (pooler_output is for heads trained on it)"
+)
 PLAIN_BERT_CLI_FIX = (
-    "`minibert embed --model` needs one (e.g. sentence-transformers/all-MiniLM-L6-v2); for a plain BERT checkpoint "
-    "use `minibert run --input FILE --model DIR --which pooler_output`"
+    "`minibert embed --model` needs one (e.g. sentence-transformers/all-MiniLM-L6-v2). A plain BERT checkpoint was "
+    "not trained to give sentence embeddings; the usual stand-in is mean pooling, not pooler_output: `minibert run "
+    "--input FILE --model DIR --output out.npz` writes last_hidden_state and attention_mask to average over"
 )
 SENTENCE_BERT_CONFIG = "sentence_bert_config.json"
 SENTENCE_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -59,8 +65,8 @@ def read_json(path, expect: type = dict, error: type[MinibertError] = Checkpoint
         # The file's name twice over: the reason reads on its own, "config.json: invalid JSON at line 3 ...".
         raise error(f"{path}: cannot be read as JSON ({path.name}: {e}); re-download or repair it") from None
     if not isinstance(values, expect):
-        what = {dict: "object", list: "list"}.get(expect, expect.__name__)
-        raise error(f"{path}: expected a JSON {what}, found {type(values).__name__}")
+        what = {dict: "a JSON object", list: "a JSON array"}.get(expect, expect.__name__)
+        raise error(f"{path}: expected {what}, found {json_kind(values)}")
     return values
 
 

@@ -311,21 +311,24 @@ class SentenceEncoder:
             )
         return cls(model, tokenizer, max_seq_length, config.pooling_modes, normalize=config.normalize)
 
-    def embed_batch(self, texts: list[str]) -> np.ndarray:
+    def embed_batch(self, texts: list[str], threads: int | None = None) -> np.ndarray:
         """One batch, in the model's dtype: tokenize (pad to the longest, truncate), forward, pool, normalize."""
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length)
-        return self._embed_encoded(encoded)
+        return self._embed_encoded(encoded, threads)
 
-    def _embed_encoded(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+    def _embed_encoded(self, encoded: dict[str, np.ndarray], threads: int | None = None) -> np.ndarray:
         """Tokenized rows [B, S] -> embeddings [B, dim]: forward, pool over the real tokens, normalize."""
-        token_embeddings = self.model(**encoded).last_hidden_state  # [B, S, H]
+        token_embeddings = self.model(**encoded, threads=threads).last_hidden_state  # [B, S, H]
         embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes)  # [B, H']
         return normalize(embeddings) if self.normalize else embeddings
 
-    def encode(self, texts, batch_size: int = BATCH_SIZE, dtype=np.float32, on_batch=None) -> np.ndarray:
+    def encode(
+        self, texts, batch_size: int = BATCH_SIZE, dtype=np.float32, on_batch=None, threads: int | None = None
+    ) -> np.ndarray:
         """Embed texts: [len(texts), dim] (a single string gives [dim]), in input order, as `dtype` (float32, like
         SentenceTransformer.encode; np.float64 keeps all of a float64 model's digits). `on_batch`, if given, is
-        called with each batch's number of texts once it is embedded (a progress bar's update).
+        called with each batch's number of texts once it is embedded (a progress bar's update). `threads` is the
+        model's (BertModel.__call__): by default $MINIBERT_NUM_THREADS, else every core this process may run on.
 
         Texts are sorted longest first by characters, as sentence-transformers does, and tokenized in chunks of
         TOKENIZE_CHUNK_BATCHES batches, one call each (the tokenizers library encodes a list on all cores unless
@@ -354,7 +357,7 @@ class SentenceEncoder:
                 pick = by_tokens[batch_rows]  # [B] positions in the chunk
                 longest = int(lengths[pick].max())
                 batch = {name: array[pick, :longest] for name, array in encoded.items()}  # [B, S]
-                out[rows[pick]] = self._embed_encoded(batch)
+                out[rows[pick]] = self._embed_encoded(batch, threads)
                 if on_batch is not None:
                     on_batch(len(pick))
         return out[0] if single else out

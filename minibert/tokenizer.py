@@ -14,7 +14,7 @@ from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
 from .model_files import is_saved_model, read_json
 from .tf_module import module_tokenizer
-from .untrusted import quote
+from .untrusted import json_kind, quote
 
 # transformers writes int(1e30) as model_max_length when a tokenizer sets none. Any length from 2**31 on means the
 # same here (no BERT has that many positions), and would overflow the tokenizers library's integers.
@@ -177,7 +177,7 @@ def check_bert_tokenizer_json(document, path: Path) -> None:
     """Refuse a tokenizer.json with parts a BERT tokenizer never has (BERT_TOKENIZER_PARTS), before the library runs
     them: see the README's threat model."""
     if not isinstance(document, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, found {type(document).__name__}")
+        raise CheckpointError(f"{path}: expected a JSON object, found {json_kind(document)}")
     for part, allowed in BERT_TOKENIZER_PARTS.items():
         pending = [document.get(part)]
         while pending:
@@ -259,12 +259,12 @@ def _with_special_tokens_map(path: Path, settings: dict) -> dict:
         return settings
     special_map = read_json(path)
     if not isinstance(special_map, dict):
-        raise CheckpointError(f"{path}: expected a JSON object of special tokens, found {type(special_map).__name__}")
+        raise CheckpointError(f"{path}: expected a JSON object of special tokens, found {json_kind(special_map)}")
     merged = dict(settings)
     for key, value in special_map.items():
         if key in ("additional_special_tokens", "extra_special_tokens"):
             if not isinstance(value, list):
-                raise CheckpointError(f"{path}: {key} must be a list of tokens, found {type(value).__name__}")
+                raise CheckpointError(f"{path}: {key} must be a list of tokens, found {json_kind(value)}")
             extras = merged.get("extra_special_tokens", merged.get("additional_special_tokens")) or []
             merged["extra_special_tokens"] = [*extras, *(t for t in value if t not in extras)]
         else:
@@ -297,7 +297,7 @@ def _register_added_tokens(backend, settings: dict, directory: Path) -> None:
     where = directory / "tokenizer_config.json"
     decoder = settings.get("added_tokens_decoder") or {}
     if not isinstance(decoder, dict):
-        raise CheckpointError(f"{where}: added_tokens_decoder must map ids to tokens, found {type(decoder).__name__}")
+        raise CheckpointError(f"{where}: added_tokens_decoder must map ids to tokens, found {json_kind(decoder)}")
     try:
         by_id = sorted(
             (
@@ -326,7 +326,7 @@ def _register_added_tokens(backend, settings: dict, directory: Path) -> None:
     if isinstance(extras, dict):  # {name: token}, transformers' model-specific special tokens
         extras = list(extras.values())
     if not isinstance(extras, list):
-        raise CheckpointError(f"{where}: extra_special_tokens must be a list of tokens, found {type(extras).__name__}")
+        raise CheckpointError(f"{where}: extra_special_tokens must be a list of tokens, found {json_kind(extras)}")
     known = {token.content for _, token in by_id}
     for key, value in [*named.items(), *((f"extra_special_tokens[{i}]", t) for i, t in enumerate(extras))]:
         if value is None:

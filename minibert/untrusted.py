@@ -61,6 +61,25 @@ def _bounded_repr(value, budget: list[int], limit: int) -> str:
     return f"a {type(value).__name__}"
 
 
+def json_kind(value) -> str:
+    """What a parsed JSON value is, in JSON's words (an object, an array, a string, a number, true or false, null),
+    for messages about files and lines a user wrote as JSON: they never wrote a dict or a NoneType."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    kinds = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
+    return next((kind for python, kind in kinds.items() if isinstance(value, python)), f"a {type(value).__name__}")
+
+
+def json_value(value) -> str:
+    """A parsed JSON value for a message, as JSON writes it where that is short (null, true, false), else quoted
+    with its kind: "'99' (a string)", "32.5 (a number)"."""
+    if value is None or isinstance(value, bool):
+        return json_kind(value)
+    return f"{quote(value)} ({json_kind(value)})"
+
+
 def regular_file_size(path: Path, error: type[MinibertError] = CheckpointError) -> int:
     """The size of `path`, after checking it is a regular file outside the pseudo filesystems.
 

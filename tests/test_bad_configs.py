@@ -31,7 +31,7 @@ def test_missing_config_json_is_config_error(tmp_path):
     [
         (b'{"hidden_size": 32,', r"config.json: invalid JSON at line 1 column 20"),
         (b"", r"config.json: invalid JSON at line 1 column 1"),
-        (b"[32, 2]", r"config.json: expected a JSON object, found list"),
+        (b"[32, 2]", r"config.json: expected a JSON object, found an array"),
         (b'{"hidden_size": "\xff"}', r"config.json: cannot be read .*utf-8"),
     ],
     ids=["truncated", "empty", "a list", "not UTF-8"],
@@ -52,9 +52,9 @@ def test_config_json_that_is_a_directory_is_config_error(tmp_path):
 
 
 BAD_CONFIG_FIELDS = {
-    "vocab_size as a string": (dict(vocab_size="99"), r"field 'vocab_size' must be an integer, found '99' \(str\)"),
+    "vocab_size as a string": (dict(vocab_size="99"), r"'vocab_size' must be an integer, found '99' \(a string\)"),
     "hidden_size as a float": (dict(hidden_size=32.0), r"field 'hidden_size' must be an integer, found 32.0"),
-    "num_hidden_layers null": (dict(num_hidden_layers=None), r"'num_hidden_layers' must be an integer, found None"),
+    "num_hidden_layers null": (dict(num_hidden_layers=None), r"'num_hidden_layers' must be an integer, found null$"),
     "num_attention_heads true": (dict(num_attention_heads=True), r"'num_attention_heads' must be an integer"),
     "zero heads": (dict(num_attention_heads=0), r"'num_attention_heads' must be at least 1, found 0"),
     "layer_norm_eps as a string": (dict(layer_norm_eps="1e-12"), "field 'layer_norm_eps' must be a number"),

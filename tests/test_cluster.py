@@ -2,13 +2,18 @@
 duplicates nothing, a run interrupted in one process resumes on the cluster, the model loads once per worker."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from support.embed_corpus import mixed_lines, write_lines
-from support.helpers import kill_a_busy_worker
+from support.helpers import ROOT, kill_a_busy_worker
 
 from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
+from minibert.embed import cluster as embed_cluster
 from minibert.embed import read_manifest
 from minibert.embed.cluster import start_client
 
@@ -166,3 +171,70 @@ def test_cli_scheduler_runs_the_job_on_a_running_cluster(corpus, minilm_dir, in_
     with pytest.raises(InputError, match="--scheduler tcp://127.0.0.1:1: cannot connect"):
         with start_client(scheduler="tcp://127.0.0.1:1", timeout="1s"):
             pass
+
+
+# Threads and Ctrl-C on a cluster (issue 25).
+
+
+def threads_given(task, threads=None):
+    """Run on a worker in place of embed_partition: what it was told to use."""
+    return threads
+
+
+def set_worker_threads(value):
+    if value is None:
+        os.environ.pop("MINIBERT_NUM_THREADS", None)
+    else:
+        os.environ["MINIBERT_NUM_THREADS"] = value
+
+
+def test_each_task_on_a_worker_runs_minibert_on_one_thread_unless_the_worker_says(client):
+    """Two 1-thread workers on 2 cores ran minibert on every core each, 4 threads, and --workers 2 took 2-6x the
+    in-process time; a task now uses one thread, its share of what its worker was given."""
+    on_worker = client.submit(embed_cluster.on_worker, threads_given, {}, pure=False)
+    assert on_worker.result(timeout=60) == 1
+    client.run(set_worker_threads, "3")
+    try:
+        assert client.submit(embed_cluster.on_worker, threads_given, {}, pure=False).result(timeout=60) == 3
+    finally:
+        client.run(set_worker_threads, None)
+
+
+# Bounds for the Ctrl-C test's waits on a busy shared machine: the first shard of a local cluster (start-up, model
+# loads, one partition), and the exit after Ctrl-C (tasks cancelled, cluster closed).
+FIRST_SHARD_SECONDS = 300
+EXIT_SECONDS = 120
+
+
+def test_ctrl_c_with_workers_says_one_line_with_the_true_count_and_no_dask_traceback(corpus, minilm_dir, tmp_path):
+    """Ctrl-C with --workers 2 printed ~60 lines of Dask tracebacks, then said 6 partitions were kept when 8 were on
+    disk. The terminal's SIGINT goes to the whole process group, workers included, as here."""
+    out = tmp_path / "out"
+    model = minilm_dir
+    command = [sys.executable, "-m", "minibert", "embed", str(corpus[0]), "--output", str(out), "--model", str(model)]
+    process = subprocess.Popen(
+        [*command, "--workers", "2", "--quiet"],
+        cwd=ROOT,  # this checkout's minibert
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, which the SIGINT below goes to, as a terminal's does
+    )
+    try:
+        deadline = time.monotonic() + FIRST_SHARD_SECONDS
+        while not list(out.glob("part-*.npz")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert process.poll() is None and list(out.glob("part-*.npz")), "no shard within the bound, or it ended"
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=EXIT_SECONDS)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    lines = [line for line in err.splitlines() if not line.startswith("Dask dashboard: ")]
+    kept, total = len(list(out.glob("part-*.npz"))), len(read_manifest(out)["partitions"])
+    assert process.returncode == 130 and kept < total
+    assert lines == [
+        f"minibert embed: interrupted; {kept} of {total} partitions are kept in {out}; to resume, run the same "
+        f"command again: minibert embed {corpus[0]} --output {out} --model {model} --workers 2 --quiet"
+    ]

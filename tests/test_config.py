@@ -71,7 +71,7 @@ def test_missing_config_file_says_what_is_needed(tmp_path):
 
 def test_a_config_that_is_not_an_object_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
-    with pytest.raises(ConfigError, match="expected a JSON object, found list"):
+    with pytest.raises(ConfigError, match="expected a JSON object, found an array"):
         BertConfig.from_json_file(tmp_path / "config.json")
 
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -107,14 +108,15 @@ def test_bad_lines_get_nan_rows_and_are_reported_with_their_line_numbers(minilm_
     log = io.StringIO()
     report = embed_file(path, tmp_path / "out", minilm_dir, encoder=encoder, partition_size=16, progress=False, log=log)
     expected_bad = [
-        (2, "empty line"),
-        (3, "empty line"),
+        (2, "blank line"),
+        (3, "blank line"),
         (4, "not valid UTF-8 (byte 0xe9 at byte 3 of the line)"),
     ]
     assert report.bad_lines == expected_bad
     assert read_manifest(tmp_path / "out")["bad_lines"] == [list(b) for b in expected_bad]
-    for line, reason in expected_bad:
-        assert f"line {line}: {reason}" in log.getvalue()
+    assert "2 blank line(s) skipped, each kept as a row of NaN (line 2, 3)" in log.getvalue()
+    assert "1 bad input line(s) of 6, embedded as rows of NaN" in log.getvalue()
+    assert "line 4: not valid UTF-8 (byte 0xe9 at byte 3 of the line)" in log.getvalue()
     embeddings = read_embeddings(tmp_path / "out")
     assert embeddings.shape == (6, 384)
     assert np.isnan(embeddings[[1, 2, 3]]).all()
@@ -138,8 +140,8 @@ def test_jsonl_embeds_the_field_and_reports_records_without_it(minilm_dir, encod
     assert [line for line, _ in report.bad_lines] == [2, 3, 4, 5]
     assert "without a 'body' field" in report.bad_lines[0][1]
     assert "not valid JSON" in report.bad_lines[1][1]
-    assert "not an object" in report.bad_lines[2][1]
-    assert "is a JSON int, not a string" in report.bad_lines[3][1]
+    assert "not a JSON object with a 'body' field but an array" in report.bad_lines[2][1]
+    assert report.bad_lines[3][1] == "field 'body' is a number, not a string"  # JSON's words, not Python's int
     embeddings = read_embeddings(tmp_path / "out")
     expected = encoder.encode(["the first document", "the second document"])
     assert float(np.abs(embeddings[[0, 5]] - expected).max()) <= EMBED_TOL
@@ -151,6 +153,7 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
     corpus, minilm_dir, encoder, clean_run, tmp_path, name, monkeypatch
 ):
     monkeypatch.setattr(job, "GROUP_BYTES", 1)  # one partition per group: what is embedded is what is kept
+    monkeypatch.setattr(job, "GROUP_LINES", 1)
     counting = CountingEncoder(encoder)
     out = tmp_path / name
     with pytest.raises(Interrupted):
@@ -180,10 +183,13 @@ def test_interrupted_run_resumes_without_recomputing_and_equals_a_clean_run(
 
 
 def test_small_partitions_are_embedded_together_sorted_by_length_each_in_its_own_shard(
-    corpus, minilm_dir, encoder, clean_run, tmp_path
+    corpus, minilm_dir, encoder, clean_run, tmp_path, monkeypatch
 ):
-    """In this process, up to GROUP_BYTES of partitions go through one encode call, which sorts them by length
-    across partitions; each partition still gets its own shard, and the rows are a clean run's."""
+    """In this process, the first group (GROUP_LINES, here one partition) measures the rate, then up to
+    GROUP_SECONDS (and GROUP_BYTES) of partitions go through one encode call, which sorts them by length across
+    partitions; each partition still gets its own shard, and the rows are a clean run's."""
+    monkeypatch.setattr(job, "GROUP_SECONDS", 1e9)  # groups by bytes only: this test is about grouping, not timing
+    monkeypatch.setattr(job, "GROUP_LINES", 1)  # the first group: one partition
     counting = CountingEncoder(encoder)
     calls = []
     real_encode = counting.encode
@@ -191,7 +197,8 @@ def test_small_partitions_are_embedded_together_sorted_by_length_each_in_its_own
     out = tmp_path / "out"
     report = embed_file(corpus[1], out, minilm_dir, encoder=counting, partition_size=PARTITION_SIZE, progress=False)
     partitions = read_manifest(out)["partitions"]
-    assert len(partitions) > 1 and calls == [N_LINES]  # the corpus is far below GROUP_BYTES: one group
+    # The first partition, then one group of all the rest (far below GROUP_BYTES).
+    assert len(partitions) > 2 and calls == [partitions[0]["lines"], N_LINES - partitions[0]["lines"]]
     assert report.computed == list(range(len(partitions)))
     assert sorted(p.name for p in out.glob("part-*.npz")) == [f"part-{i:05d}.npz" for i in range(len(partitions))]
     assert float(np.abs(read_embeddings(out) - read_embeddings(clean_run[0])).max()) <= EMBED_TOL
@@ -255,7 +262,7 @@ def test_cli_embed_writes_rows_and_reports_errors_in_one_line(corpus, minilm_dir
     path = write_lines(tmp_path / "in.txt", lines[:12] + [""])
     assert main(["embed", str(path), "--output", str(tmp_path / "e.npy"), "--model", str(minilm_dir), "--quiet"]) == 0
     out, err = capsys.readouterr()
-    assert "13 rows x 384" in out and "line 13: empty line" in err
+    assert "13 rows x 384" in out and "1 blank line(s) skipped, each kept as a row of NaN (line 13)" in err
     embeddings = read_embeddings(tmp_path / "e.npy")
     assert float(np.abs(embeddings[:12] - read_embeddings(clean_run[0])[:12]).max()) <= EMBED_TOL
     assert np.isnan(embeddings[12]).all()
@@ -410,10 +417,12 @@ def cli_embed(path, out, model, *flags):
 
 
 def test_bad_lines_are_said_to_be_listed_in_the_manifest_file_not_in_the_npy(tiny, tmp_path, capsys):
-    path = write_lines(tmp_path / "in.txt", TINY_LINES[:5] + [""])
+    path = tmp_path / "in.txt"
+    path.write_bytes("".join(line + "\n" for line in TINY_LINES[:5]).encode() + b"caf\xe9\n")  # line 6: latin-1
     assert cli_embed(path, tmp_path / "corpus.npy", tiny) == 0
     err = capsys.readouterr().err
-    assert f"1 bad input line(s), embedded as rows of NaN and listed in {tmp_path / 'corpus.manifest.json'}:" in err
+    where = tmp_path / "corpus.manifest.json"
+    assert f"1 bad input line(s) of 6, embedded as rows of NaN and listed in {where}:" in err
     assert (tmp_path / "corpus.manifest.json").is_file()
     assert cli_embed(path, tmp_path / "out", tiny) == 0
     assert f"listed in {tmp_path / 'out' / 'manifest.json'}:" in capsys.readouterr().err
@@ -445,6 +454,7 @@ def test_ctrl_c_says_what_is_kept_where_and_the_command_that_resumes(tiny, tmp_p
     path = write_lines(tmp_path / "in.txt", TINY_LINES)
     out = tmp_path / "corpus.npy"
     monkeypatch.setattr(job, "GROUP_BYTES", 1)  # one partition per group, one encode call each
+    monkeypatch.setattr(job, "GROUP_LINES", 1)
     real, calls = SentenceEncoder.encode, []
 
     def ctrl_c_in_the_fourth_partition(self, texts, **options):
@@ -476,7 +486,11 @@ def test_a_finished_rerun_says_one_thing(tiny, tmp_path, capsys):
         assert cli_embed(path, out, tiny) == 0
         said = capsys.readouterr()
         assert said.err == ""
-        shape = "40 rows x 32 (float32, input order), 0 bad line(s) as NaN rows"
+        # The tiny model's max_seq_length is 16 tokens: 16 of its lines are longer.
+        shape = (
+            "40 rows x 32 (float32, input order), 0 bad line(s) and 0 blank line(s) as NaN rows, 16 text(s) cut to "
+            "the model's length"
+        )
         assert said.out == f"{out}: already complete, nothing embedded: {shape}\n"
 
 
@@ -544,6 +558,8 @@ def test_cli_says_how_to_run_a_plain_bert_checkpoint_in_flags_not_python(tmp_pat
     assert err.count("\n") == 1 and "no modules.json, so this is not a sentence-transformers model" in err
     assert "minibert.BertModel" not in err
     assert "`minibert embed --model` needs one" in err and "`minibert run --input FILE --model DIR" in err
+    # Mean pooling, as the README's "Which vector to use" argues, not pooler_output as a sentence embedding.
+    assert "the usual stand-in is mean pooling, not pooler_output" in err and "--which pooler_output" not in err
     assert not (tmp_path / "out").exists()
 
 
@@ -556,3 +572,109 @@ def test_embed_help_describes_the_command_with_examples_and_every_default(capsys
     for default in ("(default: text)", "(default: auto)", "(default: float32)"):
         assert default in text
     assert "auto: 1/16 of the input, within 4K-1M" in text
+
+
+# What a new user tripped on (issue 25): inputs with no text, most lines bad, long lines, Ctrl-C on a small file.
+
+
+def test_jsonl_whose_text_is_in_another_field_is_refused_before_anything_is_written_naming_its_fields(tiny, tmp_path):
+    records = [json.dumps({"id": i, "body": f"document number {i}"}) for i in range(120)]
+    path = write_lines(tmp_path / "docs.jsonl", records)
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as refused:
+        embed_file(path, out, tiny, progress=False)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: no line has a text to embed: JSON object without a 'text' field (120 lines)")
+    assert "Its objects have the fields 'id' (number), 'body' (string)" in message
+    assert message.endswith("; name the one holding the text: field='body'")  # from Python
+    assert refused.value.for_command_line().endswith("; name the one holding the text: --field body")
+    assert not out.exists()
+    assert embed_file(path, out, tiny, field="body", progress=False).rows == 120
+
+
+def test_cli_refuses_a_binary_file_and_a_file_of_blank_lines_in_one_line_writing_nothing(tiny, tmp_path, capsys):
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(256)) * 40)
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n\t\n")
+    for path, said in ((binary, "a binary file (a NUL byte at byte 0), not text"), (blank, "every line is blank")):
+        assert cli_embed(path, tmp_path / "out.npy", tiny) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"minibert embed: error: {path}: ") and said in err
+        assert list(tmp_path.glob("out*")) == []
+
+
+def test_most_lines_bad_is_said_in_the_summary(tiny, tmp_path):
+    lines = [json.dumps({"text": "a good line"})] + [json.dumps({"body": f"line {i}"}) for i in range(9)]
+    log = io.StringIO()
+    report = embed_file(write_lines(tmp_path / "in.jsonl", lines), tmp_path / "out", tiny, progress=False, log=log)
+    assert len(report.bad_lines) == 9
+    assert "9 bad input line(s) of 10 (most of the input: is it the file, --format and --field you meant?)" in (
+        log.getvalue()
+    )
+
+
+def test_texts_longer_than_the_model_are_counted_said_and_recorded_in_the_manifest(minilm_dir, encoder, tmp_path):
+    model = minilm_dir
+    long_text = " ".join(["word"] * 700)
+    lines = ["short", long_text, "also short", long_text + " and more"]
+    tokens = [int(encoder.tokenizer([text], truncation=False)["attention_mask"].sum()) for text in lines]
+    assert tokens[1] > encoder.max_seq_length and tokens[0] < encoder.max_seq_length  # 702 tokens; 256 kept
+    log = io.StringIO()
+    out = tmp_path / "e.npy"
+    report = embed_file(write_lines(tmp_path / "in.txt", lines), out, model, encoder=encoder, progress=False, log=log)
+    assert report.cut_lines == [(2, tokens[1]), (4, tokens[3])]
+    assert read_manifest(out)["cut_lines"] == [[2, tokens[1]], [4, tokens[3]]]
+    assert (
+        f"2 text(s) cut to the model's {encoder.max_seq_length} tokens (max_seq_length), their ends not embedded "
+        f"(line 2: {tokens[1]} tokens, line 4: {tokens[3]} tokens)" in log.getvalue()
+    )
+    # A rerun of the finished output, and one that resumes from shards, report the same lines.
+    assert embed_file(tmp_path / "in.txt", out, model, encoder=encoder, progress=False).cut_lines == report.cut_lines
+
+
+def test_groups_hold_about_group_seconds_of_work_at_the_measured_rate_and_at_least_group_lines(monkeypatch):
+    tasks = [{"start": 1000 * i, "end": 1000 * (i + 1), "lines": 10} for i in range(40)]
+    monkeypatch.setattr(job, "GROUP_SECONDS", 3.0)
+    monkeypatch.setattr(job, "GROUP_BYTES", 10_000)
+    monkeypatch.setattr(job, "GROUP_LINES", 20)
+    rates = iter([None, 3.0 / 4000, 3.0 / 4000, 3.0 / 500, 3.0 / 10**9, 3.0 / 10**9, 3.0 / 10**9])  # s per byte
+    sizes = [len(group) for group in job._groups(tasks, lambda: next(rates))]
+    # GROUP_LINES to measure; 4 KB of work in 3 s (twice); slower: still GROUP_LINES; fast: up to GROUP_BYTES.
+    assert sizes == [2, 4, 4, 2, 10, 10, 8]
+
+
+def test_ctrl_c_in_a_small_file_loses_at_most_the_group_in_flight(tiny, tmp_path, monkeypatch, capsys):
+    """A 2,000-line file (233 KB) interrupted at 41% kept 0 of its 16 partitions: in this process they were all one
+    256 KiB group (issue 25). Groups are sized by time: with each text taking 2 ms, a group holds at most
+    GROUP_SECONDS of work, and that is all an interrupt loses."""
+    monkeypatch.setattr(job, "GROUP_SECONDS", 0.5)
+    monkeypatch.setattr(job, "GROUP_LINES", 100)  # below a partition's ~190 lines: the time decides
+    lines = [TINY_LINES[i % len(TINY_LINES)] + f" {i}" for i in range(3000)]  # ~65 KB: 16 partitions
+    path = write_lines(tmp_path / "in.txt", lines)
+    real, calls = SentenceEncoder.encode, []
+
+    def slow_then_ctrl_c(self, texts, **options):
+        calls.append(len(texts))
+        if sum(calls) > 0.41 * len(lines):
+            raise KeyboardInterrupt
+        time.sleep(0.002 * len(texts))
+        return real(self, texts, **options)
+
+    monkeypatch.setattr(SentenceEncoder, "encode", slow_then_ctrl_c)
+    assert cli_embed(path, tmp_path / "corpus.npy", tiny) == 130
+    manifest = read_manifest(tmp_path / "corpus.npy")
+    kept = sorted(p.name for p in (tmp_path / "corpus.parts").glob("part-*.npz"))
+    done = sum(p["lines"] for p in manifest["partitions"][: len(kept)])
+    assert len(manifest["partitions"]) == 16 and len(kept) >= 5  # 41% of 16, less what was in flight
+    assert sum(calls[:-1]) == done and calls[-1] <= 0.5 / 0.002  # what was lost: one group, at most 0.5 s of work
+    assert f"interrupted; {len(kept)} of 16 partitions are kept" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_in_memory_output_that_would_end_with_the_process(tiny, tmp_path, capsys):
+    path = write_lines(tmp_path / "in.txt", TINY_LINES[:3])
+    assert cli_embed(path, "memory://emb/", tiny) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minibert embed: error: --output memory://emb/: an in-memory store")
+    url = f"memory://{tmp_path.name}/emb/"  # from Python (and tests) it stays
+    assert embed_file(path, url, tiny, progress=False).rows == 3 and read_embeddings(url).shape == (3, 32)

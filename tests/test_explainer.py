@@ -165,6 +165,41 @@ def test_at_512_tokens_each_query_keeps_its_largest_weights_and_the_page_says_ho
     assert f"each query's 16 largest attention weights of 512 (they hold {mass.mean():.0%}" in note
 
 
+def test_a_cut_text_is_counted_in_the_report_and_named_first_on_the_page(minilm, capsys):
+    directory, model, tokenizer = minilm
+    long = PARAGRAPH * 12  # about 560 tokens
+
+    def before_the_cut(text, pair=None):
+        return int(tokenizer([text], None if pair is None else [pair], truncation=False)["attention_mask"].sum())
+
+    data = minibert.explain(long, model, tokenizer).data
+    total = before_the_cut(long)
+    assert total > 512 and data["explain"]["num_truncated_tokens"] == total - 512
+    assert data["notes"][0] == (
+        f"512 of the text's {total:,} tokens ran: the text was cut to its first 512, so the last {total - 512:,} "
+        "tokens are in no view."
+    )
+    data = minibert.explain(long, model, tokenizer, pair="A short second text.").data
+    total = before_the_cut(long, "A short second text.")
+    assert data["explain"]["num_truncated_tokens"] == total - 512
+    assert data["explain"]["tokens"][-6:] == ["a", "short", "second", "text", ".", "[SEP]"]  # the longer text cut
+    assert data["notes"][0].startswith(f"512 of the {total:,} tokens of the text and its pair ran: the longer text")
+    # --max-length cuts before the report is made; the report counts that cut too.
+    assert main(["explain", long, "--model", str(directory), "--json", "--max-length", "40"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["tokens"]) == 40 and report["num_truncated_tokens"] == before_the_cut(long) - 40
+    # Nothing cut: zero, and no note.
+    short = minibert.explain(TEXT, model, tokenizer).data
+    assert short["explain"]["num_truncated_tokens"] == 0 and short["notes"] == []
+
+
+def test_the_title_of_a_long_text_is_cut_at_a_word(minilm):
+    _, model, tokenizer = minilm
+    title = re.search(r"<title>(.*?)</title>", minibert.explain(PARAGRAPH * 3, model, tokenizer).html()).group(1)
+    assert title == "minibert explain: BERT reads a sentence as a sequence of word pieces. Each…"
+    assert len(html.unescape(title)) <= len("minibert explain: ") + explainer.page.TITLE_CHARACTERS
+
+
 def test_explain_from_python_renders_in_jupyter_and_saves_the_page(minilm, tmp_path):
     directory, model, tokenizer = minilm
     explanation = minibert.explain(TEXT, model, tokenizer, pair="A second text.")

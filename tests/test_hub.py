@@ -266,6 +266,7 @@ def test_unreachable_hub_falls_back_to_the_cache_with_a_warning(monkeypatch, onl
         raise ConnectionError("Name or service not known")
 
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", unreachable)
+    monkeypatch.setattr(huggingface_hub.utils, "http_backoff", unreachable)  # hub._reach_hub_once's one request
     with caplog.at_level(logging.WARNING, logger="minibert"):
         model = minibert.BertModel.from_pretrained(MINILM_ID, cache_dir=hub_cache)
     assert model.config.hidden_size == 384
@@ -431,6 +432,34 @@ def test_cli_model_name_that_is_neither_folder_nor_reachable_hub_id_says_both_in
     assert line.startswith("minibert run: error: no folder 'my-model' here")
     assert "and the hub id 'my-model' could not be fetched" in line
     assert silent_hub.attempts == 1
+
+
+@pytest.mark.parametrize("name", ["mymodels/minilm", "org/name-that-is-no-folder"])
+def test_a_name_with_a_slash_and_no_such_folder_fails_after_one_attempt_and_no_hub_warnings(
+    name, silent_hub, tmp_path, monkeypatch, capsys, caplog
+):
+    """`--model mymodels/minilm` (a mistyped path that reads as a hub id) waited 23.5 s while huggingface_hub retried
+    its listing six times, with a warning on stderr each time (issue 25); one attempt, then the one-line error."""
+    import time
+
+    from minibert.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "in.txt").write_text("a text\n")
+    started = time.perf_counter()
+    assert main(["embed", "in.txt", "--output", "out.npy", "--model", name]) == 2
+    assert time.perf_counter() - started < FAILS_AT_ONCE_SECONDS
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"minibert embed: error: no folder '{name}' here") and "the hub is unreachable" in line
+    assert silent_hub.attempts == 1
+    assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")]
+
+
+# One refused connection on loopback takes milliseconds; huggingface_hub's retries took 23.5 s. Generous for a busy
+# shared machine, and far below the retries.
+FAILS_AT_ONCE_SECONDS = 5.0
 
 
 # Resolving at the door: each public from_pretrained turns its path or hub id into a directory once.

@@ -164,9 +164,9 @@ def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(s3, corpus, 
 
             real = SentenceEncoder._embed_encoded  # every batch, from encode or embed_batch, goes through it
 
-            def embed_encoded(self, encoded):
+            def embed_encoded(self, encoded, threads=None):
                 time.sleep(0.05)
-                return real(self, encoded)
+                return real(self, encoded, threads)
 
             SentenceEncoder._embed_encoded = embed_encoded
 

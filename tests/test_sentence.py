@@ -336,5 +336,5 @@ def test_sentence_encoder_takes_check_finite_and_refuses_a_revision_for_a_direct
 def test_modules_json_that_is_not_a_list_is_a_checkpoint_error(tmp_path):
     directory = tiny_sentence_repo(tmp_path / "st")
     (directory / "modules.json").write_text(json.dumps({"0": "Transformer"}))
-    with pytest.raises(CheckpointError, match=r"modules.json: expected a JSON list, found dict"):
+    with pytest.raises(CheckpointError, match=r"modules.json: expected a JSON array, found an object"):
         minibert.SentenceEncoder.from_pretrained(directory)

@@ -1,15 +1,17 @@
 """Build tiny TF Hub BERTs with Google's and TF Model Garden's own code, and TensorFlow's outputs on them.
 
-Writes weights/tf_hub/ (about 0.5 MB), which the tests read without TensorFlow:
+Writes weights/tf_hub/ (2.4 MB on disk, about 0.5 MB as git stores it), which the tests read without TensorFlow:
 
   tf1_uncased/  a TF1 Hub module (the format of tfhub.dev/google/bert_uncased_L-12_H-768_A-12/1) built by
-                google-research/bert's modeling.py at commit bee6030 ("Adding TF Hub support"): vocab 101,
-                hidden 32, 2 layers, 4 heads (head size 8), intermediate 37, 64 positions, do_lower_case=True.
-  tf1_cased/    the same code, vocab 101, hidden 24, 2 layers, 6 heads (head size 4), intermediate 29,
-                48 positions, do_lower_case=False.
+                google-research/bert's modeling.py at commit bee6030 ("Adding TF Hub support"): vocab 98,
+                hidden 32, 2 layers, 4 heads (head size 8), intermediate 37, 64 positions, do_lower_case=True;
+                TF 1.x variables (VariableV2 ops, each read through an Identity `<name>/read`), as in 2019.
+  tf1_cased/    the same code, vocab 99, hidden 24, 2 layers, 6 heads (head size 4), intermediate 29,
+                48 positions, do_lower_case=False; resource variables (VarHandleOp, read by ReadVariableOp), which
+                is what hub's create_module_spec makes by default.
   tf2_uncased/  a TF2 SavedModel (the format of tensorflow/bert_en_uncased_L-12_H-768_A-12/4) exported by TF Model
                 Garden's official/nlp/tools/export_tfhub_lib.export_model from its BertEncoder, with_mlm=True:
-                vocab 101, hidden 36, 2 layers, 3 heads (head size 12), intermediate 41, 64 positions.
+                vocab 98, hidden 36, 2 layers, 3 heads (head size 12), intermediate 41, 64 positions.
   tf1_uncased_outputs.npz, tf1_cased_outputs.npz, tf2_uncased_outputs.npz
                 what TensorFlow computes running each artifact (below), with the inputs it was given.
   tokenizer_outputs.npz
@@ -50,6 +52,11 @@ What a reader finds in the inference graph (all of it from modeling.py at bee603
     Const variance_epsilon 1e-12 (y input .../LayerNorm/batchnorm/add/y), Rsqrt, Mul by gamma, and so on:
     tf.nn.batch_normalization as tf.contrib.layers.layer_norm called it.
   - the pooler: bert/pooler/dense, a MatMul + BiasAdd + Tanh on sequence_output[:, 0].
+  - the vocabulary: collection saved_model_assets holds an AssetFileDef (tensor "Const:0", filename "vocab.txt");
+    tokenization_info's vocab_file is that Const (stored value b"SAVEDMODEL-ASSET"); do_lower_case is the bool
+    Const "Const_1:0". Default-valued attrs are stripped (stripped_default_attrs; see stripped_op_list).
+  - op names are TF 2.21's (AddV2, BatchMatMulV2); modules exported with TF 1.12/1.13 in 2019 say Add and
+    BatchMatMul for the same ops.
 
 modeling.py at bee6030 (`import tensorflow as tf`) is TF 1 code. It runs here unchanged: this script loads the file
 with its `tensorflow` bound to a module that is tf.compat.v1 plus `contrib.layers.layer_norm` and `flags`, for the
@@ -70,9 +77,16 @@ encoder_outputs (one [B, S, H] per layer), default (= pooled_output). `.mlm` tak
 adds mlm_logits [B, P, V]. `.vocab_file` is a tracked asset, `.do_lower_case` a tf.Variable. The variables are
 addressed through the checkpoint's object graph; their Keras names are in the object graph's attributes
 (word_embeddings/embeddings, transformer/layer_0/self_attention/query/kernel [H, N, D],
-.../attention_output/kernel [N, D, H], pooler_transform/kernel, ...). The activation is
-tf_keras.activations.gelu(x, approximate=True), Model Garden's "gelu"; the attention mask adds -10000.0
-(official/nlp/modeling/layers/masked_softmax.py), LayerNorm epsilon 1e-12.
+.../attention_output/kernel [N, D, H], pooler_transform/kernel, ...; the MLM head's under mlm/variables/<k>:
+bert/cls/predictions/transform/dense/kernel, .../transform/LayerNorm/gamma, bert/cls/predictions/output_bias/bias,
+its output weights tied to word_embeddings). The activation is
+tf_keras.activations.gelu(x, approximate=True), Model Garden's "gelu" (Pow 3.0, Mul 0.044715, Mul 0.7978846, Tanh
+in the saved functions' bodies); LayerNorm epsilon 1e-12 (Keras LayerNormalization, norm_epsilon); the attention
+mask adds (1 - mask) * -1e9 (official/nlp/modeling/layers/masked_softmax.py in tf-models-official 2.20; the 2020
+exports on TF Hub added -10000.0: in float32 both make exp() exactly 0 unless a whole row is padding). The scores
+are scaled by 1/sqrt(D) (Const 0.28867513 here, D = 12). The serving_default signature names its outputs after the
+Keras layer (bert_encoder_1, bert_encoder_1_1, ...), not pooled_output: the npz key serving_default_names maps
+them, found by comparing values.
 
 ## Golden outputs
 
@@ -85,22 +99,29 @@ Keys (float32 outputs, int32 inputs, text as unicode arrays):
   pair_pooled_output, pair_sequence_output, pair_encoder_outputs (TF2 only)
   mlm_positions, mlm_logits   the batch's positions 1..3 (TF1 [B*P, V], TF2 [B, P, V])
   vocab_file (the asset's file name), do_lower_case
+  serving_default_names (TF2 only)   e.g. "bert_encoder_1_3=sequence_output"
   batch_*_erf / pair_*_erf   the same graph with the Erf GELU substituted (TF1: modeling.gelu replaced by the
                              exact form in a second build; TF2: hidden_act "gelu" with approximate=False), so a
                              test can show that the tanh form, and not the exact one, is what the module computes
 tokenizer_outputs.npz: texts, and for each of uncased/cased (the tiny vocabs) and for each FullTokenizer version
 (bee6030, eedf571 which changed _is_control to Cc/Cf only) the tokens and ids, '\\n'-joined per text.
+Seen: the `tokenizers` library's BertWordPieceTokenizer (clean_text, handle_chinese_chars, lowercase and
+strip_accents = do_lower_case) gives bee6030's tokens on all seven texts; eedf571 differs from both on one text only,
+where it keeps the private-use character U+E000 (category Co) as a word, [UNK], that bee6030 and `tokenizers' drop.
 
 ## Rerun
 
     /work/tfvenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras==2.21.0 tensorflow-hub==0.16.1 tf-slim==1.1.0 \
-        gin-config pyyaml immutabledict scipy
+        bert-tensorflow==1.0.4 safetensors gin-config pyyaml immutabledict scipy
     /work/tfvenv/bin/pip install --no-deps tf-models-official==2.20.0   # its pins ask for TF 2.20 and tf-text
     /work/tfvenv/bin/pip install --no-deps --target /work/tfvenv/src/tensorflow-hub-0.15.0 tensorflow-hub==0.15.0
-    git clone https://github.com/google-research/bert && git -C bert checkout bee6030   # or eedf571: same modeling.py
+    git clone https://github.com/google-research/bert && git -C bert checkout bee6030
+    git clone https://github.com/google-research/bert bert-master   # eedf571: its later tokenization.py, optional
     PYTHONPATH=/work/tfvenv/src/tensorflow-hub-0.15.0 \
-        /work/tfvenv/bin/python weights/make_tf_hub_fixture.py --google-bert ./bert \
-        [--google-bert-eedf571 ./bert-master]
+        /work/tfvenv/bin/python weights/make_tf_hub_fixture.py --google-bert ./bert --google-bert-eedf571 ./bert-master
+
+(On this machine the two checkouts are /work/tfvenv/src/google-bert-bee6030 and .../google-bert-eedf571, the
+defaults; the SHA-256 of each file is checked, so another commit's files are refused by name.)
 
 Values come from a seeded NumPy generator, so reruns write the same variables; the versions used are recorded in
 weights/tf_hub/versions.json.
@@ -141,6 +162,7 @@ from absl import flags as absl_flags  # noqa: E402
 
 tf1 = tf.compat.v1
 OUT = Path(__file__).resolve().parent / "tf_hub"
+FIXED_SCRATCH = Path("/tmp/make_tf_hub_fixture")
 
 # SHA-256 of google-research/bert's files at bee6030 (modeling.py, optimization.py, run_pretraining.py are unchanged
 # up to master, eedf571; tokenization.py changed once, in _is_control).
@@ -176,7 +198,7 @@ TEXTS = [
 ]
 BATCH_TEXTS = TEXTS[:3]
 PAIR_TEXTS = [("Why is the pooled output different?", "It is not the first token."), ("Hello world", "北京")]
-MLM_POSITIONS = np.array([[1, 2, 3]] * len(BATCH_TEXTS), dtype=np.int32)
+KINDS = ("batch", "pair")  # the input sets: a padded batch of texts, a padded batch of text pairs
 
 TF1_UNCASED = {
     "attention_probs_dropout_prob": 0.1,
@@ -244,6 +266,12 @@ def load_google_bert(directory: Path) -> dict[str, types.ModuleType]:
     return modules
 
 
+def seeded_values(seed: int):
+    """A function (name, shape) -> value drawing from one generator, so values follow the order of the calls."""
+    rng = np.random.default_rng(seed)
+    return lambda name, shape: seeded_value(name, shape, rng)
+
+
 def seeded_value(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Distinct values for every variable, scaled so the activations reach the range where GELU forms differ."""
     if name.endswith("gamma"):
@@ -266,9 +294,27 @@ def exact_gelu(x):
     return x * (0.5 * (1.0 + tf1.erf(x / tf1.sqrt(2.0))))
 
 
-def tf1_module_fn(google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool) -> None:
-    """The module as Google's BERT modules define it: BertModel over three placeholders, and three signatures."""
-    modeling, run_pretraining = google["modeling"], google["run_pretraining"]
+def tf1_module_fn(
+    google: dict,
+    config: dict,
+    vocab_path: Path,
+    do_lower_case: bool,
+    is_training: bool,
+    resource_variables: bool,
+    with_mlm: bool,
+) -> None:
+    """The module as Google's BERT modules define it: BertModel over three placeholders, and three signatures.
+
+    hub.create_module_spec wraps module_fn in variable_scope("", use_resource=True); use_resource=False gives
+    TF 1.x's own variables (VariableV2 ops read through Identity `<name>/read`), as its docstring says to."""
+    with tf1.variable_scope("", use_resource=resource_variables):
+        tf1_module_graph(google, config, vocab_path, do_lower_case, is_training, with_mlm)
+
+
+def tf1_module_graph(
+    google: dict, config: dict, vocab_path: Path, do_lower_case: bool, is_training: bool, with_mlm: bool
+) -> None:
+    modeling = google["modeling"]
     bert_config = modeling.BertConfig.from_dict(config)
     input_ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
     input_mask = tf1.placeholder(tf.int32, [None, None], name="input_mask")
@@ -288,19 +334,20 @@ def tf1_module_fn(google: dict, config: dict, vocab_path: Path, do_lower_case: b
         outputs={"pooled_output": model.get_pooled_output(), "sequence_output": model.get_sequence_output()},
     )
 
-    # run_pretraining.get_masked_lm_output builds cls/predictions; its labels only feed the loss, which no
-    # signature exports. The logits are the input of its log_softmax.
-    mlm_positions = tf1.placeholder(tf.int32, [None, None], name="mlm_positions")
-    _, _, log_probs = run_pretraining.get_masked_lm_output(
-        bert_config,
-        model.get_sequence_output(),
-        model.get_embedding_table(),
-        mlm_positions,
-        tf1.zeros_like(mlm_positions),
-        tf1.ones_like(mlm_positions, dtype=tf.float32),
-    )
-    mlm_logits = log_probs.op.inputs[0]
-    hub.add_signature("mlm", inputs=dict(token_inputs, mlm_positions=mlm_positions), outputs={"mlm_logits": mlm_logits})
+    if with_mlm:
+        # run_pretraining.get_masked_lm_output builds cls/predictions; its labels only feed the loss, which no
+        # signature exports. The logits are the input of its log_softmax.
+        mlm_positions = tf1.placeholder(tf.int32, [None, None], name="mlm_positions")
+        _, _, log_probs = google["run_pretraining"].get_masked_lm_output(
+            bert_config,
+            model.get_sequence_output(),
+            model.get_embedding_table(),
+            mlm_positions,
+            tf1.zeros_like(mlm_positions),
+            tf1.ones_like(mlm_positions, dtype=tf.float32),
+        )
+        mlm_inputs = dict(token_inputs, mlm_positions=mlm_positions)
+        hub.add_signature("mlm", inputs=mlm_inputs, outputs={"mlm_logits": log_probs.op.inputs[0]})
 
     vocab_file = tf1.constant(str(vocab_path))
     tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, vocab_file)
@@ -312,36 +359,46 @@ def tf1_module_fn(google: dict, config: dict, vocab_path: Path, do_lower_case: b
 
 
 def build_tf1_module(
-    google: dict, config: dict, vocab: list[str], do_lower_case: bool, seed: int, out: Path, gelu=None
+    google: dict,
+    config: dict,
+    vocab: list[str],
+    do_lower_case: bool,
+    values,
+    out: Path,
+    resource_variables: bool,
+    with_mlm: bool = True,
+    gelu=None,
 ) -> None:
-    """Export a TF1 Hub module with hub's own export, its variables set to seeded values."""
+    """Export a TF1 Hub module with hub's own export, each variable set to values(name, shape), in name order."""
     modeling = google["modeling"]
     original_gelu = modeling.gelu
     if gelu is not None:
         modeling.gelu = gelu  # get_activation("gelu") looks the name up at call time
+    # The graph keeps the asset's path as a string Const: a fixed path keeps reruns' saved_model.pb the same.
+    vocab_path = FIXED_SCRATCH / "vocab.txt"
+    vocab_path.parent.mkdir(parents=True, exist_ok=True)
+    vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    config = dict(config, vocab_size=len(vocab))
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            vocab_path = Path(scratch) / "vocab.txt"
-            vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-            config = dict(config, vocab_size=len(vocab))
-            spec = hub.create_module_spec(
-                lambda is_training: tf1_module_fn(google, config, vocab_path, do_lower_case, is_training),
-                tags_and_args=[(set(), {"is_training": False}), ({"train"}, {"is_training": True})],
-                drop_collections=[],
-            )
-            rng = np.random.default_rng(seed)
-            with tf.Graph().as_default():
-                module = hub.Module(spec, trainable=True)
-                assigns = [
-                    tf1.assign(variable, seeded_value(name, tuple(variable.shape.as_list()), rng))
-                    for name, variable in sorted(module.variable_map.items())
-                ]
-                with tf1.Session() as session:
-                    session.run(tf1.global_variables_initializer())
-                    session.run(assigns)
-                    if out.exists():
-                        shutil.rmtree(out)
-                    module.export(str(out), session)
+        spec = hub.create_module_spec(
+            lambda is_training: tf1_module_fn(
+                google, config, vocab_path, do_lower_case, is_training, resource_variables, with_mlm
+            ),
+            tags_and_args=[(set(), {"is_training": False}), ({"train"}, {"is_training": True})],
+            drop_collections=[],
+        )
+        with tf.Graph().as_default():
+            module = hub.Module(spec, trainable=True)
+            assigns = [
+                tf1.assign(variable, values(name, tuple(variable.shape.as_list())))
+                for name, variable in sorted(module.variable_map.items())
+            ]
+            with tf1.Session() as session:
+                session.run(tf1.global_variables_initializer())
+                session.run(assigns)
+                if out.exists():
+                    shutil.rmtree(out)
+                module.export(str(out), session)
     finally:
         modeling.gelu = original_gelu
 
@@ -352,7 +409,9 @@ def run_tf1_module(path: Path, inputs: dict) -> dict[str, np.ndarray]:
     with tf.Graph().as_default():
         module = hub.Module(str(path))
         fetches = {}
-        for kind in ("batch", "pair"):
+        for kind in KINDS:
+            if f"{kind}_input_ids" not in inputs:
+                continue
             tokens = module(
                 {name: inputs[f"{kind}_{name}"] for name in ("input_ids", "input_mask", "segment_ids")},
                 signature="tokens",
@@ -360,17 +419,18 @@ def run_tf1_module(path: Path, inputs: dict) -> dict[str, np.ndarray]:
             )
             fetches[f"{kind}_pooled_output"] = tokens["pooled_output"]
             fetches[f"{kind}_sequence_output"] = tokens["sequence_output"]
-        mlm = module(
-            {
-                "input_ids": inputs["batch_input_ids"],
-                "input_mask": inputs["batch_input_mask"],
-                "segment_ids": inputs["batch_segment_ids"],
-                "mlm_positions": inputs["mlm_positions"],
-            },
-            signature="mlm",
-            as_dict=True,
-        )
-        fetches["mlm_logits"] = mlm["mlm_logits"]
+        if "mlm" in module.get_signature_names():
+            mlm = module(
+                {
+                    "input_ids": inputs["batch_input_ids"],
+                    "input_mask": inputs["batch_input_mask"],
+                    "segment_ids": inputs["batch_segment_ids"],
+                    "mlm_positions": inputs["mlm_positions"],
+                },
+                signature="mlm",
+                as_dict=True,
+            )
+            fetches["mlm_logits"] = mlm["mlm_logits"]
         info = module(signature="tokenization_info", as_dict=True)
         fetches["vocab_file"] = info["vocab_file"]
         fetches["do_lower_case"] = info["do_lower_case"]
@@ -387,7 +447,9 @@ def run_tf1_module(path: Path, inputs: dict) -> dict[str, np.ndarray]:
 # TF2 SavedModel
 
 
-def build_tf2_saved_model(config: dict, vocab: list[str], do_lower_case: bool, seed: int, out: Path) -> None:
+def build_tf2_saved_model(
+    config: dict, vocab: list[str], do_lower_case: bool, values, out: Path, with_mlm: bool = True
+) -> None:
     """Export as TF Hub's BERT encoders were: Model Garden's export_tfhub_lib.export_model from a checkpoint."""
     from official.legacy.bert import configs
     from official.nlp.tools import export_tfhub_lib
@@ -397,19 +459,20 @@ def build_tf2_saved_model(config: dict, vocab: list[str], do_lower_case: bool, s
         scratch = Path(scratch)
         vocab_path = scratch / "vocab.txt"
         vocab_path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        # The checkpoint that export_model restores: a BertPretrainerV2 as Model Garden's pretraining saves it.
-        _, pretrainer = export_tfhub_lib._create_model(bert_config=bert_config, with_mlm=True)
-        rng = np.random.default_rng(seed)
-        for variable in sorted(pretrainer.variables, key=lambda v: v.name):
-            variable.assign(seeded_value(variable.name.split(":")[0], tuple(variable.shape), rng))
-        checkpoint_path = tf.train.Checkpoint(**pretrainer.checkpoint_items).save(str(scratch / "ckpt"))
+        # The checkpoint that export_model restores: a BertPretrainerV2 as Model Garden's pretraining saves it,
+        # or the encoder alone.
+        _, trained = export_tfhub_lib._create_model(bert_config=bert_config, with_mlm=with_mlm)
+        for variable in sorted(trained.variables, key=lambda v: v.name):
+            variable.assign(values(variable.name.split(":")[0], tuple(variable.shape)))
+        items = trained.checkpoint_items if with_mlm else {"encoder": trained}
+        checkpoint_path = tf.train.Checkpoint(**items).save(str(scratch / "ckpt"))
         if out.exists():
             shutil.rmtree(out)
         export_tfhub_lib.export_model(
             str(out),
             bert_config=bert_config,
             model_checkpoint_path=checkpoint_path,
-            with_mlm=True,
+            with_mlm=with_mlm,
             vocab_file=str(vocab_path),
             do_lower_case=do_lower_case,
         )
@@ -419,7 +482,7 @@ def run_tf2_saved_model(path: Path, inputs: dict) -> dict[str, np.ndarray]:
     """What TensorFlow computes calling the loaded SavedModel, and its .mlm."""
     model = tf.saved_model.load(str(path))
     outputs = {}
-    for kind in ("batch", "pair"):
+    for kind in [kind for kind in KINDS if f"{kind}_input_ids" in inputs]:
         result = model(
             {
                 "input_word_ids": tf.constant(inputs[f"{kind}_input_ids"]),
@@ -432,19 +495,38 @@ def run_tf2_saved_model(path: Path, inputs: dict) -> dict[str, np.ndarray]:
         outputs[f"{kind}_sequence_output"] = result["sequence_output"].numpy()
         outputs[f"{kind}_encoder_outputs"] = np.stack([layer.numpy() for layer in result["encoder_outputs"]])
         np.testing.assert_array_equal(result["default"].numpy(), outputs[f"{kind}_pooled_output"])
-    mlm = model.mlm(
-        {
-            "input_word_ids": tf.constant(inputs["batch_input_ids"]),
-            "input_mask": tf.constant(inputs["batch_input_mask"]),
-            "input_type_ids": tf.constant(inputs["batch_segment_ids"]),
-            "masked_lm_positions": tf.constant(inputs["mlm_positions"]),
-        },
-        training=False,
-    )
-    outputs["mlm_logits"] = mlm["mlm_logits"].numpy()
+    if hasattr(model, "mlm"):
+        mlm = model.mlm(
+            {
+                "input_word_ids": tf.constant(inputs["batch_input_ids"]),
+                "input_mask": tf.constant(inputs["batch_input_mask"]),
+                "input_type_ids": tf.constant(inputs["batch_segment_ids"]),
+                "masked_lm_positions": tf.constant(inputs["mlm_positions"]),
+            },
+            training=False,
+        )
+        outputs["mlm_logits"] = mlm["mlm_logits"].numpy()
+    outputs["serving_default_names"] = serving_default_names(model, inputs, outputs)
     outputs["vocab_file"] = np.array(Path(model.vocab_file.asset_path.numpy().decode()).name)
     outputs["do_lower_case"] = np.array(bool(model.do_lower_case.numpy()))
     return outputs
+
+
+def serving_default_names(model, inputs: dict, outputs: dict) -> np.ndarray:
+    """'signature output name=model output name' for each output of serving_default, matched by value."""
+    result = model.signatures["serving_default"](
+        input_word_ids=tf.constant(inputs["batch_input_ids"]),
+        input_mask=tf.constant(inputs["batch_input_mask"]),
+        input_type_ids=tf.constant(inputs["batch_segment_ids"]),
+    )
+    known = {"pooled_output": outputs["batch_pooled_output"], "sequence_output": outputs["batch_sequence_output"]}
+    known |= {f"encoder_outputs[{i}]": layer for i, layer in enumerate(outputs["batch_encoder_outputs"])}
+    names = []
+    for name, value in sorted(result.items()):
+        # The signature's function is traced apart from the call's, so float32 sums may round differently.
+        matches = [k for k, v in known.items() if v.shape == value.shape and np.allclose(v, value, atol=1e-6)]
+        names.append(f"{name}={'|'.join(matches)}")  # pooled_output and default are equal, so one name shows both
+    return np.array(names)
 
 
 def build_tf2_exact_gelu_outputs(path: Path, config: dict, vocab: list[str], inputs: dict) -> dict[str, np.ndarray]:
@@ -485,27 +567,29 @@ def build_tf2_exact_gelu_outputs(path: Path, config: dict, vocab: list[str], inp
 # Inputs and tokenizer
 
 
-def encode_inputs(tokenizer, vocab: list[str]) -> dict[str, np.ndarray]:
-    """A padded batch of three texts and a padded batch of two pairs, as run_classifier.py lays them out."""
+def encode_inputs(
+    tokenizer, vocab: list[str], batch_texts: list[str] = BATCH_TEXTS, pair_texts: list[tuple[str, str]] = PAIR_TEXTS
+) -> dict[str, np.ndarray]:
+    """A padded batch of texts and a padded batch of pairs, as run_classifier.py lays them out."""
     cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
     rows = []
-    for text in BATCH_TEXTS:
+    for text in batch_texts:
         ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
         rows.append(([cls_id, *ids, sep_id], [0] * (len(ids) + 2)))
     batch = pad(rows)
     rows = []
-    for text_a, text_b in PAIR_TEXTS:
+    for text_a, text_b in pair_texts:
         a = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text_a))
         b = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text_b))
         rows.append(([cls_id, *a, sep_id, *b, sep_id], [0] * (len(a) + 2) + [1] * (len(b) + 1)))
     pair = pad(rows)
     return {
-        "batch_texts": np.array(BATCH_TEXTS),
+        "batch_texts": np.array(batch_texts),
         **{f"batch_{name}": value for name, value in batch.items()},
-        "pair_texts_a": np.array([a for a, _ in PAIR_TEXTS]),
-        "pair_texts_b": np.array([b for _, b in PAIR_TEXTS]),
+        "pair_texts_a": np.array([a for a, _ in pair_texts]),
+        "pair_texts_b": np.array([b for _, b in pair_texts]),
         **{f"pair_{name}": value for name, value in pair.items()},
-        "mlm_positions": MLM_POSITIONS,
+        "mlm_positions": np.array([[1, 2, 3]] * len(batch_texts), dtype=np.int32),
     }
 
 
@@ -539,6 +623,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     names = ["tensorflow", "tensorflow-cpu", "tf-keras", "tensorflow-hub", "tf-slim", "tf-models-official", "numpy"]
+    names.append("bert-tensorflow")  # make_tf_hub_real.py's tf1_minilm_pypi
     return {name: version(name) for name in names} | {"google-research/bert": "bee6030 (modeling.py = eedf571's)"}
 
 
@@ -566,17 +651,18 @@ def main() -> None:
         np.savez_compressed(OUT / "tokenizer_outputs.npz", **tokenizer_outputs(tokenizations, vocab_paths))
 
         plans = [
-            ("tf1_uncased", TF1_UNCASED, "uncased", True, 20190207),  # the date of bee6030
-            ("tf1_cased", TF1_CASED, "cased", False, 20181031),
+            ("tf1_uncased", TF1_UNCASED, "uncased", True, 20190207, False),  # 20190207: the date of bee6030
+            ("tf1_cased", TF1_CASED, "cased", False, 20181031, True),
         ]
-        for name, config, casing, do_lower_case, seed in plans:
+        for name, config, casing, do_lower_case, seed, resource_variables in plans:
             vocab = vocabs[casing]
             tokenizer = google["tokenization"].FullTokenizer(str(vocab_paths[casing]), do_lower_case=do_lower_case)
             inputs = encode_inputs(tokenizer, vocab)
-            build_tf1_module(google, config, vocab, do_lower_case, seed, OUT / name)
+            build_tf1_module(google, config, vocab, do_lower_case, seeded_values(seed), OUT / name, resource_variables)
             outputs = run_tf1_module(OUT / name, inputs)
             erf_dir = Path(scratch) / f"{name}_erf"
-            build_tf1_module(google, config, vocab, do_lower_case, seed, erf_dir, gelu=exact_gelu)
+            values = seeded_values(seed)
+            build_tf1_module(google, config, vocab, do_lower_case, values, erf_dir, resource_variables, gelu=exact_gelu)
             erf = run_tf1_module(erf_dir, inputs)
             for kind in ("batch", "pair"):
                 for output in ("pooled_output", "sequence_output"):
@@ -587,7 +673,7 @@ def main() -> None:
         vocab = vocabs["uncased"]
         tokenizer = google["tokenization"].FullTokenizer(str(vocab_paths["uncased"]), do_lower_case=True)
         inputs = encode_inputs(tokenizer, vocab)
-        build_tf2_saved_model(TF2_UNCASED, vocab, True, 20201020, OUT / "tf2_uncased")
+        build_tf2_saved_model(TF2_UNCASED, vocab, True, seeded_values(20201020), OUT / "tf2_uncased")
         outputs = run_tf2_saved_model(OUT / "tf2_uncased", inputs)
         outputs |= build_tf2_exact_gelu_outputs(OUT / "tf2_uncased", TF2_UNCASED, vocab, inputs)
         np.savez_compressed(OUT / "tf2_uncased_outputs.npz", **inputs, **outputs)

@@ -8,21 +8,13 @@ caller is replaced by its advice for the command line where it has one (Minibert
 
 import os
 import sys
-from importlib import metadata
 
+from .. import __version__
 from ..errors import MinibertError
 from . import embed, explain, run, trace
 from .common import HelpFormatter, Parser, UsageError
 
 COMMANDS = (explain, run, trace, embed)  # in the order `minibert --help` lists them
-
-
-def installed_version() -> str:
-    """minibert's version, as its installed metadata (pyproject.toml's version) gives it."""
-    try:
-        return metadata.version("minibert")
-    except metadata.PackageNotFoundError:  # run from a checkout that was never pip-installed
-        return "(version unknown: not installed; pip install -e . in the checkout)"
 
 
 def build_parser() -> Parser:
@@ -37,7 +29,7 @@ def build_parser() -> Parser:
         "'minibert COMMAND --help' describes each command, its options and their defaults.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for command in COMMANDS:

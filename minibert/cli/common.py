@@ -2,6 +2,7 @@
 and encoding texts with the note that says what was cut."""
 
 import argparse
+import difflib
 import sys
 
 import numpy as np
@@ -19,6 +20,36 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would print the whole usage, then exit; one line is clearer
         raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but arguments no parser took are refused by the subcommand's parser, so the message names
+        the subcommand (`minibert run: error: ...`), with a hint for each unknown flag (unknown_flag_hint)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = getattr(parsed, "parser", self)
+            hints = [hint for word in extras if (hint := unknown_flag_hint(word, parser, self))]
+            parser.error(f"unrecognized arguments: {' '.join(extras)}" + "".join(f"; {hint}" for hint in hints))
+        return parsed
+
+
+def unknown_flag_hint(word: str, parser: argparse.ArgumentParser, top: argparse.ArgumentParser) -> str | None:
+    """For an unknown flag: the command's own flag it nearly spells, or the other commands that take it."""
+    if not word.startswith("-"):
+        return None
+    flag = word.partition("=")[0]
+    own = [option for action in parser._actions for option in action.option_strings]
+    close = difflib.get_close_matches(flag, own, n=1, cutoff=0.75)
+    if close:
+        return f"did you mean {close[0]}?"
+    commands = next((action.choices for action in top._actions if isinstance(action, argparse._SubParsersAction)), {})
+    takers = [
+        f"minibert {name}"
+        for name, other in commands.items()
+        if other is not parser and any(flag in action.option_strings for action in other._actions)
+    ]
+    if takers:
+        return f"{flag} is an option of {' and '.join(takers)}"
+    return None
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -79,15 +110,31 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The one lower bound of --max-length: room for the special tokens and one token of each text. Checked in one
+# place, min_max_length's caller, so that 0, 1 and 2 all get the same message (argparse's own "at least 1" and a
+# pair's bound no longer disagree, and 2 no longer runs [CLS] [SEP] alone).
+def min_max_length(pair: bool) -> int:
+    """[CLS] a [SEP]: 3 tokens; [CLS] a [SEP] b [SEP]: 5."""
+    return 5 if pair else 3
+
+
 def add_max_length_argument(parser: argparse.ArgumentParser, pair: bool) -> None:
+    bound = f"at least {min_max_length(False)}" + (f", {min_max_length(True)} with --pair" if pair else "")
     parser.add_argument(
         "--max-length",
-        type=positive_int,
+        type=whole_number,
         metavar="N",
-        help=f"cut {'the text and its --pair' if pair else 'each text'} to N tokens, [CLS] and [SEP] included; "
-        "a note on stderr says when a text is cut (default: the model's maximum, the smaller of "
+        help=f"cut {'the text and its --pair' if pair else 'each text'} to N tokens, [CLS] and [SEP] included "
+        f"({bound}); a note on stderr says when a text is cut (default: the model's maximum, the smaller of "
         "tokenizer_config.json's model_max_length and config.json's max_position_embeddings: 512 for BERT)",
     )
+
+
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
 
 
 def load(args):
@@ -118,7 +165,6 @@ def encode(args, model, tokenizer, texts: list[str], pairs: list[str] | None = N
     silently. `labels` names the texts in that note ("text 1", "--input FILE, line 3", ...).
     """
     config, n = model.config, args.max_length
-    specials = 2 if pairs is None else 3  # [CLS] A [SEP], or [CLS] A [SEP] B [SEP]
     if pairs is not None and config.type_vocab_size < 2:
         raise InputError(
             f"--pair: this model has one token type (type_vocab_size {config.type_vocab_size} in config.json), so "
@@ -130,9 +176,13 @@ def encode(args, model, tokenizer, texts: list[str], pairs: list[str] | None = N
             f"--max-length {n} is more than this model's {config.max_position_embeddings} positions "
             f"(max_position_embeddings in config.json); pass --max-length {config.max_position_embeddings} or less"
         )
-    if n is not None and n < specials:
-        layout = "[CLS] and [SEP]" if pairs is None else "[CLS], [SEP] and [SEP]"
-        raise InputError(f"--max-length {n} leaves no room for {layout}; pass --max-length {specials + 1} or more")
+    if n is not None and n < min_max_length(pairs is not None):
+        room = "a token of the text beside [CLS] and [SEP]"
+        if pairs is not None:
+            room = "a token of the text and one of its --pair beside [CLS], [SEP] and [SEP]"
+        raise InputError(
+            f"--max-length {n} leaves no room for {room}; pass --max-length {min_max_length(pairs is not None)} or more"
+        )
     limit = maximum if n is None else n
     encoded = tokenizer(texts, pairs, max_length=limit)
     lengths = tokenizer(texts, pairs, truncation=False)["attention_mask"].sum(axis=1)  # [B]: before the cut

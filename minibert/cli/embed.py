@@ -5,12 +5,19 @@ import sys
 
 from ..embed import EmbedInterrupted, embed_file, output_paths
 from ..embed.cluster import start_client
+from ..embed.partitions import BLANK
+from ..errors import InputError
 from ..sentence import BATCH_SIZE
 from .common import add_command, byte_size, positive_int
 
 
 def run(args) -> int:
     """Embed every line of a text or JSONL file, in this process or on a Dask cluster; rerun to resume."""
+    if args.output.lower().startswith("memory://"):
+        raise InputError(
+            f"--output {args.output}: an in-memory store ends with this process, so the embeddings would be lost "
+            "(it is for tests, from Python); pass a .npy file, a directory or a URL that outlives the run"
+        )
     output_paths(args.output, clustered=args.workers is not None or args.scheduler is not None)  # before a cluster
     try:
         with start_client(workers=args.workers, scheduler=args.scheduler) as client:
@@ -27,13 +34,22 @@ def run(args) -> int:
                 progress=not args.quiet,
             )
     except EmbedInterrupted as stop:
+        # Counted now that the cluster is closed: tasks running at Ctrl-C may have written their shards meanwhile.
         print(
-            f"minibert embed: interrupted; {stop.done} of {stop.total} partitions are kept in {stop.directory}; "
+            f"minibert embed: interrupted; {stop.recount()} of {stop.total} partitions are kept in {stop.directory}; "
             f"to resume, run the same command again: {embed_command(args)}",
             file=sys.stderr,
         )
         return 130
-    shape = f"{report.rows} rows x {report.dim} (float32, input order), {len(report.bad_lines)} bad line(s) as NaN rows"
+    blank = sum(reason == BLANK for _, reason in report.bad_lines)
+    bad = len(report.bad_lines) - blank
+    most = " (most of the input)" if 2 * bad > report.rows else ""
+    shape = (
+        f"{report.rows} rows x {report.dim} (float32, input order), {bad} bad line(s){most} and {blank} blank "
+        "line(s) as NaN rows"
+    )
+    if report.cut_lines:
+        shape += f", {len(report.cut_lines)} text(s) cut to the model's length"
     if report.already_complete:
         print(f"{report.output}: already complete, nothing embedded: {shape}")
     else:
@@ -72,9 +88,12 @@ def add_parser(commands) -> None:
         "embed",
         help="embed every line of a text or JSONL file (resumable; Dask optional)",
         description="Embed every line of a text file (one text a line) or a JSONL file with a sentence-transformers\n"
-        "model: one float32 row per input line, in input order. Bad lines (empty, not UTF-8, JSON without --field)\n"
-        "become rows of NaN, listed on stderr and in the manifest. The input is cut into partitions, each written\n"
-        "as one shard, atomically; after Ctrl-C or a lost machine, the same command resumes where it stopped.",
+        "model: one float32 row per input line, in input order. Blank lines are skipped and bad lines (not\n"
+        "UTF-8, JSON without --field) refused, each keeping a row of NaN, listed on stderr and in the manifest;\n"
+        "an input with no text at all is refused before anything is written. Texts longer than the model's\n"
+        "max_seq_length are cut, counted on stderr and listed in the manifest. The input is cut into partitions,\n"
+        "each written as one shard, atomically; after Ctrl-C or a lost machine, the same command resumes where it\n"
+        "stopped.",
         examples=[
             "minibert embed corpus.txt --output corpus.npy --model DIR",
             "minibert embed docs.jsonl --output docs-emb/ --model DIR --field body --batch-size 64",
@@ -112,11 +131,15 @@ def add_parser(commands) -> None:
         default="auto",
         metavar="SIZE",
         help="bytes of input per partition (one shard, one task), e.g. 64K or 1M; auto: 1/16 of the input, within "
-        "4K-1M, so that an interrupted run keeps most of its work",
+        "4K-1M, so that an interrupted run keeps most of its work (in this process, Ctrl-C loses at most the few "
+        "seconds of partitions being embedded together)",
     )
     where = embed.add_mutually_exclusive_group()
     where.add_argument(
-        "--workers", type=positive_int, help="start a local Dask cluster of N worker processes, 1 thread each"
+        "--workers",
+        type=positive_int,
+        help="start a local Dask cluster of N worker processes, each running minibert on 1 thread (N = the cores "
+        "to use)",
     )
     where.add_argument("--scheduler", help="use a running Dask cluster, e.g. tcp://host:8786")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -22,28 +22,49 @@ RUN_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "attention
 
 
 def read_texts(args) -> tuple[list[str], list[str]]:
-    """The texts of the arguments and of --input, and a label for each ("text 2", "--input FILE, line 3")."""
+    """The texts of the arguments and of --input, and a label for each ("text 2", "--input FILE, line 3").
+
+    Blank lines of --input are skipped and said on stderr, as `minibert embed` skips them: in a file they are
+    spacing, not texts. An empty TEXT argument is refused: on a command line it is nearly always an unset variable.
+    """
     labels = [f"text {i + 1}" for i in range(len(args.texts))]
+    texts = [check_text(label, text) for label, text in zip(labels, args.texts, strict=True)]
     if args.input is not None:
-        try:
-            if args.input == "-":  # bytes, decoded here, so that stdin that is not UTF-8 gets the file's message
-                data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-            else:
-                data = Path(args.input).read_bytes()
-            lines = data.decode("utf-8").splitlines()
-        except FileNotFoundError:
-            raise InputError(f"--input {args.input}: no such file") from None
-        except UnicodeDecodeError as error:
-            raise InputError(f"--input {args.input}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-        except OSError as error:
-            raise InputError(f"--input {args.input}: cannot be read ({error.strerror})") from None
-        labels += [f"--input {args.input}, line {n}" for n in range(1, len(lines) + 1)]
-    else:
-        lines = []
-    texts = [check_text(label, text) for label, text in zip(labels, [*args.texts, *lines], strict=True)]
+        lines = read_input_lines(args.input)
+        blank = [n for n, line in enumerate(lines, start=1) if not line.strip()]
+        for n, line in enumerate(lines, start=1):
+            if line.strip():
+                texts.append(check_text(f"--input {args.input}, line {n}", line))
+                labels.append(f"--input {args.input}, line {n}")
+        if not any(line.strip() for line in lines):
+            what = "it is empty" if not lines else f"its {len(lines)} line(s) are blank"
+            raise InputError(f"--input {args.input}: no text to run: {what}; give a file with one text per line")
+        if blank:
+            shown = ", ".join(map(str, blank[:10])) + (", ..." if len(blank) > 10 else "")
+            print(
+                f"minibert run: note: --input {args.input}: {len(blank)} blank line(s) skipped (line {shown}); "
+                "each output row is the next non-blank line",
+                file=sys.stderr,
+            )
     if not texts:
         raise InputError("no text given: pass texts as arguments, or --input FILE with one text per line")
     return texts, labels
+
+
+def read_input_lines(name: str) -> list[str]:
+    """The lines of --input (a file, or '-' for stdin), decoded as UTF-8."""
+    try:
+        if name == "-":  # bytes, decoded here, so that stdin that is not UTF-8 gets the file's message
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        else:
+            data = Path(name).read_bytes()
+        return data.decode("utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"--input {name}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"--input {name}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise InputError(f"--input {name}: cannot be read ({error.strerror})") from None
 
 
 def run(args) -> int:

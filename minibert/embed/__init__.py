@@ -12,7 +12,8 @@ Where each concern lives:
     job.py          embed_file, a short pipeline of named steps, and embed_partition, the task of one partition
     cluster.py      the Dask path: tasks on a cluster and a client to run them (Dask imported there only)
 
-Dask (`pip install 'minibert[cluster]'`) and tqdm (`minibert[progress]`) are imported only where they are used.
+Dask (`pip install 'minibert-numpy[cluster]'`) and tqdm (`minibert-numpy[progress]`) are imported only where they
+are used.
 """
 
 from .job import EmbedInterrupted, EmbedReport, embed_file

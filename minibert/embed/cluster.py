@@ -1,15 +1,20 @@
 """The embedding job on a Dask cluster: one task per partition, and a client to run them on.
 
-Dask (`pip install 'minibert[cluster]'`) is imported here only, inside the functions that use it, so that
+Dask (`pip install 'minibert-numpy[cluster]'`) is imported here only, inside the functions that use it, so that
 `import minibert` stays light. Tasks receive only paths and numbers (a few hundred bytes through the scheduler);
 each worker loads the model itself, once (job.load_encoder).
 """
 
+import logging
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..errors import InputError, MinibertError
+from ..parallel import THREADS_ENV, resolve_threads
 from .partitions import count_lines
 
 
@@ -19,6 +24,20 @@ def count_lines_on_cluster(client, input_path: str, ranges: list[tuple[int, int]
         return []
     futures = client.map(count_lines, [input_path] * len(ranges), *zip(*ranges, strict=True), pure=False)
     return client.gather(futures)
+
+
+def task_threads() -> int:
+    """The threads one task uses on a Dask worker: one. A worker runs as many tasks at once as the threads it was given
+    (`dask worker --nthreads`, LocalCluster's threads_per_worker), so with one thread each its tasks use what it was
+    given: minibert's default, every core of the machine per task, made two 1-thread workers on 2 cores run 4
+    threads and take 2-6x the time of one process (issue 25). $MINIBERT_NUM_THREADS in the worker's environment sets
+    another count."""
+    return resolve_threads() if os.environ.get(THREADS_ENV, "").strip() else 1
+
+
+def on_worker(embed_partition: Callable[..., dict], task: dict) -> dict:
+    """The task as a worker runs it: one partition, on task_threads() threads."""
+    return embed_partition(task, threads=task_threads())
 
 
 def run_on_cluster(
@@ -33,7 +52,7 @@ def run_on_cluster(
 
     # Named by the run and the partition, so a task's key says whose it is (the fault test finds them by it).
     keys = [f"minibert-embed-{task['fingerprint'][:16]}-{task['index']:05d}" for task in tasks]
-    futures = client.map(embed_partition, tasks, key=keys, retries=retries, pure=False)
+    futures = client.map(on_worker, [embed_partition] * len(tasks), tasks, key=keys, retries=retries, pure=False)
     task_of = {future.key: task for future, task in zip(futures, tasks, strict=True)}
     summaries = []
     try:
@@ -65,9 +84,51 @@ def open_client(workers: int | None = None, scheduler: str | None = None, timeou
     if scheduler is not None:
         return Client(scheduler, timeout=timeout), None
     # One thread per worker process: BERT's matmuls hold the GIL between BLAS calls, so processes, not
-    # threads, are what scale; Dask also sets OMP/OPENBLAS_NUM_THREADS=1 in the workers it spawns.
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
-    return Client(cluster), cluster
+    # threads, are what scale; Dask also sets OMP/OPENBLAS_NUM_THREADS=1 in the workers it spawns, minibert runs each
+    # task on one thread (task_threads), and the tokenizers library, which would encode a batch on every core, on one.
+    # Dask logs errors only, here and in the workers: what goes wrong in a task comes back as its exception, and the
+    # warnings (a task cancelled by Ctrl-C, a worker killed at close, a slow event loop on a busy machine) reached the
+    # terminal as noise around the job's lines. The dashboard takes a free port (the job prints its link) rather than
+    # warning that 8787 is taken.
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with sigint_ignored_by_children():
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            env={"RAYON_NUM_THREADS": "1"},
+            dashboard_address="127.0.0.1:0",
+        )
+    client = Client(cluster)
+    client.register_plugin(quiet_worker_plugin(), name="minibert-quiet-worker")  # workers started later get it too
+    return client, cluster
+
+
+def quiet_worker_plugin():
+    """A Dask worker plugin that makes the worker's Dask log errors only (defined here: Dask is imported lazily)."""
+    from distributed import WorkerPlugin
+
+    class QuietWorker(WorkerPlugin):
+        def setup(self, worker) -> None:
+            logging.getLogger("distributed").setLevel(logging.ERROR)
+
+    return QuietWorker()
+
+
+@contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """SIGINT ignored while worker processes are started, so that they inherit its being ignored (across exec too).
+    Ctrl-C in a terminal signals the whole process group: without this, every worker printed its own traceback
+    (KeyboardInterrupt, CancelledError, state-machine warnings: ~60 lines) before the job's one line. The job, in this
+    process, gets the Ctrl-C, cancels the tasks and closes the cluster, which stops the workers."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def close_client(client, cluster) -> None:
@@ -89,7 +150,7 @@ def start_client(workers: int | None = None, scheduler: str | None = None, timeo
     try:
         client, cluster = open_client(workers=workers, scheduler=scheduler, timeout=timeout)
     except ImportError:
-        raise InputError("--workers and --scheduler need Dask: pip install 'minibert[cluster]'") from None
+        raise InputError("--workers and --scheduler need Dask: pip install 'minibert-numpy[cluster]'") from None
     except (OSError, TimeoutError) as error:
         if scheduler is None:
             raise

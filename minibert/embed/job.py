@@ -5,10 +5,12 @@ per partition (in this process, or on a Dask worker).
     -> the partitions still to do -> embed them -> gather bad lines and width -> finish (manifest, .npy)
 
 Rerunning the same call skips every partition whose shard is there and valid, so an interrupted run loses at most
-the partitions in flight (in this process, one group of them: GROUP_BYTES). Bad lines (empty, not valid UTF-8, not
-JSON, JSON without the field) get a row of NaN rather than no row: row i is always input line i + 1, so embeddings
-can be zipped with the input without a lookup, and a bad line cannot shift every row after it. They are listed,
-with their line numbers and the reason, on `log` and in the manifest.
+the partitions in flight (in this process, one group of them: a few seconds, GROUP_SECONDS). Blank lines are skipped
+and bad lines (not valid UTF-8, not JSON, JSON without the field) are refused, but each keeps a row, of NaN: row i is
+always input line i + 1, so embeddings can be zipped with the input without a lookup, and a bad line cannot shift
+every row after it. They are listed, with their line numbers and the reason, on `log` and in the manifest. An input
+with no text at all (binary, or JSONL whose text is in another field) is refused before anything is written; texts
+longer than the model's max_seq_length are cut, counted on `log` and listed in the manifest.
 """
 
 import os
@@ -26,7 +28,9 @@ from ..sentence import BATCH_SIZE, SentenceEncoder
 from . import cluster
 from .identity import check_same_run, fingerprint, model_identity, run_identity
 from .partitions import (
+    BLANK,
     auto_partition_size,
+    check_has_texts,
     count_lines,
     input_format_of,
     input_identity,
@@ -44,6 +48,7 @@ from .store import (
     output_paths,
     read_manifest_file,
     shard_bad_lines,
+    shard_cut_lines,
     shard_dim,
     shard_is_complete,
     write_manifest,
@@ -58,10 +63,11 @@ class EmbedReport:
     output: Path | str  # the .npy, the directory, or the URL
     rows: int  # input lines, bad ones included: the number of rows of read_embeddings(output)
     dim: int
-    bad_lines: list[tuple[int, str]]  # (1-based line number, reason); their rows are NaN
+    bad_lines: list[tuple[int, str]]  # (1-based line number, reason); their rows are NaN; blank lines among them
     computed: list[int] = field(default_factory=list)  # partitions embedded by this call
     skipped: list[int] = field(default_factory=list)  # partitions whose shards were already complete
     texts_encoded: int = 0  # texts this call sent through the encoder
+    cut_lines: list[tuple[int, int]] = field(default_factory=list)  # (line number, its tokens) of texts cut
     seconds: float = 0.0
 
     @property
@@ -74,9 +80,17 @@ class EmbedInterrupted(KeyboardInterrupt):
     """Ctrl-C (or another KeyboardInterrupt) during embed_file: the shards written so far are kept, and rerunning
     the same call resumes from them. A KeyboardInterrupt, so code that catches that still does."""
 
-    def __init__(self, directory, done: int, total: int):
+    def __init__(self, directory, done: int, total: int, count_kept: Callable[[], int] | None = None):
         super().__init__(f"{done} of {total} partitions kept in {directory}")
         self.directory, self.done, self.total = directory, done, total
+        self._count_kept = count_kept
+
+    def recount(self) -> int:
+        """The partitions whose shards are complete on disk now (also stored as `done`). On a cluster, the tasks
+        running at Ctrl-C may still write their shards until the cluster is closed: count after closing it."""
+        if self._count_kept is not None:
+            self.done = self._count_kept()
+        return self.done
 
 
 @dataclass(frozen=True)
@@ -108,48 +122,67 @@ def load_encoder(model_dir: str, dtype: str) -> SentenceEncoder:
     return _ENCODERS[key]
 
 
-def embed_partition(task: dict, encoder=None, on_batch: Callable[[int], None] | None = None) -> dict:
+def embed_partition(task: dict, encoder=None, on_batch: Callable[[int], None] | None = None, threads=None) -> dict:
     """Embed the lines of one partition and write its shard atomically. Returns a small summary (no embeddings)."""
-    return next(embed_partitions([task], encoder, on_batch))
+    return next(embed_partitions([task], encoder, on_batch, threads))
 
 
-# In this process, consecutive partitions are embedded together up to this much input, sorted by length across them
-# all: a partition of the smallest size (4 KiB, ~30 lines) is one batch of every length, padded to its longest (the
-# embed job at a third of encode's speed on 400 lines of documentation prose). Each still gets its own shard, written
-# as soon as the group is embedded, so an interrupted run loses at most one group.
+# In this process, consecutive partitions are embedded together, sorted by length across them all: a partition of the
+# smallest size (4 KiB, ~30 lines) is one batch of every length, padded to its longest (the embed job at a third of
+# encode's speed on 400 lines of documentation prose). A group is as many partitions as make up GROUP_SECONDS of work
+# at the rate measured so far, and at most GROUP_BYTES of input, but at least GROUP_LINES lines (the first group is
+# that many, and measures the rate). Each partition still gets its own shard, written as soon as its group is
+# embedded, so Ctrl-C loses at most one group: a few seconds, whatever the input's size (a 233 KB file was one 256 KiB
+# group, and an interrupt at 41% kept nothing).
+GROUP_SECONDS = 3.0
 GROUP_BYTES = 1 << 18
+# Groups of one ~125-line partition took 3.3x the CPU time of one group of all 16 on a busy host (2,000 METADATA
+# lines, MiniLM, 2 threads, load 18-22: 66.7 against 20.3 CPU-s; on 1 thread 16.3 against 14.3): encode's batches of
+# one length hold few rows when it is given few texts, and a batch of few rows runs on BLAS's own threads, which
+# spin when the other core is busy. With groups of at least 512 lines (16 batches of 32; ~2.5 s on 2 quiet cores) the
+# same run took 22.4 CPU-s against 17.0 for one group (load 19-20).
+GROUP_LINES = 512
 
 
-def embed_partitions(tasks: list[dict], encoder=None, on_batch: Callable[[int], None] | None = None) -> Iterator[dict]:
+def embed_partitions(
+    tasks: list[dict], encoder=None, on_batch: Callable[[int], None] | None = None, threads: int | None = None
+) -> Iterator[dict]:
     """Embed the lines of several partitions in one pass, then write each one's shard atomically, yielding its summary
-    once its shard is written."""
+    once its shard is written. `threads`: the model's threads (None: its default, MINIBERT_NUM_THREADS or every
+    core)."""
     started = time.perf_counter()
     if encoder is None:
         encoder = load_encoder(tasks[0]["model"], tasks[0]["dtype"])
     parsed = [_read_partition(task) for task in tasks]
     texts = [text for _, partition_texts, _, _ in parsed for text in partition_texts]
-    embedded = _embed_texts(encoder, texts, tasks[0]["batch_size"], tasks[0]["sort_by_length"], on_batch)
+    embedded = _embed_texts(encoder, texts, tasks[0]["batch_size"], tasks[0]["sort_by_length"], on_batch, threads)
+    tokens = _tokens_if_cut(encoder, texts)
     at = 0
     for task, (raw_lines, partition_texts, rows, bad) in zip(tasks, parsed, strict=True):
         embeddings = np.full((len(raw_lines), encoder.dim), np.nan, dtype=np.float32)  # bad lines stay NaN
         embeddings[rows] = embedded[at : at + len(partition_texts)]
+        first = task["first_line"]
+        cut = [(first + row, tokens[at + i]) for i, row in enumerate(rows) if tokens[at + i]]
         at += len(partition_texts)
         if on_batch is not None and bad:
             on_batch(len(bad))
-        first = task["first_line"]
         write_shard(
             task["shard"],
             embeddings=embeddings,
             lines=np.arange(first, first + len(raw_lines), dtype=np.int64),
             bad_lines=np.asarray([n for n, _ in bad], dtype=np.int64),
             bad_reasons=np.asarray([r for _, r in bad], dtype=np.str_),
+            cut_lines=np.asarray(cut, dtype=np.int64).reshape(-1, 2),  # [n, 2]: line number, its tokens
             fingerprint=np.asarray(task["fingerprint"]),
         )
         yield {
             "index": task["index"],
             "rows": len(raw_lines),
+            "bytes": task["end"] - task["start"],
             "dim": int(embeddings.shape[1]),
             "bad": bad,
+            "cut": cut,
+            "max_tokens": getattr(encoder, "max_seq_length", None),
             "encoded": len(partition_texts),
             "seconds": time.perf_counter() - started,
             "pid": os.getpid(),
@@ -176,26 +209,51 @@ def _read_partition(task: dict) -> tuple[list, list[str], list[int], list[tuple[
     return raw_lines, texts, rows, bad
 
 
-def _groups(tasks: list[dict], group_bytes: int) -> Iterator[list[dict]]:
-    """Consecutive tasks, as few to a group as make up group_bytes of input (the last group may hold less)."""
-    group, size = [], 0
-    for task in tasks:
-        group.append(task)
-        size += task["end"] - task["start"]
-        if size >= group_bytes:
-            yield group
-            group, size = [], 0
-    if group:
+def _tokens_if_cut(encoder, texts: list[str]) -> list[int]:
+    """For each text, its token count if it is longer than the encoder's max_seq_length (so cut), else 0.
+
+    A cut row is exactly max_seq_length tokens long, so only those are tokenized again, uncut, one at a time (an
+    uncut batch would be padded to its longest text, however long)."""
+    limit = getattr(encoder, "max_seq_length", None)
+    if limit is None or not texts:  # an encoder=... stand-in that does not say
+        return [0] * len(texts)
+    tokens = [0] * len(texts)
+    for start in range(0, len(texts), 1024):  # [1024, max_seq_length] ids at a time
+        chunk = texts[start : start + 1024]
+        lengths = encoder.tokenizer(chunk, max_length=limit)["attention_mask"].sum(axis=1)  # [C]
+        for i in np.flatnonzero(lengths == limit):
+            uncut = int(encoder.tokenizer([chunk[i]], truncation=False)["attention_mask"].sum())
+            tokens[start + i] = uncut if uncut > limit else 0
+    return tokens
+
+
+def _groups(tasks: list[dict], seconds_per_byte: Callable[[], float | None]) -> Iterator[list[dict]]:
+    """Consecutive tasks, as many to a group as make up GROUP_SECONDS of work at `seconds_per_byte()` (called before
+    each group; None before anything is measured) and at most GROUP_BYTES of input, but at least GROUP_LINES lines."""
+    at = 0
+    while at < len(tasks):
+        rate = seconds_per_byte()
+        budget = 0 if rate is None else min(GROUP_BYTES, GROUP_SECONDS / max(rate, 1e-12))
+        group, size, lines = [], 0, 0
+        while at < len(tasks) and (not group or lines < GROUP_LINES or size + _bytes(tasks[at]) <= budget):
+            group.append(tasks[at])
+            size, lines = size + _bytes(tasks[at]), lines + tasks[at]["lines"]
+            at += 1
         yield group
 
 
-def _embed_texts(encoder, texts: list[str], batch_size: int, sort_by_length: bool, on_batch) -> np.ndarray:
+def _bytes(task: dict) -> int:
+    return task["end"] - task["start"]
+
+
+def _embed_texts(encoder, texts: list[str], batch_size: int, sort_by_length: bool, on_batch, threads) -> np.ndarray:
     """float32 [len(texts), dim], in the order of `texts`, computed in batches."""
+    options = {} if threads is None else {"threads": threads}  # an encoder=... stand-in may not take threads
     if sort_by_length:  # encode sorts by length and cuts batches of nearly one length, so little of each is padding
-        return encoder.encode(texts, batch_size=batch_size, dtype=np.float32, on_batch=on_batch)
+        return encoder.encode(texts, batch_size=batch_size, dtype=np.float32, on_batch=on_batch, **options)
     embeddings = np.empty((len(texts), encoder.dim), dtype=np.float32)
     for b in range(0, len(texts), batch_size):
-        embeddings[b : b + batch_size] = encoder.embed_batch(texts[b : b + batch_size])  # [b, dim], as float32
+        embeddings[b : b + batch_size] = encoder.embed_batch(texts[b : b + batch_size], **options)  # [b, dim]
         if on_batch is not None:
             on_batch(len(texts[b : b + batch_size]))
     return embeddings
@@ -241,9 +299,10 @@ def _finished_report(paths: OutputPaths, identity: dict, started: float) -> Embe
     done = read_manifest_file(paths.finished_manifest)
     check_same_run(done, identity, paths.finished_manifest)
     bad = [tuple(b) for b in done["bad_lines"]]
+    cut = [tuple(c) for c in done.get("cut_lines", [])]  # not in manifests of minibert before 0.2
     skipped = [p["index"] for p in done["partitions"]]
     return EmbedReport(
-        paths.npy, done["rows"], done["dim"], bad, skipped=skipped, seconds=time.perf_counter() - started
+        paths.npy, done["rows"], done["dim"], bad, skipped=skipped, seconds=time.perf_counter() - started, cut_lines=cut
     )
 
 
@@ -356,42 +415,72 @@ def _embed_pending(tasks, encoder, client, retries, bar, on_partition_done, summ
     if client is not None:
         cluster.run_on_cluster(client, embed_partition, tasks, retries, done)
         return
-    for group in _groups(tasks, GROUP_BYTES):
+    measured = [0.0, 0]  # seconds, bytes: of the groups done, to size the next one
+
+    def seconds_per_byte() -> float | None:
+        return measured[0] / measured[1] if measured[1] else None
+
+    for group in _groups(tasks, seconds_per_byte):
+        started = time.perf_counter()
         for summary in embed_partitions(group, encoder=encoder, on_batch=bar.update):
             done(summary)
+        measured[0] += time.perf_counter() - started
+        measured[1] += sum(task["end"] - task["start"] for task in group)
 
 
 def _gather(paths: OutputPaths, manifest: dict, summaries: list[dict], skipped: list[int]):
-    """(every bad line, sorted; the embedding width), from this run's summaries and the shards it skipped."""
+    """(every bad line, sorted; every cut line, sorted; the embedding width), from this run's summaries and the
+    shards it skipped."""
     shard = {p["index"]: paths.shard(p["shard"]) for p in manifest["partitions"]}
     bad = [tuple(b) for s in summaries for b in s["bad"]]
+    cut = [tuple(c) for s in summaries for c in s["cut"]]
     for index in skipped:
         bad += shard_bad_lines(shard[index])
+        cut += shard_cut_lines(shard[index])
     bad.sort()
+    cut.sort()
     dims = {s["dim"] for s in summaries}
     if skipped:
         dims.add(shard_dim(shard[skipped[0]]))
     if len(dims) != 1:  # cannot happen with one model; checked because a mixed output would read back wrong
         raise MinibertError(f"{paths.directory}: shards of different widths {sorted(dims)}; delete it and start over")
-    return bad, dims.pop()
+    return bad, cut, dims.pop()
 
 
-def _finish(paths: OutputPaths, manifest: dict, bad: list, dim: int) -> None:
+def _finish(paths: OutputPaths, manifest: dict, bad: list, cut: list, dim: int) -> None:
     """The manifest marked complete; for a .npy output, the shards assembled into it."""
-    manifest.update(complete=True, dim=dim, bad_lines=[list(b) for b in bad])
+    manifest.update(complete=True, dim=dim, bad_lines=[list(b) for b in bad], cut_lines=[list(c) for c in cut])
     write_manifest(paths.manifest, manifest)
     if paths.npy is not None:
         assemble_npy(paths, manifest)
 
 
-def _report_bad_lines(bad: list[tuple[int, str]], where: Path, log, limit: int = 20) -> None:
-    if not bad:
-        return
-    print(f"{len(bad)} bad input line(s), embedded as rows of NaN and listed in {where}:", file=log)
-    for line, reason in bad[:limit]:
-        print(f"  line {line}: {reason}", file=log)
-    if len(bad) > limit:
-        print(f"  ... and {len(bad) - limit} more", file=log)
+def _report_lines(bad: list[tuple[int, str]], cut: list[tuple[int, int]], rows: int, limit_tokens, where, log) -> None:
+    """On `log`: the blank lines skipped, the bad lines (each, up to a limit; "most" when they are), the cut texts."""
+    blank = [line for line, reason in bad if reason == BLANK]
+    refused = [(line, reason) for line, reason in bad if reason != BLANK]
+    if blank:
+        shown = ", ".join(map(str, blank[:10])) + (", ..." if len(blank) > 10 else "")
+        print(f"{len(blank)} blank line(s) skipped, each kept as a row of NaN (line {shown})", file=log)
+    if refused:
+        most = " (most of the input: is it the file, --format and --field you meant?)" * (2 * len(refused) > rows)
+        print(
+            f"{len(refused)} bad input line(s) of {rows}{most}, embedded as rows of NaN and listed in {where}:",
+            file=log,
+        )
+        for line, reason in refused[:20]:
+            print(f"  line {line}: {reason}", file=log)
+        if len(refused) > 20:
+            print(f"  ... and {len(refused) - 20} more", file=log)
+    if cut:
+        shown = ", ".join(f"line {line}: {tokens} tokens" for line, tokens in cut[:5]) + (
+            ", ..." if len(cut) > 5 else ""
+        )
+        print(
+            f"{len(cut)} text(s) cut to the model's {limit_tokens} tokens (max_seq_length), their ends not embedded "
+            f"({shown}); listed in {where} as cut_lines",
+            file=log,
+        )
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
@@ -458,6 +547,7 @@ def embed_file(
     )
     paths = output_paths(output, clustered=client is not None)
     identity = _identity(job, model)
+    check_has_texts(job.input_path, job.input_format, job.field)  # before any output is made
     if (report := _finished_report(paths, identity, started)) is not None:
         return report
     manifest, encoder = _resume_or_plan(paths, identity, job, client, encoder, log)
@@ -474,14 +564,23 @@ def embed_file(
         _embed_pending(tasks, encoder, client, retries, bar, on_partition_done, summaries)
     except KeyboardInterrupt:
         bar.close()
-        kept = len(skipped) + len(summaries)
-        raise EmbedInterrupted(paths.directory, kept, len(manifest["partitions"])) from None
+
+        def count_kept() -> int:
+            complete = [
+                shard_is_complete(paths.shard(p["shard"]), p, manifest["fingerprint"], paths.manifest)
+                for p in manifest["partitions"]
+            ]
+            return sum(complete)
+
+        raise EmbedInterrupted(paths.directory, count_kept(), len(manifest["partitions"]), count_kept) from None
     finally:
         bar.close()
 
-    bad, dim = _gather(paths, manifest, summaries, skipped)
-    _finish(paths, manifest, bad, dim)
-    _report_bad_lines(bad, paths.finished_manifest, log)
+    bad, cut, dim = _gather(paths, manifest, summaries, skipped)
+    _finish(paths, manifest, bad, cut, dim)
+    limit = next((s["max_tokens"] for s in summaries), identity["model"].get("max_seq_length"))
+    if tasks:  # a rerun of a finished output says only that (the caller's summary)
+        _report_lines(bad, cut, manifest["rows"], limit, paths.finished_manifest, log)
     return EmbedReport(
         output=paths.output,
         rows=manifest["rows"],
@@ -491,4 +590,5 @@ def embed_file(
         skipped=skipped,
         texts_encoded=sum(s["encoded"] for s in summaries),
         seconds=time.perf_counter() - started,
+        cut_lines=cut,
     )

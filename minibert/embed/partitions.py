@@ -7,9 +7,12 @@ or this process) reads only its own bytes. These functions run wherever a partit
 import json
 import math
 import os
+import shlex
+from collections import Counter
 from pathlib import Path
 
 from ..errors import InputError
+from ..untrusted import json_kind, quote
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -20,6 +23,9 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 # lost worker costs, and makes 100 million lines ~5,300 tasks, which the Dask scheduler handles easily. The
 # estimate is in benchmarks/README.md.
 MIN_PARTITIONS = 16
+# A blank line (empty, or spaces only) is not a text: it is skipped, and keeps its row (NaN) so that row i stays line
+# i + 1. Said apart from the bad lines, which are mistakes in the input.
+BLANK = "blank line"
 MIN_PARTITION_SIZE = 4 << 10
 MAX_PARTITION_SIZE = 1 << 20
 
@@ -117,7 +123,7 @@ def parse_line(raw: bytes, line_number: int, input_format: str, field: str) -> t
     if line_number == 1:
         line = line.removeprefix("\ufeff")  # a byte-order mark some editors write at the start of a file
     if not line.strip():
-        return None, "empty line"
+        return None, BLANK
     if input_format == "text":
         return line, None
     return _parse_record(line, field)
@@ -130,12 +136,61 @@ def _parse_record(line: str, field: str) -> tuple[str | None, str | None]:
     except json.JSONDecodeError as error:
         return None, f"not valid JSON ({error.msg} at column {error.colno})"
     if not isinstance(record, dict):
-        return None, f"a JSON {type(record).__name__}, not an object with a {field!r} field"
+        return None, f"not a JSON object with a {field!r} field but {json_kind(record)}"
     if field not in record:
         return None, f"JSON object without a {field!r} field"
     text = record[field]
     if not isinstance(text, str):
-        return None, f"field {field!r} is a JSON {type(text).__name__}, not a string"
+        return None, f"field {field!r} is {json_kind(text)}, not a string"
     if not text.strip():
         return None, f"field {field!r} is empty"
     return text, None
+
+
+# What check_has_texts reads of the input at the door, before any output is made: enough lines to tell a file of the
+# wrong kind (binary, JSONL whose text is in another field) from one with a few bad lines.
+SURVEY_BYTES = 1 << 20
+
+
+def check_has_texts(path: str, input_format: str, field: str) -> None:
+    """Refuse an input that is binary, or none of whose lines (in its first SURVEY_BYTES) has a text to embed, before
+    anything is written: such a run would only make rows of NaN. For JSONL, name the fields its objects do have."""
+    with open_input(path) as f:
+        head = f.read(SURVEY_BYTES + 1)
+    partial = len(head) > SURVEY_BYTES
+    if (nul := head.find(b"\x00", 0, SURVEY_BYTES)) >= 0:
+        raise InputError(
+            f"{path}: a binary file (a NUL byte at byte {nul}), not text; embed reads UTF-8 text, one text a line, "
+            "or JSONL (one JSON object a line)"
+        )
+    lines = head[:SURVEY_BYTES].split(b"\n")
+    if partial or head.endswith(b"\n"):
+        lines.pop()  # the part of a line past SURVEY_BYTES, or the empty string after the last b"\n"
+    reasons, kinds = Counter(), {}  # kinds: field name -> Counter of the JSON kinds of its values
+    for number, raw in enumerate(lines, start=1):
+        text, reason = parse_line(raw, number, input_format, field)
+        if reason is None:
+            return
+        reasons[reason] += 1
+        if input_format == "jsonl" and reason.startswith("JSON object without"):
+            for name, value in json.loads(raw.decode("utf-8")).items():
+                kinds.setdefault(name, Counter())[json_kind(value)] += 1
+    where = f"the first {len(lines):,} lines (1 MiB) of {path}" if partial else f"{path}"
+    if set(reasons) == {BLANK}:
+        raise InputError(f"{where}: every line is blank; there is no text to embed")
+    counted = "; ".join(f"{reason} ({n:,} line{'s' * (n != 1)})" for reason, n in reasons.most_common(3))
+    message = f"{where}: no line has a text to embed: {counted}"
+    if not kinds:
+        raise InputError(message)
+    named = ", ".join(
+        f"{quote(name, 40)} ({'/'.join(k.split(' ')[-1] for k in kind)})" for name, kind in list(kinds.items())[:8]
+    )
+    message += f". Its objects have the fields {named}{' ...' * (len(kinds) > 8)};"
+    texts = [name for name, kind in kinds.items() if "a string" in kind and name.isprintable()]
+    if not texts:
+        raise InputError(message, fix="none of them holds a string")
+    raise InputError(
+        message,
+        fix=f"name the one holding the text: field={quote(texts[0], 40)}",
+        cli_fix=f"name the one holding the text: --field {shlex.quote(texts[0])}",
+    )

@@ -4,9 +4,11 @@ An output directory holds
 
     manifest.json       what was asked (model and its weights' SHA-256, dtype, pooling, the input's path, size,
                         modification time and format, the partition boundaries) and, once every shard is written,
-                        rows, dim and the bad lines
+                        rows, dim, the bad lines and the cut ones
     part-00000.npz      one shard per partition: `embeddings` float32 [n, dim], `lines` int64 [n] (the 1-based input
-                        line numbers of the rows), `bad_lines` and `bad_reasons`, and the manifest's `fingerprint`
+                        line numbers of the rows), `bad_lines` and `bad_reasons`, `cut_lines` int64 [k, 2] (the
+                        line numbers and token counts of texts cut to the model's length), and the manifest's
+                        `fingerprint`
 
 Every file is written atomically, so a shard or manifest that is there is always complete. On a local disk: a
 temporary name, then os.replace (files.write_atomically). At an fsspec URL (s3://bucket/emb/, gs://..., memory://):
@@ -52,7 +54,7 @@ def _filesystem(url: str):
         import fsspec
     except ImportError:
         raise InputError(
-            f"{url}: a URL needs fsspec: pip install 'minibert[cluster]' (and s3fs for s3://, gcsfs for gs://)"
+            f"{url}: a URL needs fsspec: pip install 'minibert-numpy[cluster]' (and s3fs for s3://, gcsfs for gs://)"
         ) from None
     try:
         fs, path = fsspec.core.url_to_fs(url)
@@ -234,6 +236,15 @@ def shard_dim(path) -> int:
 def shard_bad_lines(path) -> list[tuple[int, str]]:
     with open_binary(path) as f, np.load(f, allow_pickle=False) as shard:
         return [(int(n), str(r)) for n, r in zip(shard["bad_lines"], shard["bad_reasons"], strict=True)]
+
+
+def shard_cut_lines(path) -> list[tuple[int, int]]:
+    """(line number, its tokens) of each text the shard's partition cut to the model's length; none in shards of
+    minibert before 0.2, which did not record them."""
+    with open_binary(path) as f, np.load(f, allow_pickle=False) as shard:
+        if "cut_lines" not in shard.files:
+            return []
+        return [(int(n), int(t)) for n, t in shard["cut_lines"]]
 
 
 # ---------------------------------------------------------------------------------------------------------------

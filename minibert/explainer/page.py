@@ -48,6 +48,9 @@ TOP_K_BUDGET = 600_000
 # A dimension is "saturated" where |tanh(x)| > 0.9 (|x| > 1.47): there tanh'(x) = 1 - tanh(x)^2 < 0.19, the tanh
 # squashes differences instead of passing them on.
 SATURATION = 0.9
+# The <title> holds this many characters of the text at most (a browser tab shows about 30): the page's <h1> clamps
+# the text to two lines, and the whole text is one click away under it.
+TITLE_CHARACTERS = 60
 
 
 # ---- binary arrays inside JSON ----
@@ -190,17 +193,28 @@ def page_data(model: BertModel, report: dict, trace: dict, *, name: str, directo
     keys = np.stack([split_heads(trace[f"encoder.layer.{i}.attention.self.key"][0], N) for i in range(L)])
     mask = extended_attention_mask(np.ones((1, S), dtype=np.int64), model.dtype)[0, 0, 0]  # [S]: one unpadded row
     notes = []
-    if S > FULL_PRECISION_MAX_TOKENS:
-        kept = (
-            "every attention weight"
-            if attention["indices"] is None
-            else f"each query's {attention['keys_kept']} largest attention weights of {S} (they hold "
-            f"{attention['mass_kept_mean']:.0%} of its attention on average, {attention['mass_kept_min']:.0%} at least)"
-        )
+    cut = report["num_truncated_tokens"]
+    if cut:  # first: it says which tokens every view (and the note below) is about
         notes.append(
-            f"{S} tokens, so to keep the page small it holds {kept} to within 0.004 (one byte each), and the "
-            f"queries and keys in float16. Up to {FULL_PRECISION_MAX_TOKENS} tokens it holds every number in float32, "
-            "as the trace does. The pooler and trace views are exact at any length."
+            f"{S} of the {S + cut:,} tokens of the text and its pair ran: the longer text was cut first until {S} "
+            f"were left, so {cut:,} tokens are in no view."
+            if report["pair"] is not None
+            else f"{S} of the text's {S + cut:,} tokens ran: the text was cut to its first {S}, so the last {cut:,} "
+            "tokens are in no view."
+        )
+    if S > FULL_PRECISION_MAX_TOKENS:
+        if attention["indices"] is None:
+            kept = "it holds every attention weight to within 0.004 (one byte each), and queries and keys in float16"
+        else:
+            kept = (
+                f"the head and model views draw each query's {attention['keys_kept']} largest attention weights of "
+                f"{S} (they hold {attention['mass_kept_mean']:.0%} of its attention on average, "
+                f"{attention['mass_kept_min']:.0%} at least), each to within 0.004; the neuron view recomputes all "
+                f"{S} from queries and keys kept in float16"
+            )
+        notes.append(
+            f"{S} tokens, so to keep the page small {kept}. Up to {FULL_PRECISION_MAX_TOKENS} tokens the page holds "
+            "every number in float32, as the trace does; the pooler and trace views are exact at any length."
         )
     return {
         "format": 1,
@@ -233,11 +247,20 @@ def _asset(name: str) -> str:
     return (resources.files("minibert") / ASSETS / name).read_text(encoding="utf-8")
 
 
+def short_title(text: str, limit: int = TITLE_CHARACTERS) -> str:
+    """The text as a tab's title: whole up to `limit` characters, else cut at a space before it, with "…"."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2 :] else cut) + "…"
+
+
 def render_page(data: dict) -> str:
     """The page as one HTML string: the template with its CSS, JavaScript and the data put inline."""
     # "<" escaped inside the JSON so that no token or text can close the <script> element early.
     embedded = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
-    title = f"minibert explain: {data['explain']['text']}"
+    title = f"minibert explain: {short_title(data['explain']['text'])}"
     values = {"/*STYLE*/": _asset("page.css"), "/*SCRIPT*/": _asset("page.js"), "{{TITLE}}": html.escape(title)}
     values["{{DATA}}"] = embedded
     template = _asset("page.html")

@@ -1,4 +1,4 @@
-"""Pictures of a forward pass, for `minibert explain --plot`. Needs matplotlib: `pip install 'minibert[plot]'`.
+"""Pictures of a forward pass, for `minibert explain --plot`. Needs matplotlib: `pip install 'minibert-numpy[plot]'`.
 
 matplotlib is imported inside the function, so `import minibert` never pulls it in, and only its Agg canvas is used
 (no pyplot), so plotting touches no global backend state and needs no display.
@@ -28,7 +28,7 @@ def require_matplotlib():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise MinibertError("plotting needs matplotlib: pip install 'minibert[plot]'") from None
+        raise MinibertError("plotting needs matplotlib: pip install 'minibert-numpy[plot]'") from None
     return FigureCanvasAgg, Figure
 
 

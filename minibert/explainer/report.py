@@ -29,9 +29,13 @@ def pooler_report(
     `tanh_by_hand` recomputes tanh(W h0 + b) from the checkpoint's pooler weights with plain NumPy, as a check.
     `encoded` is the tokenizer's output for them if it is made already (the command line cuts it to --max-length).
     """
+    pairs = None if pair is None else [pair]
     if encoded is None:
-        encoded = tokenizer([text], None if pair is None else [pair])
+        encoded = tokenizer([text], pairs)
     out, trace = model.trace(**encoded)
+    # How many tokens the cut dropped (transformers' name), so that the page can say what was not run.
+    untruncated = int(tokenizer([text], pairs, truncation=False)["attention_mask"].sum())
+    num_truncated_tokens = untruncated - int(encoded["attention_mask"][0].sum())
     if out.pooler_output is None:
         raise InputError("this checkpoint has no pooler weights, so it has no pooled output to explain")
     h0 = trace["pooler.first_token"][0]  # [H], = last_hidden_state[0, 0]
@@ -45,6 +49,7 @@ def pooler_report(
         "tokens": tokenizer.convert_ids_to_tokens(encoded["input_ids"][0]),
         "input_ids": encoded["input_ids"][0].tolist(),
         "token_type_ids": encoded["token_type_ids"][0].tolist(),
+        "num_truncated_tokens": num_truncated_tokens,
         "dtype": str(model.dtype),
         "hidden_act": model.config.hidden_act,
         "hidden_act_source": model.config.hidden_act_source,
