@@ -22,7 +22,17 @@ from .formats.safetensors import read_safetensors, read_sharded_safetensors
 from .formats.tf_checkpoint import load_tf_checkpoint, tf_to_hf_names
 from .formats.torch_pickle import load_torch_bin
 from .inputs import check_dtype
-from .model_files import SAFETENSORS, SHARDED_INDEX, TF_INDEX, TORCH_BIN, choose_weights, config_file
+from .model_files import (
+    SAFETENSORS,
+    SAVED_MODEL,
+    SHARDED_INDEX,
+    TF_INDEX,
+    TORCH_BIN,
+    choose_weights,
+    config_file,
+    is_saved_model,
+)
+from .tf_module import FROM_GRAPH, module_config, module_tensors
 from .untrusted import escape
 
 logger = logging.getLogger("minibert")
@@ -207,12 +217,19 @@ def _as_dtype(tensors: dict[str, np.ndarray], dtype) -> dict[str, np.ndarray]:
     return tensors
 
 
+def saved_model_tensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
+    """The weights of the SavedModel whose saved_model.pb is `path` (a TF1 Hub module or a TF2 BertEncoder), read
+    from its variables/ without TensorFlow by tf_module.module_tensors, under transformers' names."""
+    return module_tensors(path.parent, dtype)
+
+
 # Each weight file of model_files.WEIGHT_FILES -> its reader, (path, dtype) -> raw tensors by the file's names.
 READERS = {
     SAFETENSORS: read_safetensors,
     SHARDED_INDEX: read_sharded_safetensors,
     TORCH_BIN: torch_bin_tensors,
     TF_INDEX: tf_checkpoint_tensors,
+    SAVED_MODEL: saved_model_tensors,
 }
 
 
@@ -226,17 +243,31 @@ def read_tensors(directory: Path, dtype=None) -> tuple[dict[str, np.ndarray], st
     return READERS[weights.name](weights, dtype), str(weights)
 
 
-def read_checkpoint(directory: Path, dtype=np.float32) -> tuple[BertConfig, dict[str, np.ndarray], str]:
+def read_config(directory: Path, hidden_act: str | None = None) -> BertConfig:
+    """The directory's config: its config.json (or bert_config.json), else, for a SavedModel, what the module's
+    variables and graph say (tf_module.module_config). `hidden_act`, if given, overrides the activation before the
+    config is checked (e.g. "gelu_new" to compute what Google's TF graphs compute for a "gelu" checkpoint)."""
+    if is_saved_model(directory):
+        path = directory / SAVED_MODEL
+        return BertConfig.from_values(module_config(directory), str(path), FROM_GRAPH, hidden_act)
+    return BertConfig.from_json_file(config_file(directory), hidden_act)
+
+
+def read_checkpoint(
+    directory: Path, dtype=np.float32, hidden_act: str | None = None
+) -> tuple[BertConfig, dict[str, np.ndarray], str]:
     """A model directory -> (its config, its raw tensors by the file's names, the weights file's name)."""
     directory = Path(directory)
     dtype = check_dtype(dtype)
-    config = BertConfig.from_json_file(config_file(directory))
+    config = read_config(directory, hidden_act)
     tensors, source = read_tensors(directory, dtype)
     return config, tensors, source
 
 
-def load_pretrained(directory: Path, dtype=np.float32, check_finite: bool = True) -> tuple[BertConfig, dict]:
-    """A model directory (config.json + weights) -> (config, nested params in `dtype`). A hub id is resolved to a
-    directory by the caller (hub.resolve_model_dir), as BertModel.from_pretrained does."""
-    config, tensors, source = read_checkpoint(directory, dtype)
+def load_pretrained(
+    directory: Path, dtype=np.float32, check_finite: bool = True, hidden_act: str | None = None
+) -> tuple[BertConfig, dict]:
+    """A model directory (config.json + weights, or a SavedModel) -> (config, nested params in `dtype`). A hub id is
+    resolved to a directory by the caller (hub.resolve_model_dir), as BertModel.from_pretrained does."""
+    config, tensors, source = read_checkpoint(directory, dtype, hidden_act)
     return config, to_params(tensors, config, dtype, source=source, check_finite=check_finite)

@@ -61,6 +61,13 @@ class BertConfig:
     position_embedding_type: str = "absolute"
     is_decoder: bool = False
     add_cross_attention: bool = False
+    # What the attention mask adds at padded keys: None is transformers' finfo(dtype).min; Google's TF graphs add
+    # -10000.0 (modeling.py; Model Garden's MaskedSoftmax), which tf_module reads from a SavedModel's graph. It
+    # changes only a row whose keys are all padding: -10000 keeps its scores apart, finfo.min makes them equal.
+    attention_mask_value: float | None = None
+    # Where hidden_act came from, for explain: the config file, the module's graph, or an override. Not a field of
+    # config.json: set by whoever reads the config.
+    hidden_act_source: str = field(default="the config", compare=False, repr=False)
     # Everything else config.json holds (dropout rates, id2label, architectures, ...), kept for the heads.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -106,7 +113,7 @@ class BertConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "BertConfig":
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a JSON object, found {json_kind(values)}")
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra", "hidden_act_source"}
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
             raise ConfigError(
@@ -121,16 +128,31 @@ class BertConfig:
             raise ConfigError(f"{source}: {error}") from None
 
     @classmethod
-    def from_json_file(cls, path: str | Path) -> "BertConfig":
+    def from_json_file(cls, path: str | Path, hidden_act: str | None = None) -> "BertConfig":
+        """The config file at `path`; `hidden_act`, if given, replaces the file's before the config is checked."""
         path = Path(path)
         if not os.path.lexists(path):
             raise ConfigError(
                 f"{path}: no such file; a model directory needs the config.json its weights were saved with"
             )
-        return cls.from_dict(read_json(path, dict, ConfigError), source=str(path))
+        return cls.from_values(read_json(path, dict, ConfigError), str(path), path.name, hidden_act)
+
+    @classmethod
+    def from_values(
+        cls, values: dict[str, Any], source: str, hidden_act_source: str, hidden_act: str | None = None
+    ) -> "BertConfig":
+        """from_dict, with `hidden_act` (if given) overriding the values' before they are checked, and the source of
+        the activation recorded for explain."""
+        if hidden_act is not None:
+            values, hidden_act_source = {**values, "hidden_act": hidden_act}, f"the override hidden_act={hidden_act!r}"
+        config = cls.from_dict(values, source=source)
+        config.hidden_act_source = hidden_act_source
+        return config
 
     def to_dict(self) -> dict[str, Any]:
-        values = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("extra", "hidden_act_source")}
+        if values["attention_mask_value"] is None:  # transformers' behaviour, which its config does not name
+            del values["attention_mask_value"]
         return {**self.extra, "model_type": "bert", **values}
 
     def validate(self) -> None:
@@ -160,6 +182,15 @@ class BertConfig:
             raise ConfigError(
                 f"hidden_size ({self.hidden_size}) is not a multiple of num_attention_heads "
                 f"({self.num_attention_heads}); each head gets hidden_size / num_attention_heads dimensions"
+            )
+        mask_value = self.attention_mask_value
+        if mask_value is not None and (
+            isinstance(mask_value, bool)
+            or not isinstance(mask_value, int | float)
+            or not -sys.float_info.max <= mask_value < 0
+        ):
+            raise ConfigError(
+                f"field 'attention_mask_value' must be a finite negative number or null, found {quote(mask_value)}"
             )
         if not isinstance(self.hidden_act, str) or self.hidden_act not in HIDDEN_ACTS:
             raise ConfigError(

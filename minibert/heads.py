@@ -78,10 +78,10 @@ class _Checkpoint:
     dtype: np.dtype
 
 
-def _read_checkpoint(directory: Path, dtype: np.dtype, check_finite: bool, used_heads) -> _Checkpoint:
+def _read_checkpoint(directory: Path, dtype: np.dtype, check_finite: bool, used_heads, hidden_act=None) -> _Checkpoint:
     """A model directory's config and encoder, checked against the config as for BertModel; `used_heads` are the
-    head tensors the class accounts for (any other is logged as unused)."""
-    config, tensors, source = read_checkpoint(directory, dtype)
+    head tensors the class accounts for (any other is logged as unused); `hidden_act` as BertModel's."""
+    config, tensors, source = read_checkpoint(directory, dtype, hidden_act)
     params = to_params(tensors, config, dtype, source, check_finite=check_finite, used_heads=used_heads)
     return _Checkpoint(config, params, rename_tensors(tensors, source), source, dtype)
 
@@ -193,6 +193,7 @@ class BertForMaskedLM(_BertTaskModel):
         cache_dir=None,
         local_files_only: bool = False,
         check_finite: bool = True,
+        hidden_act: str | None = None,
     ) -> "BertForMaskedLM":
         """Load a BertForMaskedLM (or BertForPreTraining) checkpoint: the encoder, then cls.predictions.
 
@@ -206,7 +207,7 @@ class BertForMaskedLM(_BertTaskModel):
             path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         used = [cls.PREFIX + name for name in cls.HEAD_NAMES]
-        checkpoint = _read_checkpoint(directory, dtype, check_finite, used)
+        checkpoint = _read_checkpoint(directory, dtype, check_finite, used, hidden_act)
         config, tied = checkpoint.config, checkpoint.config.tie_word_embeddings
         present = [name.removeprefix(cls.PREFIX) for name in checkpoint.renamed if name.startswith(cls.PREFIX)]
         bias = _decoder_bias_name(config, present)
@@ -372,6 +373,7 @@ class BertForSequenceClassification(_BertTaskModel):
         cache_dir=None,
         local_files_only: bool = False,
         check_finite: bool = True,
+        hidden_act: str | None = None,
     ) -> "BertForSequenceClassification":
         """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*.
         The arguments are BertModel.from_pretrained's."""
@@ -381,7 +383,7 @@ class BertForSequenceClassification(_BertTaskModel):
             path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         used = [cls.PREFIX + name for name in cls.HEAD_NAMES]
-        checkpoint = _read_checkpoint(directory, dtype, check_finite, used)
+        checkpoint = _read_checkpoint(directory, dtype, check_finite, used, hidden_act)
         if "pooler" not in checkpoint.params:
             raise CheckpointError(
                 f"{checkpoint.source}: no pooler weights; this head reads the pooled output, so the checkpoint must "

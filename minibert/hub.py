@@ -24,6 +24,7 @@ from .model_files import (
     MODULES_WITH_CONFIG,
     PLAIN_BERT_CLI_FIX,
     PLAIN_BERT_FIX,
+    SAVED_MODEL,
     SENTENCE_BERT_CONFIG,
     TOKENIZER_FILES,
     choose_weights,
@@ -46,8 +47,8 @@ class Need(enum.Enum):
 
 # The files that mark a cached snapshot as holding what a Need reads, the first of them the likeliest.
 _MARKERS = {
-    Need.MODEL: CONFIG_FILES,
-    Need.TOKENIZER: TOKENIZER_FILES,
+    Need.MODEL: (*CONFIG_FILES, SAVED_MODEL),
+    Need.TOKENIZER: (*TOKENIZER_FILES, SAVED_MODEL),
     Need.SENTENCE_MODEL: (MODULES_JSON,),
     Need.CROSS_ENCODER: CONFIG_FILES,
 }
@@ -186,7 +187,9 @@ class _Snapshot:
 def _fetch_model(snapshot: _Snapshot, names: list[str], prefix: str, where: str) -> None:
     """config.json and the weight files model_files.weight_files chooses, of the folder `prefix` of the repository,
     whose listing (relative to that folder) is `names`. Everything is checked before anything is downloaded."""
-    snapshot.fetch(prefix + _model_config_file(names, where))
+    config = _model_config_file(names, where)
+    if config is not None:
+        snapshot.fetch(prefix + config)
 
     def read_index(index: str) -> dict[str, str]:  # the shards are known only from the downloaded index
         return read_sharded_index(snapshot.fetch(prefix + index))
@@ -195,18 +198,22 @@ def _fetch_model(snapshot: _Snapshot, names: list[str], prefix: str, where: str)
         snapshot.fetch(prefix + name)
 
 
-def _model_config_file(names: list[str], where: str) -> str:
-    """The config file a model folder of the repository holds, after checking it holds weights minibert reads."""
-    choose_weights(names, where, holds="it has")
+def _model_config_file(names: list[str], where: str) -> str | None:
+    """The config file a model folder of the repository holds, after checking it holds weights minibert reads; None
+    for a SavedModel without one, whose config is read from the module itself."""
+    weights = choose_weights(names, where, holds="it has")
     config = next((name for name in CONFIG_FILES if name in names), None)
-    if config is None:
+    if config is None and weights != SAVED_MODEL:
         raise CheckpointError(f"{where}: the repository has no config.json; it has {sorted(names)}")
     return config
 
 
 def _tokenizer_files(names: list[str], where: str) -> list[str]:
-    """The tokenizer files a repository listing holds, at least tokenizer.json or vocab.txt."""
+    """The tokenizer files a repository listing holds: tokenizer.json or vocab.txt, else a SavedModel's (its
+    tokenizer is read from the module: saved_model.pb, its variables and assets)."""
     if "tokenizer.json" not in names and "vocab.txt" not in names:
+        if SAVED_MODEL in names:
+            return weight_files(names, lambda name: {}, where, holds="it has")
         raise CheckpointError(f"{where}: the repository has no tokenizer.json or vocab.txt; it has {sorted(names)}")
     return [name for name in TOKENIZER_FILES if name in names]
 

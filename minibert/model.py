@@ -56,15 +56,15 @@ def bert_embeddings(
     return trace("LayerNorm", layer_norm(embeddings, **LayerNorm, eps=eps))  # [B, S, H]
 
 
-def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """0 where a token may be attended to, the dtype's most negative number where not. [B, S] -> [B, 1, 1, S]
+def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype, value: float | None = None) -> np.ndarray:
+    """0 where a token may be attended to, `value` where not (None: finfo.min). [B, S] -> [B, 1, 1, S]
 
     A row whose mask is all 0 (only padding) is no error: all its scores become exactly finfo.min, its softmax is
     uniform, its outputs finite and meaningless, and equal to transformers' eager ones (tests/test_bad_inputs.py)."""
     # transformers adds finfo(dtype).min rather than -inf, so that a row whose keys are all padding gets equal
-    # scores (a uniform softmax) instead of NaN. Padded positions then match transformers too.
+    # scores (a uniform softmax) instead of NaN; padded positions match too. Google's TF graphs add -10000.0 instead.
     # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/masking_utils.py#L615-L617
-    mask = np.where(attention_mask[:, None, None, :] != 0, 0.0, np.finfo(dtype).min)
+    mask = np.where(attention_mask[:, None, None, :] != 0, 0.0, np.finfo(dtype).min if value is None else value)
     return mask.astype(dtype, copy=False)  # [B, 1, 1, S]
 
 
@@ -210,7 +210,7 @@ def bert_model(
         eps=config.layer_norm_eps,
         trace=trace.at("embeddings"),
     )
-    mask = extended_attention_mask(attention_mask, dtype)  # [B, S] -> [B, 1, 1, S]
+    mask = extended_attention_mask(attention_mask, dtype, config.attention_mask_value)  # [B, S] -> [B, 1, 1, S]
     sequence_output, hidden_states, attentions = bert_encoder(
         embedding_output,
         mask,
@@ -252,18 +252,22 @@ class BertModel:
         cache_dir=None,
         local_files_only: bool = False,
         check_finite: bool = True,
+        hidden_act: str | None = None,
     ) -> "BertModel":
         """Load config.json and the weights of a model directory or hub id, checking every tensor against the config.
+        A TensorFlow SavedModel (a TF1 Hub module, a TF2 BertEncoder) needs no config.json: it is read from the module.
 
         A hub id ("bert-base-uncased", "org/name") is fetched through huggingface_hub's cache; `revision`,
         `cache_dir`, `local_files_only` and HF_HUB_OFFLINE mean what they mean there. check_finite=False skips the
-        scan for NaN and infinite weights, for a checkpoint known to hold them or already checked.
+        scan for NaN and infinite weights, for a checkpoint known to hold them or already checked. `hidden_act`
+        replaces the config's activation before it is checked: "gelu_new" computes what Google's TF graphs compute
+        for a checkpoint whose config says "gelu" (the tanh form, google-research/bert since bee6030).
         """
         dtype = check_dtype(dtype)  # before any download
         directory = resolve_model_dir(
             path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        return cls(*load_pretrained(directory, dtype=dtype, check_finite=check_finite))
+        return cls(*load_pretrained(directory, dtype=dtype, check_finite=check_finite, hidden_act=hidden_act))
 
     def __call__(
         self,

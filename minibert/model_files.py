@@ -25,7 +25,11 @@ SAFETENSORS = "model.safetensors"
 SHARDED_INDEX = "model.safetensors.index.json"  # names the model-0000i-of-0000n.safetensors shards beside it
 TORCH_BIN = "pytorch_model.bin"
 TF_INDEX = "bert_model.ckpt.index"  # Google's TF checkpoint; its bert_model.ckpt.data-* files sit beside it
-WEIGHT_FILES = (SAFETENSORS, SHARDED_INDEX, TORCH_BIN, TF_INDEX)
+# A TensorFlow SavedModel: a TF1 Hub module or a TF2 SavedModel (tf_module.py), which needs no config.json: its graph
+# and variables/variables.{index,data-*} (a TF checkpoint) say everything, its assets/ hold the vocabulary.
+SAVED_MODEL = "saved_model.pb"
+SAVED_MODEL_VARIABLES = "variables/variables"
+WEIGHT_FILES = (SAFETENSORS, SHARDED_INDEX, TORCH_BIN, TF_INDEX, SAVED_MODEL)
 
 # What a tokenizer reads: tokenizer.json, or vocab.txt with tokenizer_config.json's settings.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
@@ -105,13 +109,33 @@ def weight_files(
     if chosen == TF_INDEX:
         data_prefix = chosen.removesuffix(".index") + ".data-"
         return [chosen, *sorted(name for name in names if name.startswith(data_prefix))]
+    if chosen == SAVED_MODEL:  # the variables, and the vocabulary the module's tokenizer reads
+        parts = (SAVED_MODEL_VARIABLES + ".", "assets/")
+        return [chosen, *sorted(name for name in names if name.startswith(parts))]
     return [chosen]
+
+
+def local_names(directory: Path) -> list[str]:
+    """The names of a directory's files as a hub listing gives them: the directory's own, and a SavedModel's under
+    variables/ and assets/ as "variables/variables.index", ... (a symlinked folder is followed, as a symlinked file
+    is; the files' readers then refuse what is not a regular file)."""
+    names = [path.name for path in directory.iterdir()]
+    if SAVED_MODEL in names:
+        for folder in ("variables", "assets"):
+            if (directory / folder).is_dir():
+                names += [f"{folder}/{path.name}" for path in (directory / folder).iterdir()]
+    return names
+
+
+def is_saved_model(directory: Path) -> bool:
+    """Whether `directory` holds a SavedModel and no config file: then its config is read from the module."""
+    return (directory / SAVED_MODEL).is_file() and not any((directory / name).is_file() for name in CONFIG_FILES)
 
 
 def local_weight_files(directory: Path) -> list[Path]:
     """weight_files of a local directory, as paths: what checkpoint.read_tensors(directory) reads. For hashing a
     model's identity."""
-    names = [path.name for path in directory.iterdir()]
+    names = local_names(directory)
     chosen = weight_files(names, lambda name: read_sharded_index(directory / name), str(directory))
     return [directory / name for name in chosen]
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
-from .model_files import read_json
+from .model_files import is_saved_model, read_json
+from .tf_module import module_tokenizer
 from .untrusted import json_kind, quote
 
 # transformers writes int(1e30) as model_max_length when a tokenizer sets none. Any length from 2**31 on means the
@@ -97,6 +98,10 @@ class Tokenizer:
         elif (directory / "vocab.txt").is_file():
             settings = _with_special_tokens_map(directory / "special_tokens_map.json", settings)
             backend = _wordpiece_from_vocab(directory / "vocab.txt", settings)
+        elif is_saved_model(directory):  # a TF Hub module: its asset vocab.txt, and do_lower_case as it says
+            vocab, do_lower_case, positions = module_tokenizer(directory)
+            settings = {"do_lower_case": do_lower_case, "model_max_length": positions, **settings}
+            backend = _wordpiece_from_vocab(vocab, settings)
         else:
             raise CheckpointError(f"{directory}: no tokenizer.json or vocab.txt; a BERT tokenizer needs one of them")
         max_length = settings.get("model_max_length", _DEFAULT_MAX_LENGTH)

@@ -17,7 +17,8 @@ SEED = 20261125  # fixed, so CI runs the same inputs every time; the script draw
 
 
 @pytest.mark.parametrize(
-    "target, iterations", [("safetensors", 1000), ("model", 300), ("bin", 300), ("tokenizer", 300)]
+    "target, iterations",
+    [("safetensors", 1000), ("model", 300), ("bin", 300), ("saved_model", 300), ("tokenizer", 300)],
 )
 def test_fuzzed_inputs_give_a_clear_error_or_a_correct_result(target, iterations):
     if target == "bin":

@@ -502,3 +502,16 @@ def test_each_from_pretrained_resolves_its_path_or_hub_id_once(count_resolutions
         (str(WEIGHTS / "tiny-mlm"), hub.Need.MODEL),
         (str(WEIGHTS / "tiny-classifier"), hub.Need.MODEL),
     ]
+
+
+def test_hub_saved_model_downloads_the_module_variables_and_assets_with_no_config(serve, tmp_path):
+    """A TF Hub module in a repository (no config.json): saved_model.pb, variables/ and assets/ are what is read."""
+    source = WEIGHTS / "tf_hub" / "tf1_uncased"
+    hub = serve({("google/tiny-hub", "main"): (COMMIT_1, source)})
+    model = minibert.BertModel.from_pretrained("google/tiny-hub", cache_dir=tmp_path / "cache")
+    files = ["assets/vocab.txt", "variables/variables.data-00000-of-00001", "variables/variables.index"]
+    assert hub.downloads == ["saved_model.pb", *files]
+    tokenizer = minibert.Tokenizer.from_pretrained("google/tiny-hub", cache_dir=tmp_path / "cache")
+    local = minibert.BertModel.from_pretrained(source)
+    ids = tokenizer("Why is the pooled output different?")["input_ids"]
+    np.testing.assert_array_equal(model(ids).pooler_output, local(ids).pooler_output)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from ..config import HIDDEN_ACTS
 from ..errors import InputError
 from ..model import BertModel
 from ..tokenizer import Tokenizer
@@ -99,6 +100,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype", choices=["float32", "float64"], default="float32", help="the precision of the forward pass"
     )
+    parser.add_argument(
+        "--hidden-act",
+        choices=sorted(HIDDEN_ACTS),
+        metavar="NAME",
+        help="the activation to run instead of the config's, e.g. gelu_new: Google's TF code computes GELU's tanh "
+        "form (transformers' gelu_new) where config.json says gelu; one of "
+        f"{', '.join(sorted(HIDDEN_ACTS))} (default: config.json's hidden_act, or a TF module graph's activation)",
+    )
 
 
 # The one lower bound of --max-length: room for the special tokens and one token of each text. Checked in one
@@ -129,8 +138,9 @@ def whole_number(text: str) -> int:
 
 
 def load(args):
-    """The model and tokenizer of `--model`, in `--dtype`."""
-    return BertModel.from_pretrained(args.model, dtype=np.dtype(args.dtype)), Tokenizer.from_pretrained(args.model)
+    """The model and tokenizer of `--model`, in `--dtype`, with `--hidden-act` if given."""
+    model = BertModel.from_pretrained(args.model, dtype=np.dtype(args.dtype), hidden_act=args.hidden_act)
+    return model, Tokenizer.from_pretrained(args.model)
 
 
 def check_text(what: str, text: str) -> str:

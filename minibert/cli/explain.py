@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import InputError
 from ..explainer import Explanation, pooler_report, report_as_json
 from ..explainer.plot import plot_explanation, require_matplotlib
+from ..explainer.report import ACTIVATION_FORMULAS
 from ..files import check_writable
 from .common import (
     add_command,
@@ -32,6 +33,8 @@ def print_explanation(report: dict, values: int) -> None:
         labels.append("types")
     print(aligned(rows, labels))
     print()
+    formula = ACTIVATION_FORMULAS.get(report["hidden_act"], report["hidden_act"])
+    print(f"activation: {report['hidden_act']} ({formula}), from {report['hidden_act_source']}")
     print(f"pooler_output = tanh(W h0 + b): h0 is token 0's ({tokens[0]}) last hidden state, W and b the weights of")
     print(f"pooler.dense. First {values} of {len(report['h0'])} values ({report['dtype']}):")
     show("h0 = last_hidden_state[0, 0]", report["h0"])

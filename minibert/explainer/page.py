@@ -226,6 +226,7 @@ def page_data(model: BertModel, report: dict, trace: dict, *, name: str, directo
             "head_size": H // N,
             "intermediate_size": config.intermediate_size,
             "hidden_act": config.hidden_act,
+            "hidden_act_source": config.hidden_act_source,
             "vocab_size": config.vocab_size,
         },
         "explain": report_as_json(report),

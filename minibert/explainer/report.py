@@ -12,6 +12,13 @@ from ..errors import InputError
 from ..model import BertModel
 from ..sentence import cosine_similarity
 
+# What each activation computes, for the report's line on which one runs.
+ACTIVATION_FORMULAS = {
+    "gelu": "exact GELU, 0.5 x (1 + erf(x / sqrt 2))",
+    "gelu_new": "GELU's tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+    "gelu_pytorch_tanh": "GELU's tanh form, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+}
+
 
 def pooler_report(
     model: BertModel, tokenizer, text: str, pair: str | None = None, encoded: dict | None = None
@@ -44,6 +51,8 @@ def pooler_report(
         "token_type_ids": encoded["token_type_ids"][0].tolist(),
         "num_truncated_tokens": num_truncated_tokens,
         "dtype": str(model.dtype),
+        "hidden_act": model.config.hidden_act,
+        "hidden_act_source": model.config.hidden_act_source,
         "h0": h0,
         "pooler_dense": trace["pooler.dense"][0],
         "pooler_activation": trace["pooler.activation"][0],

@@ -19,6 +19,7 @@ import os
 import re
 import struct
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,9 @@ class _Entry:
     crc32c: int  # masked
 
 
-def load_tf_checkpoint(prefix: str | Path, *, verify_crc32c: bool = False) -> dict[str, np.ndarray]:
+def load_tf_checkpoint(
+    prefix: str | Path, *, verify_crc32c: bool = False, names: Collection[str] | None = None
+) -> dict[str, np.ndarray]:
     """Read every numeric tensor of the checkpoint `<prefix>` as {TF variable name: array}.
 
     `prefix` is the path without `.index` (e.g. `uncased_L-12_H-768_A-12/bert_model.ckpt`). Arrays are in
@@ -83,36 +86,102 @@ def load_tf_checkpoint(prefix: str | Path, *, verify_crc32c: bool = False) -> di
     by `bfloat16_bits_to_float32`). String tensors (TF2's object graph, vocabularies) are skipped and
     logged. Index blocks are always checked against their crc32c and every tensor's size and place
     against its shard; `verify_crc32c=True` also checks each tensor's bytes, in pure Python,
-    which is why it is off by default (about 10 MB/s: half a minute for BERT-base).
+    which is why it is off by default (about 10 MB/s: half a minute for BERT-base). `names`, if given, are the only
+    tensors read (a SavedModel's variables hold a few that are not weights).
     """
     prefix = Path(prefix)
+    index_path = _index_path(prefix)
+    num_shards, byteorder, entries = _read_index(index_path)
+    tensors = {}
+    shard_files = {}
+    try:
+        for entry in entries:
+            if names is not None and entry.name not in names:
+                continue
+            if entry.dtype == DT_STRING:
+                logger.info("%s: skipping string tensor '%s'", index_path, entry.name)
+                continue
+            f, shard_path = _shard_of(entry, prefix, index_path, num_shards, shard_files)
+            tensors[entry.name] = _read_tensor(f, shard_path, entry, byteorder, verify_crc32c)
+    finally:
+        for f in shard_files.values():
+            f.close()
+    return tensors
+
+
+def tf_checkpoint_shapes(prefix: str | Path) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """{tensor name: (TF DataType, shape)} from the checkpoint's index alone: no tensor is read."""
+    prefix = Path(prefix)
+    _num_shards, _byteorder, entries = _read_index(_index_path(prefix))
+    return {entry.name: (entry.dtype, entry.shape) for entry in entries}
+
+
+def read_string_tensor(prefix: str | Path, name: str) -> list[bytes]:
+    """The elements of the DT_STRING tensor `name` (a TF2 checkpoint's _CHECKPOINTABLE_OBJECT_GRAPH, for one).
+
+    tensor_bundle.cc writes a string tensor as the varint64 length of each element, a 4-byte masked crc32c of those
+    lengths, then the elements' bytes one after another; every length is checked against the tensor's size.
+    """
+    prefix = Path(prefix)
+    index_path = _index_path(prefix)
+    num_shards, _byteorder, entries = _read_index(index_path)
+    entry = next((entry for entry in entries if entry.name == name), None)
+    if entry is None:
+        raise CheckpointError(f"{index_path}: has no tensor {quote(name)}")
+    if entry.dtype != DT_STRING:
+        raise CheckpointError(f"{index_path}: tensor {quote(name)} has TF DataType {entry.dtype}, not a string")
+    shard_files: dict = {}
+    try:
+        f, shard_path = _shard_of(entry, prefix, index_path, num_shards, shard_files)
+        check_extent(shard_path, f"tensor {quote(name)}", entry.offset, entry.size, os.fstat(f.fileno()).st_size)
+        f.seek(entry.offset)
+        data = f.read(entry.size)
+    finally:
+        for f in shard_files.values():
+            f.close()
+    numel = math.prod(entry.shape)
+    if numel > entry.size:  # each element takes at least its one-byte length
+        raise CheckpointError(
+            f"{shard_path}: string tensor {quote(name)} of shape {entry.shape} cannot fit in its {entry.size} bytes"
+        )
+    lengths, pos = [], 0
+    for _ in range(numel):
+        length, pos = _read_varint(data, pos, shard_path)
+        lengths.append(length)
+    pos += 4  # the crc32c of the lengths
+    if pos + sum(lengths) != len(data):
+        raise CheckpointError(
+            f"{shard_path}: string tensor {quote(name)}'s lengths add up to {pos + sum(lengths)} bytes; the index says "
+            f"{len(data)}. The checkpoint is corrupt"
+        )
+    elements = []
+    for length in lengths:
+        elements.append(data[pos : pos + length])
+        pos += length
+    return elements
+
+
+def _index_path(prefix: Path) -> Path:
     index_path = prefix.with_name(prefix.name + ".index")
     if not index_path.is_file():
         raise CheckpointError(
             f"{index_path}: no such file; expected a TensorFlow checkpoint given by its prefix "
             "(the path without .index / .data-*)"
         )
-    num_shards, byteorder, entries = _read_index(index_path)
-    tensors = {}
-    shard_files = {}
-    try:
-        for entry in entries:
-            if entry.dtype == DT_STRING:
-                logger.info("%s: skipping string tensor '%s'", index_path, entry.name)
-                continue
-            if not 0 <= entry.shard_id < num_shards:
-                raise CheckpointError(
-                    f"{index_path}: tensor {quote(entry.name)} is in shard {entry.shard_id}; "
-                    f"the header says there are {num_shards}"
-                )
-            shard_path = _shard_path(prefix, entry.shard_id, num_shards)
-            if shard_path not in shard_files:
-                shard_files[shard_path] = _open_shard(shard_path, index_path)
-            tensors[entry.name] = _read_tensor(shard_files[shard_path], shard_path, entry, byteorder, verify_crc32c)
-    finally:
-        for f in shard_files.values():
-            f.close()
-    return tensors
+    return index_path
+
+
+def _shard_of(entry: "_Entry", prefix: Path, index_path: Path, num_shards: int, shard_files: dict):
+    """(open file, path) of the shard holding `entry`, opened once per shard into `shard_files`."""
+    if not 0 <= entry.shard_id < num_shards:
+        raise CheckpointError(
+            f"{index_path}: tensor {quote(entry.name)} is in shard {entry.shard_id}; "
+            f"the header says there are {num_shards}"
+        )
+    shard_path = _shard_path(prefix, entry.shard_id, num_shards)
+    if shard_path not in shard_files:
+        shard_files[shard_path] = _open_shard(shard_path, index_path)
+    return shard_files[shard_path], shard_path
 
 
 def _shard_path(prefix: Path, shard: int, num_shards: int) -> Path:
@@ -292,9 +361,11 @@ def _read_varint(buf: bytes, pos: int, path: Path) -> tuple[int, int]:
     raise CheckpointError(f"{path}: a varint is longer than 10 bytes; the file is corrupt")
 
 
-def _parse_proto(buf: bytes, path: Path, what: str) -> dict[int, list]:
-    """{field number: [values]}: ints for varint and fixed fields, bytes for length-delimited ones."""
-    fields: dict[int, list] = {}
+def proto_fields(buf: bytes | memoryview, path: Path, what: str):
+    """Yield (field number, wire type, value) of a protobuf message, in the order they are written: an int for varint
+    and fixed fields (wire types 0, 1, 5), a slice of `buf` for length-delimited ones (2: bytes, strings,
+    sub-messages, packed numbers). A memoryview `buf` gives memoryview slices, so that nested messages are not
+    copied. Every length is checked against the bytes that exist before it is used."""
     pos = 0
     while pos < len(buf):
         tag, pos = _read_varint(buf, pos, path)
@@ -312,6 +383,13 @@ def _parse_proto(buf: bytes, path: Path, what: str) -> dict[int, list]:
             raise CheckpointError(f"{path}: {what} has protobuf wire type {wire_type}; the file is corrupt")
         if pos > len(buf):
             raise CheckpointError(f"{path}: {what} field {number} runs past its record; the file is corrupt")
+        yield number, wire_type, value
+
+
+def _parse_proto(buf: bytes, path: Path, what: str) -> dict[int, list]:
+    """{field number: [values]}: ints for varint and fixed fields, bytes for length-delimited ones."""
+    fields: dict[int, list] = {}
+    for number, _wire_type, value in proto_fields(buf, path, what):
         fields.setdefault(number, []).append(value)
     return fields
 

@@ -1,5 +1,6 @@
 """Fuzzing minibert's boundaries: mutated safetensors files, mutated model checkpoints (model.safetensors, and
-pytorch_model.bin where torch is installed to write the original), random Unicode texts.
+pytorch_model.bin where torch is installed to write the original), a TF Hub module's mutated saved_model.pb, random
+Unicode texts.
 
 Every outcome must be a clear error (CheckpointError for files, InputError for texts) or a correct result: a file
 that loads must give exactly the tensors its header describes, and a batch of texts must encode to consistent
@@ -17,6 +18,7 @@ It prints the count of each outcome per target and, for a failure, the seed, the
 
 import argparse
 import json
+import shutil
 import struct
 import sys
 import tempfile
@@ -31,10 +33,11 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: use this worktre
     sys.path.insert(0, str(ROOT))
 
 import minibert  # noqa: E402
-from minibert import CheckpointError, InputError  # noqa: E402
+from minibert import CheckpointError, ConfigError, InputError  # noqa: E402
 from minibert.formats.safetensors import read_safetensors  # noqa: E402
 
 TINY = ROOT / "weights" / "tiny-gelu"
+TF1_MODULE = ROOT / "weights" / "tf_hub" / "tf1_uncased"  # a TF1 Hub module (weights/make_tf_hub_fixture.py)
 # What minibert reads, as the NumPy dtype it returns: bfloat16 comes widened to float32.
 NUMPY_DTYPES = {
     "BOOL": "?",
@@ -210,6 +213,23 @@ def fuzz_model_once(data: bytes, directory: Path, filename: str = "model.safeten
     return "loaded"
 
 
+def fuzz_saved_model_once(data: bytes, directory: Path) -> str:
+    """A mutated saved_model.pb of a TF1 Hub module through BertModel.from_pretrained and Tokenizer.from_pretrained:
+    a CheckpointError or ConfigError (a graph whose epsilon is mutated to 0 reads as a config that is refused), or a
+    model and tokenizer that run."""
+    (directory / "saved_model.pb").write_bytes(data)
+    try:
+        model = minibert.BertModel.from_pretrained(directory)
+        tokenizer = minibert.Tokenizer.from_pretrained(directory)
+    except (CheckpointError, ConfigError):
+        return "refused"
+    ids = tokenizer(["Why is the pooled output different?"])["input_ids"]
+    with np.errstate(all="ignore"):  # a mutated mask constant or epsilon may be extreme but is still the graph's
+        out = model(ids)
+    assert out.last_hidden_state.shape == (*ids.shape, model.config.hidden_size)
+    return "loaded"
+
+
 # --- tokenizer texts ------------------------------------------------------------------------------------------------
 
 # Pools of code points: ASCII, C0/C1 controls, whitespace of many kinds, combining marks, CJK, emoji, private use,
@@ -299,6 +319,9 @@ def run(target: str, seed: int, iterations: int | None = None, seconds: float | 
         elif target == "bin":
             base = torch_bin_of_tiny()
             (tmp / "config.json").write_bytes((TINY / "config.json").read_bytes())
+        elif target == "saved_model":
+            base = (TF1_MODULE / "saved_model.pb").read_bytes()
+            shutil.copytree(TF1_MODULE, tmp / "module")
         else:
             from support.helpers import minilm_dir  # the real checkpoint's tokenizer
 
@@ -316,6 +339,9 @@ def run(target: str, seed: int, iterations: int | None = None, seconds: float | 
                 elif target == "bin":
                     data = mutate_bytes(base, rng)
                     outcomes[fuzz_model_once(data, tmp, "pytorch_model.bin")] += 1
+                elif target == "saved_model":
+                    data = mutate_bytes(base, rng)
+                    outcomes[fuzz_saved_model_once(data, tmp / "module")] += 1
                 else:
                     outcomes[fuzz_tokenizer_once(tokenizer, rng)] += 1
             except BaseException as error:
@@ -332,14 +358,16 @@ def run(target: str, seed: int, iterations: int | None = None, seconds: float | 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=["safetensors", "model", "bin", "tokenizer", "all"], default="all")
+    parser.add_argument(
+        "--target", choices=["safetensors", "model", "bin", "saved_model", "tokenizer", "all"], default="all"
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="time per target")
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed, printed")
     parser.add_argument("--out", type=Path, default=Path("fuzz-crashes"), help="where failing inputs are saved")
     args = parser.parse_args(argv)
     seed = int(np.random.default_rng().integers(2**31)) if args.seed is None else args.seed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.helpers.minilm_dir
-    targets = ["safetensors", "model", "bin", "tokenizer"] if args.target == "all" else [args.target]
+    targets = ["safetensors", "model", "bin", "saved_model", "tokenizer"] if args.target == "all" else [args.target]
     for target in targets:
         try:
             outcomes = run(target, seed, seconds=args.seconds, out=args.out)

@@ -40,7 +40,7 @@ import minibert  # noqa: E402
 from minibert.errors import MinibertError  # noqa: E402
 from minibert.formats.safetensors import read_safetensors  # noqa: E402
 from minibert.formats.tf_checkpoint import _masked_crc32c as masked_crc32c  # noqa: E402  (checked: tf_made_by_tensorflow)
-from minibert.formats.tf_checkpoint import load_tf_checkpoint  # noqa: E402
+from minibert.formats.tf_checkpoint import load_tf_checkpoint, proto_fields, read_string_tensor  # noqa: E402
 from minibert.formats.torch_pickle import load_torch_bin  # noqa: E402
 
 TINY = ROOT / "weights" / "tiny-gelu"
@@ -765,6 +765,165 @@ def special_file_cases(d: Path) -> list[Case]:
     return out
 
 
+# --- TF SavedModels (TF Hub modules) ---------------------------------------------------------------------------------
+
+TF_HUB = ROOT / "weights" / "tf_hub"
+
+
+def encode_fields(items) -> bytes:
+    """Protobuf fields (number, wire type, value) as bytes again: proto_fields' inverse."""
+    out = bytearray()
+    for number, wire_type, value in items:
+        if wire_type == 2:
+            out += field_bytes(number, bytes(value))
+        elif wire_type == 0:
+            out += field_varint(number, value)
+        else:
+            size = 8 if wire_type == 1 else 4
+            out += varint(number << 3 | wire_type) + value.to_bytes(size, "little")
+    return bytes(out)
+
+
+def edit_messages(data: bytes, path: tuple[int, ...], edit) -> bytes:
+    """`data` (a message) with every sub-message at the field path `path` replaced by edit(its bytes)."""
+    items = []
+    for number, wire_type, value in proto_fields(data, Path("edit"), "edit"):
+        if number == path[0] and wire_type == 2:
+            value = edit(bytes(value)) if len(path) == 1 else edit_messages(bytes(value), path[1:], edit)
+        items.append((number, wire_type, value))
+    return encode_fields(items)
+
+
+def node_def(name: str, op: str, inputs=(), **attrs: bytes) -> bytes:
+    """A NodeDef: name=1, op=2, input=3, attr=5 (map entries key=1, value=2 of AttrValue bytes)."""
+    message = field_bytes(1, name.encode()) + field_bytes(2, op.encode())
+    message += b"".join(field_bytes(3, i.encode()) for i in inputs)
+    return message + b"".join(field_bytes(5, field_bytes(1, k.encode()) + field_bytes(2, v)) for k, v in attrs.items())
+
+
+def int_tensor_attr(shape, values) -> bytes:
+    """AttrValue.tensor=8: a DT_INT32 TensorProto of `shape` with int_val `values` (one value fills the shape)."""
+    dims = b"".join(field_bytes(2, field_varint(1, n)) for n in shape)
+    packed = b"".join(varint(v) for v in values)
+    return field_bytes(8, field_varint(1, 3) + field_bytes(2, dims) + field_bytes(7, packed))
+
+
+def module_with(directory: Path, source: Path, saved_model: bytes | None = None) -> Path:
+    """A copy of the module `source` whose saved_model.pb is `saved_model` (if given)."""
+    shutil.copytree(source, directory)
+    if saved_model is not None:
+        (directory / "saved_model.pb").write_bytes(saved_model)
+    return directory
+
+
+def object_graph_with_child(nodes_data: bytes, parent: int, name: str, child: int) -> bytes:
+    """A TrackableObjectGraph (or SavedObjectGraph) whose node `parent` gains the child `name` -> node `child`."""
+    items, index = [], 0
+    for number, wire_type, value in proto_fields(nodes_data, Path("graph"), "graph"):
+        if number == 1:
+            if index == parent:
+                value = bytes(value) + field_bytes(1, field_varint(1, child) + field_bytes(2, name.encode()))
+            index += 1
+        items.append((number, wire_type, value))
+    return encode_fields(items)
+
+
+def rewrite_object_graph(directory: Path, edit) -> None:
+    """The module's variables written again with the checkpoint's object graph replaced by edit(its bytes)."""
+    prefix = directory / "variables" / "variables"
+    tensors = load_tf_checkpoint(prefix)  # the floats and the bool do_lower_case; strings are left out
+    (graph,) = read_string_tensor(prefix, "_CHECKPOINTABLE_OBJECT_GRAPH")
+    for path in prefix.parent.iterdir():
+        path.unlink()
+    data, protos = bytearray(), {}
+    for name, array in tensors.items():
+        dtype = 10 if array.dtype == np.bool_ else 1
+        array = np.ascontiguousarray(array, dtype="?" if dtype == 10 else "<f4")
+        protos[name] = entry_proto(dtype, array.shape, 0, len(data), array.nbytes)
+        data += array.tobytes()
+    graph = edit(graph)
+    string = varint(len(graph)) + b"\0\0\0\0" + graph  # length, crc32c of the lengths (unchecked), bytes
+    protos["_CHECKPOINTABLE_OBJECT_GRAPH"] = entry_proto(7, (), 0, len(data), len(string))
+    data += string
+    records = [(b"", field_varint(1, 1))] + sorted((name.encode(), proto) for name, proto in protos.items())
+    prefix.with_name("variables.index").write_bytes(sstable(records))
+    prefix.with_name("variables.data-00000-of-00001").write_bytes(bytes(data))
+
+
+def saved_model_cases(d: Path) -> list[Case]:
+    """TF Hub modules (saved_model.pb, the checkpoint's object graph) that lie, and honest ones."""
+    out = []
+    tf1, tf2 = TF_HUB / "tf1_uncased", TF_HUB / "tf2_uncased"
+    honest = (tf1 / "saved_model.pb").read_bytes()
+
+    def case(name, kind="model", source=tf1, saved_model=None, must_load=False, expect="refuse"):
+        directory = module_with(d / name, source, saved_model)
+        out.append(Case(name, kind, directory, "load" if must_load else expect, must_load))
+        return directory
+
+    case("saved_model_tf1_honest", must_load=True)
+    case("saved_model_tf2_honest", source=tf2, must_load=True)
+    case("saved_model_tf1_tokenizer_honest", "tokenizer", must_load=True)
+    # A meta graph whose length says a billion bytes: nothing is allocated for it, its end is past the file's.
+    case("saved_model_meta_graph_claims_1e9_bytes", saved_model=varint(2 << 3 | 2) + varint(10**9) + honest[:64])
+    # A graph of a million empty nodes would be 2 MB; a GraphDef claiming them in a length it does not have is small.
+    claims = edit_messages(honest, (2, 2), lambda graph: graph + varint(1 << 3 | 2) + varint(10**9))
+    case("saved_model_graph_claims_1e9_bytes_of_nodes", saved_model=claims)
+    # The shape of the heads' reshape as a constant of 10^12 elements, one int_val filling them all.
+    shape_name = "bert/encoder/layer_0/attention/self/Reshape_9/shape"
+    huge = node_def(shape_name, "Const", value=int_tensor_attr([10**12], [4]))
+    reshape = node_def("bert/encoder/layer_0/attention/self/Reshape_9", "Reshape", ["x", shape_name])
+    case(
+        "saved_model_shape_const_of_1e12_elements",
+        saved_model=edit_messages(honest, (2, 2), lambda g: g + field_bytes(1, huge) + field_bytes(1, reshape)),
+    )
+    # The same reshape with an empty shape constant: read, found to say nothing about the heads, and passed over.
+    empty = node_def(shape_name, "Const", value=int_tensor_attr([0], []))
+    case(
+        "saved_model_empty_shape_const",
+        saved_model=edit_messages(honest, (2, 2), lambda g: g + field_bytes(1, empty) + field_bytes(1, reshape)),
+        expect="load",
+    )
+    # A float attribute (a fused LayerNorm's epsilon) written as a fixed64 where protobuf has a fixed32.
+    fused = node_def("bert/embeddings/LayerNorm/fused", "FusedBatchNormV3", epsilon=varint(4 << 3 | 1) + bytes(8))
+    case(
+        "saved_model_float_attribute_of_the_wrong_wire_type",
+        saved_model=edit_messages(honest, (2, 2), lambda g: g + field_bytes(1, fused)),
+    )
+    # An attribute nested 10,000 deep (NameAttrList in AttrValue.func, again and again): never read, so harmless.
+    deep = b""
+    for _ in range(10_000):
+        deep = field_bytes(10, field_bytes(1, b"f") + field_bytes(2, field_bytes(1, b"a") + field_bytes(2, deep)))
+    nested = node_def("bert/unused", "NoOp", f=deep)
+    case(
+        "saved_model_attribute_nested_10000_deep",
+        saved_model=edit_messages(honest, (2, 2), lambda g: g + field_bytes(1, nested)),
+        expect="load",
+    )
+    # Only the training graph: the inference graph is what a model runs, and there is none.
+    train_only = edit_messages(
+        honest, (2, 1), lambda info: info if b"train" in info else info + field_bytes(4, b"train")
+    )
+    case("saved_model_only_train_graphs", saved_model=train_only)
+    # TF2: the SavedModel's object graph (in saved_model.pb) and the checkpoint's refer to a node that is not there.
+    outside = edit_messages(
+        (tf2 / "saved_model.pb").read_bytes(), (2, 7), lambda g: object_graph_with_child(g, 0, "ghost", 10**6)
+    )
+    case("saved_model_object_graph_child_outside", source=tf2, saved_model=outside)
+    directory = case("checkpoint_object_graph_child_outside", source=tf2)
+    rewrite_object_graph(directory, lambda g: object_graph_with_child(g, 0, "ghost", 10**6))
+    # A cycle: the root's do_lower_case is the root itself, which has no value; the names are read all the same.
+    directory = case("checkpoint_object_graph_cycle", "tokenizer", source=tf2)
+    rewrite_object_graph(
+        directory, lambda g: object_graph_with_child(object_graph_with_child(g, 0, "do_lower_case", 0), 1, "up", 0)
+    )
+    # variables/ as a symlink is followed, as a symlinked shard is; a file in it that is /proc/self/mem is refused.
+    directory = case("saved_model_variables_index_is_proc_self_mem")
+    (directory / "variables" / "variables.index").unlink()
+    (directory / "variables" / "variables.index").symlink_to("/proc/self/mem")
+    return out
+
+
 def split_pre_tokenizer(pattern: str):
     def edit(document):
         document["pre_tokenizer"] = {
@@ -869,6 +1028,15 @@ REASONS = {
     "tf_shape_of_the_wrong_wire_type": "wrong wire type",
     "tf_dtype_of_the_wrong_wire_type": "wrong wire type",
     "tf_shard_is_proc_self_mem": "not a regular file",
+    "saved_model_meta_graph_claims_1e9_bytes": "runs past its record",
+    "saved_model_graph_claims_1e9_bytes_of_nodes": "runs past its record",
+    "saved_model_shape_const_of_1e12_elements": "constants of at most 4096 elements",
+    "saved_model_only_train_graphs": "tag set without 'train'",
+    "saved_model_float_attribute_of_the_wrong_wire_type": "a float of the wrong wire type",
+    "saved_model_object_graph_child_outside": "refers to node 1000000",
+    "checkpoint_object_graph_child_outside": "refers to node 1000000",
+    "checkpoint_object_graph_cycle": "no 'do_lower_case' variable",
+    "saved_model_variables_index_is_proc_self_mem": "not a regular file",
 }
 
 
@@ -880,6 +1048,7 @@ def cases(directory: Path) -> list[Case]:
         tf_cases,
         model_cases,
         special_file_cases,
+        saved_model_cases,
         tokenizer_cases,
         sentence_cases,
     )

@@ -204,7 +204,8 @@
   // item here.
   function facts() {
     const name = DATA.name.split(/[\\/]/).filter(Boolean).slice(-2).join("/");
-    return [name, L + " layers × " + N + " heads", "hidden size " + C.hidden_size, S + " tokens", E.dtype,
+    return [name, L + " layers × " + N + " heads", "hidden size " + C.hidden_size,
+      "activation " + C.hidden_act + " (from " + C.hidden_act_source + ")", S + " tokens", E.dtype,
       "one traced forward pass"];
   }
   function drawHeader() {
