@@ -63,7 +63,7 @@ def test_the_readme_shell_blocks_run_in_order_as_pasted(tmp_path, minilm_dir):
     script = ["set -euo pipefail"]
     for i, block in enumerate(SHELL_BLOCKS):
         script += [f"echo '### block {i}' >&2", *as_pasted(block)]
-    script.append('echo "MODEL=$MODEL"')
+    script.append('echo; echo "MODEL=$MODEL"')  # on a line of its own, whatever the last output ended with
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     done = subprocess.run(
         ["bash", "-c", "\n".join(script)],

@@ -131,7 +131,7 @@ def build_reranker(folder: Path, num_labels: int) -> Path:
 
 def build_splade(folder: Path) -> Path:
     from sentence_transformers import SparseEncoder
-    from sentence_transformers.sparse_encoder import models
+    from sentence_transformers.sparse_encoder import modules as models
 
     _seeded()  # MiniLM has no MLM head: it is initialised from this seed
     transformer = models.Transformer(str(_transformer_dir(folder)), transformer_task="fill-mask", max_seq_length=256)

@@ -27,8 +27,8 @@ from ..hub import Need, resolve_model_dir
 from ..sentence import BATCH_SIZE, SentenceEncoder
 from . import cluster
 from .identity import check_same_run, fingerprint, model_identity, run_identity
+from .messages import progress_bar, report_lines
 from .partitions import (
-    BLANK,
     auto_partition_size,
     check_has_texts,
     count_lines,
@@ -466,54 +466,6 @@ def _finish(paths: OutputPaths, manifest: dict, bad: list, cut: list, dim: int) 
         assemble_npy(paths, manifest)
 
 
-def _report_lines(bad: list[tuple[int, str]], cut: list[tuple[int, int]], rows: int, limit_tokens, where, log) -> None:
-    """On `log`: the blank lines skipped, the bad lines (each, up to a limit; "most" when they are), the cut texts."""
-    blank = [line for line, reason in bad if reason == BLANK]
-    refused = [(line, reason) for line, reason in bad if reason != BLANK]
-    if blank:
-        shown = ", ".join(map(str, blank[:10])) + (", ..." if len(blank) > 10 else "")
-        print(f"{len(blank)} blank line(s) skipped, each kept as a row of NaN (line {shown})", file=log)
-    if refused:
-        most = " (most of the input: is it the file, --format and --field you meant?)" * (2 * len(refused) > rows)
-        print(
-            f"{len(refused)} bad input line(s) of {rows}{most}, embedded as rows of NaN and listed in {where}:",
-            file=log,
-        )
-        for line, reason in refused[:20]:
-            print(f"  line {line}: {reason}", file=log)
-        if len(refused) > 20:
-            print(f"  ... and {len(refused) - 20} more", file=log)
-    if cut:
-        shown = ", ".join(f"line {line}: {tokens} tokens" for line, tokens in cut[:5]) + (
-            ", ..." if len(cut) > 5 else ""
-        )
-        print(
-            f"{len(cut)} text(s) cut to the model's {limit_tokens} tokens (max_seq_length), their ends not embedded "
-            f"({shown}); listed in {where} as cut_lines",
-            file=log,
-        )
-
-
-def _progress_bar(total: int, initial: int, enabled: bool):
-    """A tqdm bar counted in lines, or a stand-in that does nothing when tqdm is missing or progress is off."""
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(total=total, initial=initial, unit="line", smoothing=0.05, file=sys.stderr)
-        except ImportError:
-            pass
-
-    class NoBar:
-        def update(self, n):
-            pass
-
-        def close(self):
-            pass
-
-    return NoBar()
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The job.
 
@@ -587,7 +539,7 @@ def embed_file(
     if tasks and client is None and encoder is None:
         encoder = load_encoder(model_dir, dtype)
     done_rows = sum(p["lines"] for p in manifest["partitions"] if p["index"] in set(skipped))
-    bar = _progress_bar(manifest["rows"], done_rows, progress and bool(tasks))
+    bar = progress_bar(manifest["rows"], done_rows, progress and bool(tasks))
     summaries = []
     try:
         _embed_pending(tasks, encoder, client, retries, bar, on_partition_done, summaries)
@@ -609,7 +561,7 @@ def embed_file(
     _finish(paths, manifest, bad, cut, dim)
     limit = next((s["max_tokens"] for s in summaries), identity["model"].get("max_seq_length"))
     if tasks:  # a rerun of a finished output says only that (the caller's summary)
-        _report_lines(bad, cut, manifest["rows"], limit, paths.finished_manifest, log)
+        report_lines(bad, cut, manifest["rows"], limit, paths.finished_manifest, log)
     return EmbedReport(
         output=paths.output,
         rows=manifest["rows"],
