@@ -6,7 +6,8 @@ from .embed import embed_file, read_embeddings
 from .errors import CheckpointError, ConfigError, InputError, MinibertError
 from .explainer import Explanation, explain
 from .heads import BertForMaskedLM, BertForSequenceClassification, fill_mask
-from .model import BertModel, BertModelOutput
+from .model import BertModelOutput
+from .pretrained import BertModel
 from .quantize import quantize_embeddings
 from .sentence import SentenceEncoder, SentenceTransformer
 from .similarity import cosine_similarity

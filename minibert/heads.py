@@ -26,7 +26,8 @@ from .errors import CheckpointError, InputError
 from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
 from .hub import Need, resolve_model_dir
 from .inputs import check_dtype
-from .model import BertModel, Params
+from .model import Params
+from .pretrained import BertModel
 from .tokenizer import Tokenizer
 from .trace import NO_TRACE, Trace
 

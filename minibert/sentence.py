@@ -28,9 +28,9 @@ from .checkpoint import load_pretrained, read_tensors
 from .errors import CheckpointError, InputError
 from .hub import Need, resolve_model_dir
 from .inputs import as_inputs, check_batch_size, check_dtype, check_numpy_output, check_truncate_dim, first_argument
-from .model import BertModel
 from .model_files import MODULES_JSON, PLAIN_BERT_CLI_FIX, PLAIN_BERT_FIX, read_json, read_modules
 from .pooling import DENSE_ACTIVATIONS, LEGACY_POOLING_KEYS, POOLING_FUNCTIONS, dense, normalize, pool
+from .pretrained import BertModel
 from .quantize import check_precision, quantize_embeddings
 from .similarity import SIMILARITY_FUNCTIONS, cosine_similarity, similarity_function_name
 from .st_config import (

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config import HIDDEN_ACTS
 from ..errors import InputError
-from ..model import BertModel
+from ..pretrained import BertModel
 from ..tokenizer import Tokenizer
 
 

@@ -28,7 +28,8 @@ import numpy as np
 from ..errors import CheckpointError, InputError
 from ..files import check_writable, write_atomically
 from ..hub import resolve_model_dir
-from ..model import BertModel, extended_attention_mask
+from ..model import extended_attention_mask
+from ..pretrained import BertModel
 from ..sentence import cosine_similarity, read_sentence_config
 from ..tokenizer import Tokenizer
 from .report import pooler_report, report_as_json

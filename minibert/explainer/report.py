@@ -9,7 +9,7 @@ Shape legend: S sequence length, H hidden size.
 import numpy as np
 
 from ..errors import InputError
-from ..model import BertModel
+from ..pretrained import BertModel
 from ..sentence import cosine_similarity
 
 # What each activation computes, for the report's line on which one runs.
