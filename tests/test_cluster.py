@@ -16,6 +16,7 @@ from minibert import InputError, SentenceEncoder, embed_file, read_embeddings
 from minibert.embed import cluster as embed_cluster
 from minibert.embed import read_manifest
 from minibert.embed.cluster import start_client
+from minibert.embed.job import GROUP_LINES
 
 distributed = pytest.importorskip("distributed")
 
@@ -84,15 +85,16 @@ def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, minilm_dir
     out = tmp_path / "out"
     summaries = []
     client.run(count_model_loads)
-    report = embed_file(
-        corpus[0],
-        out,
-        minilm_dir,
-        client=client,
-        partition_size=PARTITION_SIZE,
-        progress=False,
-        on_partition_done=summaries.append,
-    )
+    with distributed.get_task_stream(client) as tasks:
+        report = embed_file(
+            corpus[0],
+            out,
+            minilm_dir,
+            client=client,
+            partition_size=PARTITION_SIZE,
+            progress=False,
+            on_partition_done=summaries.append,
+        )
     embeddings = read_embeddings(out)
     assert embeddings.shape == in_process.shape == (N_LINES, 384)
     assert float(np.abs(embeddings - in_process).max()) <= EMBED_TOL
@@ -106,6 +108,16 @@ def test_cluster_rows_equal_in_process_rows_in_the_same_order(corpus, minilm_dir
     assert ran <= set(pids.values()) and len(ran) == 2, "both workers embedded partitions"
     assert all(loads[worker] == 1 for worker, pid in pids.items() if pid in ran)
     assert len(summaries) > 2 * max(loads.values()), "more partitions than model loads"
+
+    # A task is a group of consecutive partitions of GROUP_LINES lines at least (the last one: what is left), sorted
+    # by length across it, as in this process: one ~150-line partition per task took ~1.45x the in-process time.
+    partitions = read_manifest(out)["partitions"]
+    spans = sorted(
+        (int(key.split("-")[-2]), int(key.split("-")[-1])) for key in {t["key"] for t in tasks.data} if "embed" in key
+    )
+    assert [i for first, last in spans for i in range(first, last + 1)] == list(range(len(partitions)))
+    lines = [sum(p["lines"] for p in partitions[first : last + 1]) for first, last in spans]
+    assert len(spans) >= 2 and all(n >= GROUP_LINES for n in lines[:-1]), lines
 
 
 def test_a_killed_worker_loses_and_duplicates_no_line(corpus, minilm_dir, in_process, client, tmp_path):
@@ -125,7 +137,7 @@ def test_a_killed_worker_loses_and_duplicates_no_line(corpus, minilm_dir, in_pro
     assert killed["pid"] not in client.run(os.getpid).values()
     partitions = len(read_manifest(out)["partitions"])
     assert sorted(s["index"] for s in summaries) == list(range(partitions)) == report.computed
-    lost = [int(key.rsplit("-", 1)[1]) for key in killed["keys"]]
+    lost = [i for key in killed["keys"] for i in range(int(key.split("-")[-2]), int(key.split("-")[-1]) + 1)]
     assert all(s["pid"] != killed["pid"] for s in summaries if s["index"] in lost), "its partitions ran elsewhere"
     np.testing.assert_array_equal(shard_line_numbers(out), np.arange(1, N_FAULT + 1))
     assert float(np.abs(read_embeddings(out) - in_process[:N_FAULT]).max()) <= EMBED_TOL
@@ -176,9 +188,9 @@ def test_cli_scheduler_runs_the_job_on_a_running_cluster(corpus, minilm_dir, in_
 # Threads and Ctrl-C on a cluster (issue 25).
 
 
-def threads_given(task, threads=None):
-    """Run on a worker in place of embed_partition: what it was told to use."""
-    return threads
+def threads_given(group, threads=None):
+    """Run on a worker in place of embed_partitions: what it was told to use."""
+    yield threads
 
 
 def set_worker_threads(value):
@@ -191,13 +203,23 @@ def set_worker_threads(value):
 def test_each_task_on_a_worker_runs_minibert_on_one_thread_unless_the_worker_says(client):
     """Two 1-thread workers on 2 cores ran minibert on every core each, 4 threads, and --workers 2 took 2-6x the
     in-process time; a task now uses one thread, its share of what its worker was given."""
-    on_worker = client.submit(embed_cluster.on_worker, threads_given, {}, pure=False)
-    assert on_worker.result(timeout=60) == 1
+    on_worker = client.submit(embed_cluster.on_worker, threads_given, [{}], pure=False)
+    assert on_worker.result(timeout=60) == [1]
     client.run(set_worker_threads, "3")
     try:
-        assert client.submit(embed_cluster.on_worker, threads_given, {}, pure=False).result(timeout=60) == 3
+        assert client.submit(embed_cluster.on_worker, threads_given, [{}], pure=False).result(timeout=60) == [3]
     finally:
         client.run(set_worker_threads, None)
+
+
+def test_a_local_cluster_leaves_malloc_its_own_mmap_threshold(monkeypatch):
+    """Dask's MALLOC_TRIM_THRESHOLD_=65536 fixed glibc's mmap threshold at 128 KiB in each worker: every array above
+    it was mapped and faulted in afresh, and --workers 2 took 1.45x the in-process time."""
+    # A Dask cluster started earlier in this process (the client fixture's) leaves its workers' variables here.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with start_client(workers=1) as client:
+        assert client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_") == {w: None for w in client.run(os.getpid)}
+        assert client.run(os.environ.get, "OPENBLAS_NUM_THREADS") == {w: "1" for w in client.run(os.getpid)}
 
 
 # Bounds for the Ctrl-C test's waits on a busy shared machine: the first shard of a local cluster (start-up, model
@@ -206,12 +228,14 @@ FIRST_SHARD_SECONDS = 300
 EXIT_SECONDS = 120
 
 
-def test_ctrl_c_with_workers_says_one_line_with_the_true_count_and_no_dask_traceback(corpus, minilm_dir, tmp_path):
+def test_ctrl_c_with_workers_says_one_line_with_the_true_count_and_no_dask_traceback(minilm_dir, tmp_path):
     """Ctrl-C with --workers 2 printed ~60 lines of Dask tracebacks, then said 6 partitions were kept when 8 were on
     disk. The terminal's SIGINT goes to the whole process group, workers included, as here."""
     out = tmp_path / "out"
     model = minilm_dir
-    command = [sys.executable, "-m", "minibert", "embed", str(corpus[0]), "--output", str(out), "--model", str(model)]
+    # Long enough that the first group's shards come well before the last: ~20 groups, a minute on two cores.
+    corpus = write_lines(tmp_path / "corpus.txt", mixed_lines(minilm_dir, 10_000, seed=10, max_words=48))
+    command = [sys.executable, "-m", "minibert", "embed", str(corpus), "--output", str(out), "--model", str(model)]
     process = subprocess.Popen(
         [*command, "--workers", "2", "--quiet"],
         cwd=ROOT,  # this checkout's minibert
@@ -236,5 +260,5 @@ def test_ctrl_c_with_workers_says_one_line_with_the_true_count_and_no_dask_trace
     assert process.returncode == 130 and kept < total
     assert lines == [
         f"minibert embed: interrupted; {kept} of {total} partitions are kept in {out}; to resume, run the same "
-        f"command again: minibert embed {corpus[0]} --output {out} --model {model} --workers 2 --quiet"
+        f"command again: minibert embed {corpus} --output {out} --model {model} --workers 2 --quiet"
     ]

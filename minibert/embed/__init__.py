@@ -9,7 +9,8 @@ Where each concern lives:
     partitions.py   the input: its identity, line-aligned byte ranges (partitions), the texts of one partition
     store.py        the output: where its files go, shards, the manifest, the final .npy, reading them back
     identity.py     a run's identity (model, dtype, pooling, input) and the checks that keep runs apart on resume
-    job.py          embed_file, a short pipeline of named steps, and embed_partition, the task of one partition
+    job.py          embed_file, a short pipeline of named steps, and embed_partitions, the task of a group of
+                    partitions
     cluster.py      the Dask path: tasks on a cluster and a client to run them (Dask imported there only)
 
 Dask (`pip install 'minibert-numpy[cluster]'`) and tqdm (`minibert-numpy[progress]`) are imported only where they

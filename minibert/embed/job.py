@@ -1,11 +1,11 @@
-"""The embedding job: `embed_file` as a short pipeline of named steps, and `embed_partition`, the task it runs once
-per partition (in this process, or on a Dask worker).
+"""The embedding job: `embed_file` as a short pipeline of named steps, and `embed_partitions`, the task it runs once
+per group of partitions (in this process, or on a Dask worker).
 
     check the arguments -> where the output goes -> the run's identity -> already finished? -> resume or plan
     -> the partitions still to do -> embed them -> gather bad lines and width -> finish (manifest, .npy)
 
 Rerunning the same call skips every partition whose shard is there and valid, so an interrupted run loses at most
-the partitions in flight (in this process, one group of them: a few seconds, GROUP_SECONDS). Blank lines are skipped
+the partitions in flight (one group of them per process: a few seconds). Blank lines are skipped
 and bad lines (not valid UTF-8, not JSON, JSON without the field) are refused, but each keeps a row, of NaN: row i is
 always input line i + 1, so embeddings can be zipped with the input without a lookup, and a bad line cannot shift
 every row after it. They are listed, with their line numbers and the reason, on `log` and in the manifest. An input
@@ -125,18 +125,13 @@ def load_encoder(model_dir: str, dtype: str) -> SentenceEncoder:
     return _ENCODERS[key]
 
 
-def embed_partition(task: dict, encoder=None, on_batch: Callable[[int], None] | None = None, threads=None) -> dict:
-    """Embed the lines of one partition and write its shard atomically. Returns a small summary (no embeddings)."""
-    return next(embed_partitions([task], encoder, on_batch, threads))
-
-
-# In this process, consecutive partitions are embedded together, sorted by length across them all: a partition of the
-# smallest size (4 KiB, ~30 lines) is one batch of every length, padded to its longest (the embed job at a third of
-# encode's speed on 400 lines of documentation prose). A group is as many partitions as make up GROUP_SECONDS of work
-# at the rate measured so far, and at most GROUP_BYTES of input, but at least GROUP_LINES lines (the first group is
-# that many, and measures the rate). Each partition still gets its own shard, written as soon as its group is
-# embedded, so Ctrl-C loses at most one group: a few seconds, whatever the input's size (a 233 KB file was one 256 KiB
-# group, and an interrupt at 41% kept nothing).
+# Consecutive partitions are embedded together, sorted by length across them all: a partition of the smallest size
+# (4 KiB, ~30 lines) is one batch of every length, padded to its longest (the embed job at a third of encode's speed
+# on 400 lines of documentation prose). A group is as many partitions as make up GROUP_SECONDS of work at the rate
+# measured so far, and at most GROUP_BYTES of input, but at least GROUP_LINES lines (the first group is that many,
+# and measures the rate; on a cluster every group is that many, one task each). Each partition still gets its own
+# shard, written as soon as its group is embedded, so Ctrl-C loses at most one group: a few seconds, whatever the
+# input's size (a 233 KB file was one 256 KiB group, and an interrupt at 41% kept nothing).
 GROUP_SECONDS = 3.0
 GROUP_BYTES = 1 << 18
 # Groups of one ~125-line partition took 3.3x the CPU time of one group of all 16 on a busy host (2,000 METADATA
@@ -423,8 +418,8 @@ def _embed_pending(tasks, encoder, client, retries, bar, on_partition_done, summ
         if on_partition_done is not None:
             on_partition_done(summary)
 
-    if client is not None:
-        cluster.run_on_cluster(client, embed_partition, tasks, retries, done)
+    if client is not None:  # groups of GROUP_LINES lines at least, each embedded by one worker, sorted across it
+        cluster.run_on_cluster(client, embed_partitions, list(_groups(tasks, lambda: None)), retries, done)
         return
     measured = [0.0, 0]  # seconds, bytes: of the groups done, to size the next one
 
