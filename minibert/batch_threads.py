@@ -11,6 +11,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 
+from .memory import keep_freed_memory
 from .parallel import blas_threads, budget, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
 from .tuning import LONG_SEQUENCE, LONG_SEQUENCE_PARTS, MIN_SLICE_TOKENS
@@ -36,6 +37,7 @@ def bert_model_in_threads(
     from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours. `threads` None:
     $MINIBERT_NUM_THREADS, else every core this process may run on."""
     threads = resolve_threads(threads)
+    keep_freed_memory()  # once per process: the temporaries of one pass are reused by the next, not faulted in again
     B, S = input_ids.shape
     pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if not trace.collecting else 1
 

@@ -32,3 +32,11 @@ CHUNK_ELEMENTS = 1 << 18
 MIN_PIECE_ELEMENTS = 1 << 13
 # The float32 GELU's scratch arrays: 256 KiB of float32 each; 2^14 pays more Python per element.
 GELU_CHUNK_ELEMENTS = 1 << 16
+
+# ---- memory (memory.py) ----
+# glibc's mmap threshold: arrays from this size on get pages of their own. 32 MiB is the most glibc's own dynamic
+# threshold rises to on 64-bit; below it, a forward pass's temporaries come from the heap and are reused.
+MMAP_THRESHOLD_BYTES = 32 << 20
+# glibc's trim threshold: free memory at the top of the heap beyond this goes back to the system. Above what a forward
+# pass frees at once (MiniLM at 32x128 on one core faulted 6,600 pages per pass back in with glibc's dynamic one).
+TRIM_THRESHOLD_BYTES = 512 << 20
