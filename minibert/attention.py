@@ -34,6 +34,9 @@ def attention_blocks(B: int, N: int, S: int, in_blocks: bool = True) -> list[lis
     per thread. With in_blocks False, one block of everything."""
     if not in_blocks:
         return [[(slice(None), slice(None))]]
+    if N * S * S <= ATTENTION_BLOCK_SCORES:  # short sequences: every head of several sequences, fewer NumPy calls
+        sequences = ATTENTION_BLOCK_SCORES // (N * S * S)
+        return deal([(slice(b, b + sequences), slice(None)) for b in range(0, B, sequences)], threads_here())
     heads = max(1, min(N, ATTENTION_BLOCK_SCORES // (S * S)))
     return deal([(slice(b, b + 1), slice(n, n + heads)) for b in range(B) for n in range(0, N, heads)], threads_here())
 

@@ -22,15 +22,25 @@ def random_heads(B, N, S, D, dtype, padded):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("block_scores", [1 << 16, 64])
+@pytest.mark.parametrize("block_scores", [1 << 16, 2 * 4 * 24 * 24, 64])
 def test_attention_in_blocks_on_threads_equals_the_reference_bit_for_bit(dtype, threads, block_scores, monkeypatch):
-    monkeypatch.setattr(attention_module, "ATTENTION_BLOCK_SCORES", block_scores)  # 64: one head per block
+    """Blocks of every sequence (2^16), of two sequences (padded and not together, and one alone), of one head."""
+    monkeypatch.setattr(attention_module, "ATTENTION_BLOCK_SCORES", block_scores)
     q, k_t, v, mask = random_heads(3, 4, 24, 8, dtype, padded=True)
     expected_context, expected_probs = attention_reference(q, k_t, v, mask)
     with budget(threads):
         context, probs = attention(q, k_t, v, mask)
     np.testing.assert_array_equal(context, expected_context)
     np.testing.assert_array_equal(probs, expected_probs)
+
+
+def test_short_sequences_share_a_block_and_long_ones_split_their_heads(monkeypatch):
+    monkeypatch.setattr(attention_module, "ATTENTION_BLOCK_SCORES", 1 << 16)
+    with budget(2):  # blocks dealt out to two threads
+        short = attention_module.attention_blocks(B=8, N=12, S=32)  # 12,288 scores a sequence: 5 to a block
+        long = attention_module.attention_blocks(B=1, N=12, S=128)  # 16,384 scores a head: 4 heads to a block
+    assert short == [[(slice(0, 5), slice(None))], [(slice(5, 10), slice(None))]]
+    assert long == [[(slice(0, 1), slice(0, 4)), (slice(0, 1), slice(8, 12))], [(slice(0, 1), slice(4, 8))]]
 
 
 def test_a_traced_attention_keeps_the_same_scores_and_probs_as_the_reference():
