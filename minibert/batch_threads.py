@@ -14,7 +14,7 @@ import numpy as np
 from .memory import keep_freed_memory
 from .parallel import blas_threads, budget, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
-from .tuning import LONG_SEQUENCE, LONG_SEQUENCE_PARTS, MIN_SLICE_TOKENS
+from .tuning import LONG_SEQUENCE, LONG_SEQUENCE_PARTS, MIN_SLICE_MACS
 
 
 def bert_model_in_threads(
@@ -33,13 +33,15 @@ def bert_model_in_threads(
     trace: Trace = NO_TRACE,
 ):
     """bert_model(params, config, ...) on `threads` slices of the batch at once, BLAS on one thread. One slice for a
-    single sequence, a batch of few tokens or a traced call: its products then run on BLAS's `threads` threads or,
-    from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours. `threads` None:
-    $MINIBERT_NUM_THREADS, else every core this process may run on."""
+    single sequence, a batch of little work (MIN_SLICE_MACS) or a traced call: its products then run on BLAS's
+    `threads` threads or, from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours.
+    `threads` None: $MINIBERT_NUM_THREADS, else every core this process may run on."""
     threads = resolve_threads(threads)
     keep_freed_memory()  # once per process: the temporaries of one pass are reused by the next, not faulted in again
     B, S = input_ids.shape
-    pieces = min(threads, B, max(1, B * S // MIN_SLICE_TOKENS)) if not trace.collecting else 1
+    H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
+    macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
+    pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
         positions = position_ids[rows] if position_ids.shape[0] == B else position_ids  # [B or 1, S]
@@ -56,7 +58,7 @@ def bert_model_in_threads(
         )
 
     if pieces == 1:
-        # One sequence, or a batch of few tokens. BLAS's own threads share each product: they take up work within
+        # One sequence, or a batch of little work. BLAS's own threads share each product: they take up work within
         # microseconds, where handing a piece to one of our threads costs ~130 us. But they spin on the other cores
         # for a while after each product, so the rest of the work stays on this thread. In a long sequence the
         # softmax over S x S scores per head is a large part of the time, and there our threads share the heads and

@@ -7,7 +7,7 @@ compete with ours, and after a product OpenBLAS's idle threads spin (~0.1 s) on 
 product on BLAS's two threads before a split batch (the pooler, once) made MiniLM 8x32 on two cores 1.5x slower.
 The price of our threads is the handoff: a piece of work given to a pool thread costs ~130 us on a 2-core VM (a
 sleeping thread woken), against microseconds for BLAS's spinning ones, so small work stays where it is (MIN_PART_MACS,
-MIN_PIECE_ELEMENTS, model.MIN_SLICE_TOKENS). Nothing set here outlives the call: BLAS's thread count is restored
+MIN_PIECE_ELEMENTS, tuning.MIN_SLICE_MACS). Nothing set here outlives the call: BLAS's thread count is restored
 when the last call running at once returns.
 """
 

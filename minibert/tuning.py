@@ -8,8 +8,12 @@ to its plain form. The figures are from the hosts named in benchmarks/README.md 
 ATTENTION_BLOCK_SCORES = 1 << 16
 
 # ---- a batch on several threads (batch_threads.py) ----
-# A slice of fewer tokens costs more to hand to a thread (~130 us, a sleeping pool thread woken) than it saves.
-MIN_SLICE_TOKENS = 64
+# A batch is cut into slices of at least this many multiply-adds in the encoder's products (tokens x layers x
+# (4 H^2 + 2 H I)). Two threads that each run a small slice wait on the GIL for each other between NumPy's many short
+# calls, and BLAS's threads sharing each product of the whole batch did better: MiniLM 8x32 (slices of 1.4 G) on two
+# cores 47.6 against 51.4 ms, while MiniLM 16x32 and 4x128 (2.7 G) and bert-base 8x32 (10.9 G) gain 1.12-1.25x from
+# slices (Zen 4). (It was 64 tokens a slice: a slice's handoff to a sleeping pool thread costs ~130 us.)
+MIN_SLICE_MACS = 2 << 30
 # From this length on, a single sequence's heads and products are shared among our threads, BLAS on one: 1x512 on
 # 2 cores 345 against 417 ms on BLAS's threads; below it BLAS's spinning threads win (1x16: 16 against 23 ms).
 LONG_SEQUENCE = 256
