@@ -18,6 +18,7 @@ from test_sentence import tiny_sentence_repo
 
 from minibert import InputError, embed_file, read_embeddings
 from minibert.cli import main
+from minibert.embed import job as embed_job
 from minibert.embed import read_manifest
 from minibert.embed.store import write_atomically
 
@@ -148,8 +149,9 @@ def test_cli_embeds_to_s3_and_refuses_a_npy_url_and_a_missing_bucket(s3, corpus,
     assert err.count("\n") == 1 and "s3://no-such-bucket/emb/manifest.json: cannot write there" in err
 
 
-def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(s3, corpus, tiny, local):
+def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(s3, corpus, tiny, local, monkeypatch):
     distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(embed_job, "GROUP_LINES", 100)  # tasks of ~2 partitions: several in flight, one killed
     url = f"s3://{BUCKET}/cluster/"
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = distributed.Client(cluster)
@@ -186,7 +188,7 @@ def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(s3, corpus, 
         assert killed, "a worker was killed while it held a partition"
         partitions = len(read_manifest(url)["partitions"])
         assert sorted(s["index"] for s in summaries) == list(range(partitions)) == report.computed
-        lost = [int(key.rsplit("-", 1)[1]) for key in killed["keys"]]
+        lost = killed["partitions"]
         assert all(s["pid"] != killed["pid"] for s in summaries if s["index"] in lost), "its partitions ran elsewhere"
         np.testing.assert_array_equal(shard_line_numbers(url), np.arange(1, len(LINES) + 1))
         assert float(np.abs(read_embeddings(url) - local).max()) <= EMBED_TOL

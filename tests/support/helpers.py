@@ -76,7 +76,7 @@ def first_divergence(ours: dict, theirs: dict, tol: float, attention_mask=None) 
 def kill_a_busy_worker(client):
     """An embed_file on_partition_done hook that SIGKILLs, once, the first Dask worker seen holding an embedding task
     (tried again at each partition that finishes). Returns (hook, summaries, killed): every summary the hook saw,
-    and the killed worker's pid and task keys."""
+    and the killed worker's pid, task keys and the partitions of those tasks."""
     summaries, killed = [], {}
 
     def hook(summary):
@@ -89,6 +89,8 @@ def kill_a_busy_worker(client):
         worker, keys = next(iter(busy.items()))
         pid = client.run(os.getpid, workers=[worker])[worker]
         os.kill(pid, signal.SIGKILL)
-        killed.update(pid=pid, keys=[k for k in keys if "minibert-embed" in k])
+        keys = [k for k in keys if "minibert-embed" in k]  # minibert-embed-<run>-<first partition>-<last>
+        partitions = [i for k in keys for i in range(int(k.split("-")[-2]), int(k.split("-")[-1]) + 1)]
+        killed.update(pid=pid, keys=keys, partitions=partitions)
 
     return hook, summaries, killed
