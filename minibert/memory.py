@@ -6,7 +6,8 @@ there. It raises both thresholds as it sees large blocks freed (up to 32 MiB), b
 pass, whose temporaries add up to more: each pass freed pages that the next one faulted back in, zeroed, one at a
 time (~2 us each). MiniLM on one core: 1,536 faults per forward at 1x128, 6,600-6,800 at 8x128 and 32x128; with
 the thresholds fixed as below, none, and 1x128 took 44.8 against 48.5 ms, 8x128 296 against 322 ms, 32x128 1,166
-against 1,217 ms (benchmarks/README.md). ONNX Runtime and TensorFlow avoid the same cost with arenas of their own.
+against 1,217 ms (benchmarks/README.md). ONNX Runtime avoids the same cost with an arena of its own
+(its CPU memory arena, on by default).
 
 The price: memory a pass frees stays with the process for the next pass (up to its peak, which it had reached
 anyway) instead of going back to the system between calls. Set once per process, at the first forward pass, and
