@@ -33,6 +33,11 @@ def malloc_set_by_user(environ=os.environ) -> bool:
     return any(name in environ for name in _USER_SETTINGS) or "glibc.malloc." in environ.get("GLIBC_TUNABLES", "")
 
 
+# Read at import, as near to the process's start as minibert gets: a Dask LocalCluster started later in this process
+# writes its workers' MALLOC_TRIM_THRESHOLD_ into os.environ, which this process's malloc never read.
+_SET_BY_USER = malloc_set_by_user()
+
+
 def keep_freed_memory() -> bool:
     """Fix glibc's mmap and trim thresholds, once per process, unless the user set malloc's thresholds or the C
     library is not glibc. Returns whether the thresholds are ours."""
@@ -40,7 +45,7 @@ def keep_freed_memory() -> bool:
     with _lock:
         if _ours is None:
             _ours = False
-            if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not malloc_set_by_user():
+            if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not _SET_BY_USER:
                 mallopt = ctypes.CDLL("libc.so.6").mallopt
                 mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
                 # mallopt returns 1 on success, 0 on an unknown setting or a value out of range.
