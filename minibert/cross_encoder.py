@@ -18,9 +18,10 @@ from .batching import progress_bar, run_in_length_batches
 from .errors import CheckpointError, InputError
 from .functional import sigmoid, softmax
 from .heads import BertForSequenceClassification
-from .hub import Need, resolve_model_dir
-from .inputs import check_batch_size, check_dtype, check_numpy_output, first_argument
+from .hub import Need
+from .inputs import check_batch_size, check_numpy_output, first_argument
 from .model_files import MODULES_JSON, config_file, read_json, read_modules
+from .pretrained import resolve_pretrained
 from .st_config import (
     check_transformer_task,
     hub_name,
@@ -127,10 +128,10 @@ class CrossEncoder:
     ):
         where = type(self).__name__
         check_numpy_output(False, device, where)
-        dtype = check_dtype(dtype)
-        directory = resolve_model_dir(
+        dtype, directory = resolve_pretrained(
             hub_name(model_name_or_path, self.ORGANIZATION),
             Need.CROSS_ENCODER,
+            dtype,
             revision=revision,
             cache_dir=cache_folder,
             local_files_only=local_files_only,
@@ -176,9 +177,8 @@ class CrossEncoder:
     ) -> "CrossEncoder":
         """A model directory or hub id with minibert's usual arguments; unlike the constructor, a name is taken as it
         is (no organisation put in front), as every from_pretrained takes it."""
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
-            path, Need.CROSS_ENCODER, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        dtype, directory = resolve_pretrained(
+            path, Need.CROSS_ENCODER, dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         return cls(directory, dtype=dtype, check_finite=check_finite)
 

@@ -24,10 +24,9 @@ from .checkpoint import check_tensor, read_checkpoint, rename_tensors, to_params
 from .config import BertConfig
 from .errors import CheckpointError, InputError
 from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
-from .hub import Need, resolve_model_dir
-from .inputs import check_dtype
+from .hub import Need
 from .model import Params
-from .pretrained import BertModel
+from .pretrained import BertModel, resolve_pretrained
 from .tokenizer import Tokenizer
 from .trace import NO_TRACE, Trace
 
@@ -203,9 +202,8 @@ class BertForMaskedLM(_BertTaskModel):
         Untied, the checkpoint's own decoder weight and bias are used. The other arguments are
         BertModel.from_pretrained's.
         """
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
-            path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        dtype, directory = resolve_pretrained(
+            path, Need.MODEL, dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         used = [cls.PREFIX + name for name in cls.HEAD_NAMES]
         checkpoint = _read_checkpoint(directory, dtype, check_finite, used, hidden_act)
@@ -379,9 +377,8 @@ class BertForSequenceClassification(_BertTaskModel):
         """Load the encoder (its pooler is required: the classifier reads pooler_output), then classifier.*.
         The arguments are BertModel.from_pretrained's."""
 
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
-            path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        dtype, directory = resolve_pretrained(
+            path, Need.MODEL, dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         used = [cls.PREFIX + name for name in cls.HEAD_NAMES]
         checkpoint = _read_checkpoint(directory, dtype, check_finite, used, hidden_act)

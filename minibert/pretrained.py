@@ -5,6 +5,8 @@ needs around it: loading and checking the weights (checkpoint.py, hub.py), check
 and running the pass on the cores the call may use (batch_threads.py).
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from . import model as bert
@@ -15,6 +17,17 @@ from .hub import Need, resolve_model_dir
 from .inputs import check_dtype, check_inputs
 from .model import BertModelOutput, Params
 from .trace import NO_TRACE, Trace
+
+
+def resolve_pretrained(
+    path, need: Need, dtype, *, revision: str | None = None, cache_dir=None, local_files_only: bool = False
+) -> tuple[np.dtype, Path]:
+    """(the dtype, checked before any download; the local directory of `path`, a directory or hub id): the door of
+    every from_pretrained and of sentence-transformers' constructors."""
+    dtype = check_dtype(dtype)
+    return dtype, resolve_model_dir(
+        path, need, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+    )
 
 
 class BertModel:
@@ -49,9 +62,8 @@ class BertModel:
         replaces the config's activation before it is checked: "gelu_new" computes what Google's TF graphs compute
         for a checkpoint whose config says "gelu" (the tanh form, google-research/bert since bee6030).
         """
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
-            path, Need.MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        dtype, directory = resolve_pretrained(
+            path, Need.MODEL, dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         return cls(*load_pretrained(directory, dtype=dtype, check_finite=check_finite, hidden_act=hidden_act))
 

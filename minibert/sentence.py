@@ -26,11 +26,11 @@ import numpy as np
 from .batching import progress_bar, run_in_length_batches
 from .checkpoint import load_pretrained, read_tensors
 from .errors import CheckpointError, InputError
-from .hub import Need, resolve_model_dir
+from .hub import Need
 from .inputs import as_inputs, check_batch_size, check_dtype, check_numpy_output, check_truncate_dim, first_argument
 from .model_files import MODULES_JSON, PLAIN_BERT_CLI_FIX, PLAIN_BERT_FIX, read_json, read_modules
 from .pooling import DENSE_ACTIVATIONS, LEGACY_POOLING_KEYS, POOLING_FUNCTIONS, dense, normalize, pool
-from .pretrained import BertModel
+from .pretrained import BertModel, resolve_pretrained
 from .quantize import check_precision, quantize_embeddings
 from .similarity import SIMILARITY_FUNCTIONS, cosine_similarity, similarity_function_name
 from .st_config import (
@@ -229,10 +229,10 @@ class SentenceEncoder:
         check_finite: bool = True,
     ):
         check_numpy_output(False, device, type(self).__name__)
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
+        dtype, directory = resolve_pretrained(
             hub_name(model_name_or_path, self.ORGANIZATION),
             Need.SENTENCE_MODEL,
+            dtype,
             revision=revision,
             cache_dir=cache_folder,
             local_files_only=local_files_only,
@@ -266,9 +266,8 @@ class SentenceEncoder:
         """A sentence-transformers model directory or hub id, with minibert's usual arguments. Unlike the
         constructor, a name is taken as it is (no "sentence-transformers/" in front), as every from_pretrained takes
         it, so that a mistyped folder name is reported as one."""
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
-            path, Need.SENTENCE_MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        dtype, directory = resolve_pretrained(
+            path, Need.SENTENCE_MODEL, dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         return cls.from_directory(directory, dtype, check_finite=check_finite)
 

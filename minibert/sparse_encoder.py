@@ -17,10 +17,11 @@ import numpy as np
 from .batching import progress_bar, run_in_length_batches
 from .errors import CheckpointError, InputError
 from .heads import BertForMaskedLM, bert_lm_prediction_head
-from .hub import Need, resolve_model_dir
-from .inputs import as_inputs, check_batch_size, check_dtype, check_numpy_output, first_argument
+from .hub import Need
+from .inputs import as_inputs, check_batch_size, check_numpy_output, first_argument
 from .model_files import MODULES_JSON, read_json, read_modules
 from .pooling import splade_pooling
+from .pretrained import resolve_pretrained
 from .similarity import SIMILARITY_FUNCTIONS, similarity_function_name
 from .st_config import (
     check_transformer_task,
@@ -91,10 +92,10 @@ class SparseEncoder:
     ):
         where = type(self).__name__
         check_numpy_output(False, device, where)
-        dtype = check_dtype(dtype)
-        directory = resolve_model_dir(
+        dtype, directory = resolve_pretrained(
             hub_name(model_name_or_path, self.ORGANIZATION),
             Need.SENTENCE_MODEL,
+            dtype,
             revision=revision,
             cache_dir=cache_folder,
             local_files_only=local_files_only,
@@ -128,9 +129,8 @@ class SparseEncoder:
     ) -> "SparseEncoder":
         """A model directory or hub id with minibert's usual arguments; unlike the constructor, a name is taken as it
         is (no organisation put in front), as every from_pretrained takes it."""
-        dtype = check_dtype(dtype)  # before any download
-        directory = resolve_model_dir(
-            path, Need.SENTENCE_MODEL, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        dtype, directory = resolve_pretrained(
+            path, Need.SENTENCE_MODEL, dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         return cls(directory, dtype=dtype, check_finite=check_finite)
 

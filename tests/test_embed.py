@@ -533,7 +533,6 @@ def test_a_run_planned_with_other_partitions_resumes_with_its_own(tiny, tmp_path
 def test_embed_file_resolves_the_model_once_at_its_door(tiny, tmp_path, monkeypatch):
     import minibert.embed.job
     import minibert.pretrained
-    import minibert.sentence
     import minibert.tokenizer
     from minibert import hub
 
@@ -543,7 +542,7 @@ def test_embed_file_resolves_the_model_once_at_its_door(tiny, tmp_path, monkeypa
         calls.append(path_or_id)
         return hub.resolve_model_dir(path_or_id, *args, **kwargs)
 
-    for module in (minibert.embed.job, minibert.sentence, minibert.pretrained, minibert.tokenizer):
+    for module in (minibert.embed.job, minibert.pretrained, minibert.tokenizer):  # sentence.py's goes by pretrained
         monkeypatch.setattr(module, "resolve_model_dir", counting)
     monkeypatch.setattr(minibert.embed.job, "_ENCODERS", {})  # so that this run loads the model
     path = write_lines(tmp_path / "in.txt", TINY_LINES)
