@@ -84,10 +84,12 @@ KERAS_TO_HF_NAMES: list[tuple[str, str, str]] = [
 ]
 _RESHAPES = {
     "same": lambda w: w,
-    "transpose": lambda w: np.ascontiguousarray(w.T),  # [in, out] -> [out, in]
-    "heads_in": lambda w: np.ascontiguousarray(w.reshape(w.shape[0], -1).T),  # [H, N, D] -> [N*D, H]
+    # Views, not copies: checkpoint.to_params lays each tensor out as it is used (the encoder's [out, in] weights
+    # column-major, which these transposes already are).
+    "transpose": lambda w: w.T,  # [in, out] -> [out, in]
+    "heads_in": lambda w: w.reshape(w.shape[0], -1).T,  # [H, N, D] -> [N*D, H]
     "flatten": lambda w: w.reshape(-1),  # [N, D] -> [N*D]
-    "heads_out": lambda w: np.ascontiguousarray(w.reshape(-1, w.shape[-1]).T),  # [N, D, H] -> [H, N*D]
+    "heads_out": lambda w: w.reshape(-1, w.shape[-1]).T,  # [N, D, H] -> [H, N*D]
 }
 _COMPILED_KERAS_NAMES = [(re.compile(p), r, _RESHAPES[how]) for p, r, how in KERAS_TO_HF_NAMES]
 # The variables of a TF Hub SavedModel that are not weights, by their place in the object graph: the tokenizer's

@@ -14,7 +14,7 @@ from safetensors.numpy import load_file, save_file
 from support.helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, named_outputs
 
 import minibert
-from minibert.checkpoint import load_pretrained, read_tensors
+from minibert.checkpoint import load_order, load_pretrained, read_tensors
 from minibert.errors import CheckpointError
 from minibert.formats.safetensors import read_safetensors
 
@@ -232,6 +232,39 @@ def test_bfloat16_bits_widen_to_the_float32_with_those_upper_bits(tmp_path):
     assert read_safetensors(tmp_path / "bf16.safetensors", np.float64)["x"].dtype == np.float64
 
 
+@pytest.mark.parametrize("stored", ["F32", "F16", "BF16"])
+@pytest.mark.parametrize("dtype", [None, np.float32, np.float64])
+def test_column_major_read_equals_the_row_major_one_in_every_stored_dtype(stored, dtype, tmp_path):
+    """read_safetensors(order=load_order) writes the encoder's weights column-major from a small buffer of rows (37
+    rows: two buffers of 16 and a short one); the values are those of the plain read, bit for bit."""
+    rng = np.random.default_rng(7)
+    shapes = {
+        "bert.encoder.layer.0.intermediate.dense.weight": (37, 32),  # a task model's prefix
+        "encoder.layer.1.output.dense.weight": (32, 37),
+        "encoder.layer.1.output.dense.bias": (32,),
+        "pooler.dense.weight": (32, 32),
+    }
+    header, data = {}, b""
+    for name, shape in shapes.items():
+        values = rng.normal(size=shape).astype(np.float32)
+        raw = (
+            (values.view(np.uint32) >> 16).astype("<u2")
+            if stored == "BF16"
+            else values.astype({"F32": "<f4", "F16": "<f2"}[stored])
+        )
+        header[name] = {"dtype": stored, "shape": list(shape), "data_offsets": [len(data), len(data) + raw.nbytes]}
+        data += raw.tobytes()
+    write_raw_safetensors(tmp_path / "model.safetensors", header, data)
+    plain = read_safetensors(tmp_path / "model.safetensors", dtype)
+    laid_out = read_safetensors(tmp_path / "model.safetensors", dtype, load_order)
+    for name, tensor in laid_out.items():
+        column_major = "encoder" in name and tensor.ndim == 2
+        assert tensor.flags.f_contiguous == column_major or tensor.ndim == 1, name
+        assert tensor.flags.c_contiguous != column_major, name
+        assert tensor.dtype == plain[name].dtype == (dtype or (np.float16 if stored == "F16" else np.float32))
+        np.testing.assert_array_equal(tensor, plain[name], err_msg=name)
+
+
 # Unreadable files.
 
 
@@ -270,6 +303,43 @@ def test_float32_file_loaded_as_float32_is_read_once_without_conversion(tmp_path
     np.testing.assert_array_equal(
         weight, load_file(WEIGHTS / "tiny-gelu" / "model.safetensors")["encoder.layer.0.intermediate.dense.weight"]
     )
+
+
+@pytest.mark.parametrize(
+    "directory",
+    [
+        WEIGHTS / "tiny-gelu",
+        WEIGHTS / "tf_tiny",
+        WEIGHTS / "tf_hub" / "tf1_uncased",
+        WEIGHTS / "tf_hub" / "tf2_uncased",
+    ],
+    ids=["safetensors", "tf-checkpoint", "tf1-hub", "tf2-saved-model"],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_encoder_weights_load_column_major_with_the_checkpoints_shape_and_values(directory, dtype):
+    """functional.linear reads a column-major W's transpose as BLAS wants it; the array a reader sees keeps the
+    checkpoint's [out, in] shape and values, and every other tensor is row-major (C) as read."""
+    tensors, _ = read_tensors(directory, dtype)
+    config, params = load_pretrained(directory, dtype)
+    layer = params["encoder"]["layer"][config.num_hidden_layers - 1]
+    weights = {
+        "attention.self.query": layer["attention"]["self"]["query"]["weight"],
+        "attention.self.value": layer["attention"]["self"]["value"]["weight"],
+        "attention.output.dense": layer["attention"]["output"]["dense"]["weight"],
+        "intermediate.dense": layer["intermediate"]["dense"]["weight"],
+        "output.dense": layer["output"]["dense"]["weight"],
+    }
+    for name, weight in weights.items():
+        assert weight.flags.f_contiguous and not weight.flags.c_contiguous and weight.dtype == dtype, name
+        file_name = next(n for n in tensors if n.endswith(f"layer.{config.num_hidden_layers - 1}.{name}.weight"))
+        np.testing.assert_array_equal(weight, tensors[file_name])  # [out, in], the checkpoint's values
+    assert weights["intermediate.dense"].shape == (config.intermediate_size, config.hidden_size)
+    for other in (
+        params["embeddings"]["word_embeddings"]["weight"],
+        params["pooler"]["dense"]["weight"],
+        layer["intermediate"]["dense"]["bias"],
+    ):
+        assert other.flags.c_contiguous and other.dtype == dtype
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -227,10 +227,11 @@ def test_linear_keeps_the_out_in_layout_and_any_leading_axes():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [1, 16, FEW_ROWS - 1, FEW_ROWS, 300])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_linear_fast_path_equals_linear_reference_within_rounding(dtype, rows, threads):
+@pytest.mark.parametrize("order", ["C", "F"])  # F: column-major, as checkpoint.to_params loads the encoder's weights
+def test_linear_fast_path_equals_linear_reference_within_rounding(dtype, rows, threads, order):
     rng = np.random.default_rng(rows)
     x = rng.normal(size=(rows, 384)).astype(dtype)
-    weight, bias = rng.normal(size=(1536, 384)).astype(dtype), rng.normal(size=1536).astype(dtype)
+    weight, bias = rng.normal(size=(1536, 384)).astype(dtype, order=order), rng.normal(size=1536).astype(dtype)
     with budget(threads):
         y = linear(x, weight, bias)
     reference = linear_reference(x, weight, bias)

@@ -1,8 +1,8 @@
 """The arrangements made for speed compute what the plain formulas compute.
 
-linear switches to W xᵀ below FEW_ROWS rows, activations run in pieces on a thread pool, erf gathers its intervals
-by index, LayerNorm and GELU work in place: each is checked here against the straightforward expression. The
-timings themselves live in benchmarks/run.py, never in the test suite.
+linear switches to W xᵀ below FEW_ROWS rows (for a row-major W; a column-major one is read as Wᵀ), activations run
+in pieces on a thread pool, erf gathers its intervals by index, LayerNorm and GELU work in place: each is checked here
+against the straightforward expression. The timings themselves live in benchmarks/run.py, never in the test suite.
 """
 
 import warnings
@@ -18,10 +18,11 @@ PRODUCT_TOL_F64 = 1e-13
 
 
 @pytest.mark.parametrize("rows", [1, F.FEW_ROWS - 1, F.FEW_ROWS, 3 * F.FEW_ROWS])
-def test_linear_equals_x_times_w_transposed_plus_b_on_both_sides_of_few_rows(rows):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_linear_equals_x_times_w_transposed_plus_b_on_both_sides_of_few_rows(rows, order):
     rng = np.random.default_rng(rows)
     x = rng.standard_normal((rows, 48))
-    weight, bias = rng.standard_normal((80, 48)), rng.standard_normal(80)
+    weight, bias = np.asarray(rng.standard_normal((80, 48)), order=order), rng.standard_normal(80)
     out = F.linear(x.reshape(1, rows, 48), weight, bias)
     assert out.shape == (1, rows, 80) and out.flags.c_contiguous
     np.testing.assert_allclose(out[0], x @ weight.T + bias, rtol=0, atol=PRODUCT_TOL_F64)
@@ -29,13 +30,15 @@ def test_linear_equals_x_times_w_transposed_plus_b_on_both_sides_of_few_rows(row
 
 @pytest.mark.parametrize("rows", [5, 3 * F.FEW_ROWS])
 @pytest.mark.parametrize("threads", [2, 3])
-def test_linear_shared_among_threads_equals_one_product(rows, threads, monkeypatch):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_linear_shared_among_threads_equals_one_product(rows, threads, order, monkeypatch):
     """Cut into blocks of output features (here 3 features per part at least), each thread's part lands in its own
-    columns: a misplaced block would be off by O(1), not by rounding."""
+    columns: a misplaced block would be off by O(1), not by rounding. A column-major weight's block is a block of
+    Wᵀ's columns, read in place."""
     monkeypatch.setattr(F, "MIN_PART_MACS", 1)
     rng = np.random.default_rng(threads)
     x = rng.standard_normal((2, rows, 48))
-    weight, bias = rng.standard_normal((80, 48)), rng.standard_normal(80)
+    weight, bias = np.asarray(rng.standard_normal((80, 48)), order=order), rng.standard_normal(80)
     with budget(threads):
         out = F.linear(x, weight, bias)
     assert out.shape == (2, rows, 80) and out.flags.c_contiguous

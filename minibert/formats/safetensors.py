@@ -136,22 +136,29 @@ def check_byte_ranges(path: Path, header: dict[str, dict], data_size: int) -> No
         )
 
 
-def read_safetensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
+def read_safetensors(path: Path, dtype=None, order=None) -> dict[str, np.ndarray]:
     """Every tensor of a .safetensors file as NumPy arrays: floating ones in `dtype` if given, else in the file's
-    dtype (bfloat16 as float32); integer buffers as they are.
+    dtype (bfloat16 as float32); integer buffers as they are. `order(name, shape)`, if given, says which floating
+    2-D tensors to lay out column-major ("F"; checkpoint.load_order); the rest are row-major, as stored.
 
     Each tensor's bytes are read straight into its own array and, if its dtype differs, converted before the next
-    tensor is read, so loading holds one copy of the weights plus at most one tensor in the file's dtype.
+    tensor is read, so loading holds one copy of the weights plus at most one tensor in the file's dtype. A
+    column-major tensor is read a few rows at a time through a small buffer and written transposed from there.
     """
     header, data_start = read_safetensors_header(path)
     tensors = {}
     try:
         with open(path, "rb") as f:
             for name, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
-                tensor = np.empty(entry["shape"], dtype=SAFETENSORS_DTYPES[entry["dtype"]])
+                file_dtype, shape = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]), tuple(entry["shape"])
+                floating = entry["dtype"] == "BF16" or file_dtype.kind == "f"
                 f.seek(data_start + entry["data_offsets"][0])
-                if f.readinto(tensor.reshape(-1).view(np.uint8)) != tensor.nbytes:
-                    raise CheckpointError(f"{path}: file ends inside tensor {quote(name)}; re-download or re-save it")
+                if floating and len(shape) == 2 and order is not None and order(name, shape) == "F":
+                    wanted = dtype if dtype is not None else np.float32 if entry["dtype"] == "BF16" else file_dtype
+                    tensors[name] = _read_column_major(f, shape, entry["dtype"], wanted, path, name)
+                    continue
+                tensor = np.empty(shape, dtype=file_dtype)
+                _read_into(f, tensor, path, name)
                 if entry["dtype"] == "BF16":
                     tensor = bfloat16_bits_to_float32(tensor)
                 if dtype is not None and tensor.dtype.kind == "f":
@@ -162,7 +169,28 @@ def read_safetensors(path: Path, dtype=None) -> dict[str, np.ndarray]:
     return tensors
 
 
-def read_sharded_safetensors(index_path: Path, dtype=None) -> dict[str, np.ndarray]:
+def _read_into(f, array: np.ndarray, path: Path, name: str) -> None:
+    """The next array.nbytes bytes of `f` into a C-contiguous `array`, refusing a file that ends before them."""
+    if f.readinto(array.reshape(-1).view(np.uint8)) != array.nbytes:
+        raise CheckpointError(f"{path}: file ends inside tensor {quote(name)}; re-download or re-save it")
+
+
+def _read_column_major(f, shape: tuple[int, int], stored: str, dtype, path: Path, name: str) -> np.ndarray:
+    """A row-major [rows, cols] tensor of the file, in `dtype`, column-major. The rows pass through a buffer of one
+    cache line's worth of them (16 float32s: each column of the result then gets whole lines), so the tensor is
+    never held twice and the transposition reads from cache: bert-base's encoder in 0.09 s against 0.36 s for a
+    whole-array copy after reading (benchmarks/README.md)."""
+    tensor = np.empty(shape[::-1], dtype).T  # [rows, cols], column-major: its transpose is C-contiguous
+    step = max(1, 64 // np.dtype(dtype).itemsize)
+    buffer = np.empty((step, shape[1]), SAFETENSORS_DTYPES[stored])
+    for start in range(0, shape[0], step):
+        rows = buffer[: min(step, shape[0] - start)]
+        _read_into(f, rows, path, name)
+        tensor[start : start + len(rows)] = bfloat16_bits_to_float32(rows) if stored == "BF16" else rows
+    return tensor
+
+
+def read_sharded_safetensors(index_path: Path, dtype=None, order=None) -> dict[str, np.ndarray]:
     """The tensors of a sharded checkpoint: model.safetensors.index.json's weight_map says which shard holds each.
 
     Every shard must exist and hold exactly the tensors the index puts in it; both are checked, from the shards'
@@ -210,5 +238,5 @@ def read_sharded_safetensors(index_path: Path, dtype=None) -> dict[str, np.ndarr
         )
     tensors = {}
     for shard in shards:
-        tensors.update(read_safetensors(index_path.parent / shard, dtype))
+        tensors.update(read_safetensors(index_path.parent / shard, dtype, order))
     return tensors

@@ -535,8 +535,9 @@ def tf_to_hf_names(tf_tensors: dict[str, np.ndarray]) -> tuple[dict[str, np.ndar
         for pattern, replacement, transpose in _COMPILED_NAMES:
             match = pattern.fullmatch(tf_name)
             if match:
-                # [in, out] -> [out, in], contiguous so it reads like a checkpoint's own tensor.
-                renamed[match.expand(replacement)] = np.ascontiguousarray(value.T) if transpose else value
+                # [in, out] -> [out, in] as a view: checkpoint.to_params lays each tensor out as it is used (the
+                # encoder's weights column-major, which this view already is; the rest copied row-major).
+                renamed[match.expand(replacement)] = value.T if transpose else value
                 break
         else:
             unknown.append(tf_name)
