@@ -5,8 +5,9 @@
 
 The weight file is the one model_files.choose_weights picks; its reader (safetensors.py, torch_pickle.py,
 tf_checkpoint.py, by READERS) gives the tensors by the file's names. Here they are renamed to BertModel's (RENAMES),
-compared with the names and shapes the config implies, converted to the dtype asked for, and nested. A hub id is
-resolved to a directory before this (hub.py); no math here beyond dtype conversion.
+compared with the names and shapes the config implies, converted to the dtype asked for, laid out in memory for
+the products (load_order: the encoder's weights column-major), and nested. A hub id is resolved to a directory
+before this (hub.py); no math here beyond dtype conversion.
 """
 
 import logging

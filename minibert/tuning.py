@@ -22,8 +22,10 @@ LONG_SEQUENCE = 256
 LONG_SEQUENCE_PARTS = 4
 
 # ---- products (functional.linear) ----
-# Below this many rows (tokens), linear computes W xᵀ: OpenBLAS is ~2x faster at it with few rows (16 rows of
-# 384 -> 1536: 128 against 302 us); from 64 rows on x Wᵀ is as fast or faster.
+# Below this many rows (tokens), linear computes W xᵀ for a row-major W: OpenBLAS is ~2x faster at it with few rows
+# (16 rows of 384 -> 1536: 128 against 302 us); from 64 rows on x Wᵀ is as fast or faster. The encoder's weights are
+# loaded column-major (checkpoint.load_order) and read as Wᵀ at every row count: at 16 rows as fast on one core
+# (MiniLM 1x16 0.89x, bert-base 1.03x), slower on BLAS's two threads (1.14x, 1.08x), 2-8% faster from 128 rows on.
 FEW_ROWS = 64
 # A product is shared among threads in parts of at least this many multiply-adds (~0.2 ms of work).
 MIN_PART_MACS = 1 << 22
