@@ -105,6 +105,24 @@ def test_tensors_viewing_one_whole_storage_share_memory_like_tied_weights(tmp_pa
     assert loaded["embeddings.weight"].flags.writeable
 
 
+def test_a_replaced_tensor_frees_its_storage_without_waiting_for_the_cyclic_gc(tmp_path):
+    """checkpoint._as_loaded replaces the encoder's weights by column-major copies one at a time; each original's
+    bytes must go when it is replaced (not at the next cyclic GC), or loading holds the weights twice."""
+    import gc
+    import weakref
+
+    path = tmp_path / "pytorch_model.bin"
+    torch.save({"a.weight": torch.randn(8, 5), "b.weight": torch.randn(8, 5)}, path)
+    gc.disable()
+    try:
+        loaded = load_torch_bin(path)
+        storage = weakref.ref(loaded["a.weight"].base)  # the storage's bytes, which the tensor views whole
+        loaded["a.weight"] = np.asfortranarray(loaded["a.weight"])
+        assert storage() is None
+    finally:
+        gc.enable()
+
+
 def test_any_archive_folder_name_is_accepted(tmp_path):
     # torch names the zip's top folder after the file it saved to; files get renamed afterwards.
     saved = tmp_path / "renamed_later.bin"

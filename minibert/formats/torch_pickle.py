@@ -143,6 +143,9 @@ def load_torch_bin(path: str | Path) -> dict[str, np.ndarray]:
                 members = _check_members(path, f, archive)
                 unpickler = _Unpickler(path, f, members, root)
                 state_dict = unpickler.load(unpickler.read_member(f"{root}/data.pkl"))
+                # Its callables are its own bound methods, a cycle that would keep every storage it read (and so
+                # every tensor's original once a caller replaces it with a copy) alive until the cyclic GC runs.
+                unpickler.callables.clear()
         except CheckpointError:
             raise
         except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError, OSError, struct.error) as e:
