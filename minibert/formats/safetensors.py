@@ -178,8 +178,8 @@ def _read_into(f, array: np.ndarray, path: Path, name: str) -> None:
 def _read_column_major(f, shape: tuple[int, int], stored: str, dtype, path: Path, name: str) -> np.ndarray:
     """A row-major [rows, cols] tensor of the file, in `dtype`, column-major. The rows pass through a buffer of one
     cache line's worth of them (16 float32s: each column of the result then gets whole lines), so the tensor is
-    never held twice and the transposition reads from cache: bert-base's encoder in 0.09 s against 0.36 s for a
-    whole-array copy after reading (benchmarks/README.md)."""
+    never held twice and the transposition reads from cache: bert-base's encoder costs 0.09 s more than a plain
+    read this way, 0.36 s more as a whole-array copy after reading (benchmarks/README.md)."""
     tensor = np.empty(shape[::-1], dtype).T  # [rows, cols], column-major: its transpose is C-contiguous
     step = max(1, 64 // np.dtype(dtype).itemsize)
     buffer = np.empty((step, shape[1]), SAFETENSORS_DTYPES[stored])
