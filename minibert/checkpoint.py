@@ -235,7 +235,7 @@ def _as_loaded(tensors: dict[str, np.ndarray], dtype, order=None) -> dict[str, n
 def saved_model_tensors(path: Path, dtype=None, order=None) -> dict[str, np.ndarray]:
     """The weights of the SavedModel whose saved_model.pb is `path` (a TF1 Hub module or a TF2 BertEncoder), read
     from its variables/ without TensorFlow by tf_module.module_tensors, under transformers' names."""
-    return _as_loaded(module_tensors(path.parent, dtype), None, order)
+    return _as_loaded(module_tensors(path.parent), dtype, order)
 
 
 # Each weight file of model_files.WEIGHT_FILES -> its reader, (path, dtype, order) -> raw tensors by the file's names.

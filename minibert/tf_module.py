@@ -144,19 +144,14 @@ def _named_shapes(directory: Path) -> tuple[str, dict[str, tuple[int, ...]]]:
     return kind, named
 
 
-def module_tensors(directory: Path, dtype=None) -> dict[str, np.ndarray]:
-    """The module's weights under transformers' names, kernels as [out, in], floating ones in `dtype` if given."""
+def module_tensors(directory: Path) -> dict[str, np.ndarray]:
+    """The module's weights under transformers' names, in the file's dtypes, kernels as [out, in] (transposed views;
+    checkpoint.read_tensors converts and lays them out)."""
     prefix = _variables(directory)
     keras = _keras_names(directory)
     if not keras:
-        tensors, _skipped = tf_to_hf_names(load_tf_checkpoint(prefix))
-    else:
-        tensors = _keras_to_hf(load_tf_checkpoint(prefix, names=set(keras)), keras, prefix)
-    if dtype is not None:
-        for name, tensor in tensors.items():
-            if tensor.dtype.kind == "f":
-                tensors[name] = tensor.astype(dtype, copy=False)
-    return tensors
+        return tf_to_hf_names(load_tf_checkpoint(prefix))[0]  # [1] names the optimizer state it left out
+    return _keras_to_hf(load_tf_checkpoint(prefix, names=set(keras)), keras, prefix)
 
 
 def _keras_to_hf(tensors: dict[str, np.ndarray], keras: dict[str, str], prefix: Path) -> dict[str, np.ndarray]:
