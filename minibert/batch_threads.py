@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from .memory import keep_freed_memory
-from .parallel import blas_threads, budget, map_in_threads, resolve_threads, split
+from .parallel import available_cores, blas_threads, budget, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
 from .tuning import LONG_SEQUENCE, LONG_SEQUENCE_PARTS, MIN_SLICE_MACS
 
@@ -62,9 +62,9 @@ def bert_model_in_threads(
         # microseconds, where handing a piece to one of our threads costs ~130 us. But they spin on the other cores
         # for a while after each product, so the rest of the work stays on this thread. In a long sequence the
         # softmax over S x S scores per head is a large part of the time, and there our threads share the heads and
-        # the products instead, its products cut into LONG_SEQUENCE_PARTS parts whatever the thread count.
+        # the products instead, cut into long_sequence_parts() parts whatever the call's thread count.
         ours = S >= LONG_SEQUENCE
-        with blas_threads(1 if ours else threads), budget(threads, LONG_SEQUENCE_PARTS) if ours else budget(1):
+        with blas_threads(1 if ours else threads), budget(threads, long_sequence_parts()) if ours else budget(1):
             return run(slice(None), params)
     # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
     # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
@@ -75,6 +75,14 @@ def bert_model_in_threads(
         if "pooler" in params:
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
     return output
+
+
+def long_sequence_parts() -> int:
+    """How many parts a long sequence's products are cut into: one per core this process may run on, at most
+    LONG_SEQUENCE_PARTS. Not the call's thread count, so that its outputs are the same bits whatever `threads` it is
+    given (OpenBLAS's double-precision kernel rounds a block of output features apart from the whole product), and
+    no more parts than there are cores to take them: each costs one more pass of BLAS over the product's input."""
+    return min(available_cores(), LONG_SEQUENCE_PARTS)
 
 
 def join_slices(outputs: list, name: str):

@@ -102,7 +102,8 @@ def test_a_batch_is_cut_into_slices_only_where_each_has_the_work_to_pay_for_its_
 
 def test_a_long_single_sequence_shared_among_threads_gives_the_same_bits(model, tokenizer):
     """One sequence is not split: from tuning.LONG_SEQUENCE tokens on, its attention heads and the parts of its
-    products (LONG_SEQUENCE_PARTS of them, whatever the thread count) are shared among the threads."""
+    products (one per core of the process, at most LONG_SEQUENCE_PARTS, whatever the thread count) are shared among
+    the threads."""
     inputs = tokenizer([" ".join(TEXTS * 2)])
     assert inputs["input_ids"].shape[1] >= tuning.LONG_SEQUENCE
     outputs = {
@@ -112,6 +113,32 @@ def test_a_long_single_sequence_shared_among_threads_gives_the_same_bits(model, 
     for threads in (2, 3, 5):
         for name, expected in outputs[1].items():
             np.testing.assert_array_equal(outputs[threads][name], expected, err_msg=f"{threads} threads: {name}")
+
+
+@pytest.mark.parametrize(("cores", "parts"), [(1, 1), (2, 2), (3, 3), (8, tuning.LONG_SEQUENCE_PARTS)])
+def test_a_long_sequence_cuts_its_products_once_per_core_of_the_process_whatever_the_threads(
+    model, tokenizer, monkeypatch, cores, parts
+):
+    """A process on one core runs a long sequence's products whole (each part repacks the product's input); on more
+    cores, one part per core, at most LONG_SEQUENCE_PARTS, and the call's thread count changes nothing."""
+    from minibert import functional
+
+    seen = []
+
+    def recorded_product_parts():
+        seen.append(parallel.product_parts())
+        return seen[-1]
+
+    monkeypatch.setattr(batch_threads, "available_cores", lambda: cores)
+    monkeypatch.setattr(functional, "product_parts", recorded_product_parts)
+    inputs = tokenizer([" ".join(TEXTS * 2)])
+    for threads in (1, 2, 5):
+        seen.clear()
+        model(**inputs, threads=threads)
+        assert set(seen) == {parts}, f"{cores} cores, {threads} threads"
+    seen.clear()
+    model(**tokenizer(TEXTS[:1]), threads=2)  # a short sequence: no fixed parts, its products on BLAS's threads
+    assert set(seen) == {1}
 
 
 def test_attention_in_cache_sized_blocks_is_bit_identical_to_one_block(model, tokenizer, monkeypatch):
