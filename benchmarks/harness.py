@@ -47,7 +47,7 @@ STEERING_VARIABLES = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "MKL_ENABLE_INSTRUCTIONS",
-    "MINIBERT_THREADS",
+    "MINIBERT_NUM_THREADS",
     "TOKENIZERS_PARALLELISM",
     "RAYON_NUM_THREADS",
 )
@@ -192,7 +192,7 @@ def thread_environment(threads: int) -> dict[str, str]:
         "OMP_NUM_THREADS": n,
         "OPENBLAS_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,
-        "MINIBERT_THREADS": n,
+        "MINIBERT_NUM_THREADS": n,
         "RAYON_NUM_THREADS": n,
     }
 

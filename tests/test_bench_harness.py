@@ -93,10 +93,12 @@ def test_this_hosts_record_has_the_cpu_model_its_extensions_and_says_whether_ope
 
 
 def test_thread_environment_sizes_every_pool_alike():
+    from minibert.parallel import THREADS_ENV
+
     env = harness.thread_environment(3)
-    assert {env[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")} == {
-        "3"
-    }
+    pools = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", THREADS_ENV)
+    assert {env[k] for k in pools} == {"3"}
+    assert THREADS_ENV in harness.STEERING_VARIABLES  # the variable minibert reads, recorded with every result
 
 
 def test_rotation_starts_each_repetition_with_the_next_engine():
