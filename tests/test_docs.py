@@ -157,3 +157,18 @@ def test_readme_flag_message_example_is_what_minibert_prints(capsys):
     assert main(["run", "x", "--model", str(minilm_dir()), "--max-length", "600"]) == 2
     err = capsys.readouterr().err
     assert start in err and err.rstrip().endswith(end)
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation but hyphens and underscores dropped, each
+    space a hyphen."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readmes_links_into_other_markdown_files_land_on_a_heading():
+    links = re.findall(r"\]\(([\w./-]+\.md)#([\w-]+)\)", README)
+    assert links, "the README links into benchmarks/README.md's sections"
+    for path, anchor in links:
+        text = (ROOT / path).read_text(encoding="utf-8")
+        headings = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+        assert anchor in headings, f"README links to {path}#{anchor}, which no heading of {path} has"
