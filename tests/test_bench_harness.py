@@ -6,6 +6,8 @@ import importlib.util
 import pytest
 from support.helpers import ROOT
 
+from minibert.parallel import THREADS_ENV
+
 
 def load(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
@@ -93,8 +95,6 @@ def test_this_hosts_record_has_the_cpu_model_its_extensions_and_says_whether_ope
 
 
 def test_thread_environment_sizes_every_pool_alike():
-    from minibert.parallel import THREADS_ENV
-
     env = harness.thread_environment(3)
     pools = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", THREADS_ENV)
     assert {env[k] for k in pools} == {"3"}

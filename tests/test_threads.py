@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_info
 
 import minibert
 from minibert import attention as attention_module
-from minibert import batch_threads, parallel, tuning
+from minibert import batch_threads, functional, parallel, tuning
 from minibert.errors import InputError
 
 FILLER = " Each slice holds enough tokens to be worth a thread of its own, so the batch is really split." * 2
@@ -121,8 +121,6 @@ def test_a_long_sequence_cuts_its_products_once_per_core_of_the_process_whatever
 ):
     """A process on one core runs a long sequence's products whole (each part repacks the product's input); on more
     cores, one part per core, at most LONG_SEQUENCE_PARTS, and the call's thread count changes nothing."""
-    from minibert import functional
-
     seen = []
 
     def recorded_product_parts():
