@@ -228,7 +228,7 @@ def _as_loaded(tensors: dict[str, np.ndarray], dtype, order=None) -> dict[str, n
     for name, tensor in tensors.items():
         if tensor.dtype.kind == "f" and (dtype is not None or order is not None):
             layout = order(name, tensor.shape) if order is not None else "K"
-            tensors[name] = tensor.astype(dtype or tensor.dtype, order=layout, copy=False)
+            tensors[name] = tensor.astype(tensor.dtype if dtype is None else dtype, order=layout, copy=False)
     return tensors
 
 

@@ -328,7 +328,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     features on the calling thread's budget (see the module docstring), and as W xᵀ for few rows when W is stored
     row-major. [..., in] -> [..., out]
 
-    The encoder's weights are loaded column-major (checkpoint.to_params: the same [out, in] array to a reader, Wᵀ
+    The encoder's weights are loaded column-major (checkpoint.load_order: the same [out, in] array to a reader, Wᵀ
     C-contiguous in memory), so BLAS reads Wᵀ as it is: on OpenBLAS's SkylakeX kernel 8-17% faster than the
     row-major weight read transposed from 64 rows on (MiniLM's [1536, 384] at 128 rows: 91.6 against 81.7 GFLOP/s),
     and as fast as W xᵀ at 16 rows on one core. Weights built by hand keep their layout and get the row-major paths."""
