@@ -69,9 +69,18 @@ def extended_attention_mask(attention_mask: np.ndarray, dtype: np.dtype, value: 
 
 
 def bert_self_attention(
-    hidden_states, mask, *, query, key, value, num_attention_heads: int, trace: Trace = NO_TRACE
-) -> tuple[np.ndarray, np.ndarray]:
-    """softmax(Q Kᵀ / sqrt(D) + mask) V for every head. Returns the context [B, S, H] and probabilities [B, N, S, S]."""
+    hidden_states,
+    mask,
+    *,
+    query,
+    key,
+    value,
+    num_attention_heads: int,
+    output_attentions: bool = False,
+    trace: Trace = NO_TRACE,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """softmax(Q Kᵀ / sqrt(D) + mask) V for every head. Returns the context [B, S, H] and, when asked for, the
+    probabilities [B, N, S, S] (else None)."""
     B, S, H = hidden_states.shape
     N = num_attention_heads
     D = H // N
@@ -89,7 +98,8 @@ def bert_self_attention(
     k_t = np.ascontiguousarray(split_heads(k).transpose(0, 1, 3, 2))  # [B, S, H] -> [B, N, D, S]
     v = np.ascontiguousarray(split_heads(v))  # [B, S, H] -> [B, N, S, D]
 
-    context, probs = attention(q, k_t, v, mask, trace)  # softmax(Q Kᵀ / sqrt(D) + mask) V: [B, N, S, D]
+    # softmax(Q Kᵀ / sqrt(D) + mask) V: [B, N, S, D], and the probabilities [B, N, S, S] when asked for
+    context, probs = attention(q, k_t, v, mask, trace, output_attentions)
     context = context.transpose(0, 2, 1, 3).reshape(B, S, H)  # [B, N, S, D] -> [B, S, N, D] -> [B, S, H]
     return trace("context", context), probs
 
@@ -102,11 +112,23 @@ def bert_self_output(context, input_tensor, *, dense, LayerNorm, eps: float, tra
 
 
 def bert_attention(
-    hidden_states, mask, *, self, output, config: BertConfig, trace: Trace = NO_TRACE
-) -> tuple[np.ndarray, np.ndarray]:
+    hidden_states,
+    mask,
+    *,
+    self,
+    output,
+    config: BertConfig,
+    output_attentions: bool = False,
+    trace: Trace = NO_TRACE,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Self-attention, then its output projection with residual and LayerNorm. [B, S, H] -> [B, S, H]"""
     context, probs = bert_self_attention(
-        hidden_states, mask, **self, num_attention_heads=config.num_attention_heads, trace=trace.at("self")
+        hidden_states,
+        mask,
+        **self,
+        num_attention_heads=config.num_attention_heads,
+        output_attentions=output_attentions,
+        trace=trace.at("self"),
     )
     attention_output = bert_self_output(
         context, hidden_states, **output, eps=config.layer_norm_eps, trace=trace.at("output")
@@ -130,11 +152,24 @@ def bert_output(
 
 
 def bert_layer(
-    hidden_states, mask, *, attention, intermediate, output, config: BertConfig, trace: Trace = NO_TRACE
-) -> tuple[np.ndarray, np.ndarray]:
+    hidden_states,
+    mask,
+    *,
+    attention,
+    intermediate,
+    output,
+    config: BertConfig,
+    output_attentions: bool = False,
+    trace: Trace = NO_TRACE,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One transformer layer: attention, then the feed-forward network. [B, S, H] -> [B, S, H]"""
     attention_output, probs = bert_attention(
-        hidden_states, mask, **attention, config=config, trace=trace.at("attention")
+        hidden_states,
+        mask,
+        **attention,
+        config=config,
+        output_attentions=output_attentions,
+        trace=trace.at("attention"),
     )
     intermediate_output = bert_intermediate(
         attention_output, **intermediate, hidden_act=config.hidden_act, trace=trace.at("intermediate")
@@ -161,7 +196,12 @@ def bert_encoder(
     all_attentions = [] if output_attentions else None
     for i, layer_params in enumerate(layer):
         hidden_states, probs = bert_layer(
-            hidden_states, mask, **layer_params, config=config, trace=trace.at(f"layer.{i}")
+            hidden_states,
+            mask,
+            **layer_params,
+            config=config,
+            output_attentions=output_attentions,
+            trace=trace.at(f"layer.{i}"),
         )
         if output_hidden_states:
             all_hidden_states.append(hidden_states)

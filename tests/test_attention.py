@@ -1,5 +1,7 @@
 """attention.py: the fast attention (cache-sized blocks shared among threads) against its plain reference form."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from minibert import attention as attention_module
 from minibert.attention import attention, attention_reference
 from minibert.parallel import budget
 from minibert.trace import Trace
+from minibert.tuning import ATTENTION_BLOCK_SCORES
 
 
 def random_heads(B, N, S, D, dtype, padded):
@@ -29,9 +32,33 @@ def test_attention_in_blocks_on_threads_equals_the_reference_bit_for_bit(dtype, 
     q, k_t, v, mask = random_heads(3, 4, 24, 8, dtype, padded=True)
     expected_context, expected_probs = attention_reference(q, k_t, v, mask)
     with budget(threads):
-        context, probs = attention(q, k_t, v, mask)
+        context, probs = attention(q, k_t, v, mask, output_attentions=True)
+        unkept_context, unkept = attention(q, k_t, v, mask)  # the scores through each thread's scratch array
     np.testing.assert_array_equal(context, expected_context)
     np.testing.assert_array_equal(probs, expected_probs)
+    np.testing.assert_array_equal(unkept_context, expected_context)
+    assert unkept is None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_probabilities_not_asked_for_are_never_held_whole(threads):
+    """Without output_attentions the pass allocates no [B, N, S, S] array, only a block's worth a thread (NumPy
+    reports its allocations to tracemalloc). With it, the probabilities are held, as they must be."""
+    q, k_t, v, mask = random_heads(4, 12, 128, 32, np.float32, padded=True)
+    scores_bytes = 4 * 12 * 128 * 128 * 4  # [B, N, S, S] float32: 3 MiB
+    context_bytes = q.nbytes
+
+    def peak(**kwargs) -> int:
+        tracemalloc.start()
+        try:
+            with budget(threads):
+                attention(q, k_t, v, mask, **kwargs)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak() < context_bytes + threads * 4 * ATTENTION_BLOCK_SCORES * 2
+    assert peak(output_attentions=True) > scores_bytes
 
 
 def test_short_sequences_share_a_block_and_long_ones_split_their_heads(monkeypatch):
