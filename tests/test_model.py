@@ -55,6 +55,24 @@ def test_minilm_matches_transformers_golden_outputs_on_every_layer(dtype, tol):
     assert first_divergence(named_outputs(out), expected, tol, mask) is None
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_asking_for_the_attentions_changes_no_output(dtype, threads):
+    """Without output_attentions no probabilities are kept (the scores go through scratch arrays), and every other
+    output is the same bits as with them: a padded batch, and a sequence long enough for the long-sequence path."""
+    model = minibert.BertModel.from_pretrained(minilm_dir(), dtype=dtype)
+    reference = WEIGHTS / "minilm-reference.npz"
+    long = np.random.default_rng(0).integers(1000, 20000, size=(1, 300))
+    for inputs in (inputs_of(reference), {"input_ids": long}):
+        kept = model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads)
+        plain = model(**inputs, output_hidden_states=True, threads=threads)
+        assert plain.attentions is None and len(kept.attentions) == model.config.num_hidden_layers
+        np.testing.assert_array_equal(plain.last_hidden_state, kept.last_hidden_state)
+        np.testing.assert_array_equal(plain.pooler_output, kept.pooler_output)
+        for ours, theirs in zip(plain.hidden_states, kept.hidden_states, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
 def test_pooler_output_is_tanh_of_dense_over_token_0():
     model = minibert.BertModel.from_pretrained(minilm_dir())
     tokenizer = minibert.Tokenizer.from_pretrained(minilm_dir())
