@@ -1,20 +1,23 @@
-"""A forward pass on several cores: model.bert_model run on slices of the batch at once, or one sequence shared.
+"""A forward pass on several cores: model.bert_model run on slices of the batch at once, or its layers shared.
 
 NumPy releases the GIL inside its products and ufunc loops, so Python threads that each run bert_model over a slice
 of the batch keep every core busy with all of the work (softmax, LayerNorm, GELU, the residual adds), not only the
 products; BLAS then runs one thread per product. The rows of a batch never meet, so each slice's rows are what the
-whole batch gives them, to within the rounding of BLAS's kernels (tests/test_threads.py bounds it). bert_model and
-bert_pooler arrive as arguments: this module sits below model.py and never imports it.
+whole batch gives them, to within the rounding of BLAS's kernels (tests/test_threads.py bounds it). A call too small
+to cut into slices shares each layer among its threads instead (layer_parts.py). bert_model and bert_pooler arrive as
+arguments: this module sits below model.py and never imports it.
 """
 
 from dataclasses import fields, replace
+from functools import partial
 
 import numpy as np
 
+from .layer_parts import bert_layer_in_parts
 from .memory import keep_freed_memory
 from .parallel import available_cores, blas_threads, budget, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
-from .tuning import LONG_SEQUENCE, LONG_SEQUENCE_PARTS, MIN_SLICE_MACS
+from .tuning import LAYER_IN_PARTS_TOKENS, LAYER_PARTS, MIN_SLICE_MACS
 
 
 def bert_model_in_threads(
@@ -34,7 +37,7 @@ def bert_model_in_threads(
 ):
     """bert_model(params, config, ...) on `threads` slices of the batch at once, BLAS on one thread. One slice for a
     single sequence, a batch of little work (MIN_SLICE_MACS) or a traced call: its products then run on BLAS's
-    `threads` threads or, from LONG_SEQUENCE tokens on, its products and attention heads are shared among ours.
+    `threads` threads or, from LAYER_IN_PARTS_TOKENS tokens on, each layer's parts on ours (layer_parts.py).
     `threads` None: $MINIBERT_NUM_THREADS, else every core this process may run on."""
     threads = resolve_threads(threads)
     keep_freed_memory()  # once per process: the temporaries of one pass are reused by the next, not faulted in again
@@ -42,6 +45,11 @@ def bert_model_in_threads(
     H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
     macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
     pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
+    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in the same parts, whatever the thread count:
+    # the outputs then do not depend on it (the parts' sums round as one product would not). A trace records
+    # model.bert_layer's own steps.
+    parts = layer_parts() if B * S >= LAYER_IN_PARTS_TOKENS and not trace.collecting else 1
+    layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
         positions = position_ids[rows] if position_ids.shape[0] == B else position_ids  # [B or 1, S]
@@ -55,16 +63,17 @@ def bert_model_in_threads(
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             trace=trace,
+            **layer_function,
         )
 
     if pieces == 1:
-        # One sequence, or a batch of little work. BLAS's own threads share each product: they take up work within
-        # microseconds, where handing a piece to one of our threads costs ~130 us. But they spin on the other cores
-        # for a while after each product, so the rest of the work stays on this thread. In a long sequence the
-        # softmax over S x S scores per head is a large part of the time, and there our threads share the heads and
-        # the products instead, cut into long_sequence_parts() parts whatever the call's thread count.
-        ours = S >= LONG_SEQUENCE
-        with blas_threads(1 if ours else threads), budget(threads, long_sequence_parts()) if ours else budget(1):
+        # One sequence, or a batch of little work. Its layers in parts go to our threads, two handoffs per layer.
+        # Below LAYER_IN_PARTS_TOKENS those handoffs (~130 us each when the thread has gone to sleep) cost more than
+        # the second core gives, and BLAS's own threads share each product instead: they take up work within
+        # microseconds. But they spin on the other cores for a while after each product, so the rest of the work
+        # stays on this thread.
+        ours = parts > 1
+        with blas_threads(1 if ours else threads), budget(threads if ours else 1):
             return run(slice(None), params)
     # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
     # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
@@ -77,12 +86,11 @@ def bert_model_in_threads(
     return output
 
 
-def long_sequence_parts() -> int:
-    """How many parts a long sequence's products are cut into: one per core this process may run on, at most
-    LONG_SEQUENCE_PARTS. Not the call's thread count, so that its outputs are the same bits whatever `threads` it is
-    given (OpenBLAS's double-precision kernel rounds a block of output features apart from the whole product), and
-    no more parts than there are cores to take them: each costs one more pass of BLAS over the product's input."""
-    return min(available_cores(), LONG_SEQUENCE_PARTS)
+def layer_parts() -> int:
+    """How many parts a layer is cut into (layer_parts.py): one per core this process may run on, at most
+    LAYER_PARTS. Not the call's thread count, so that the outputs are the same bits whatever `threads` a call is
+    given, and no more parts than there are cores to take them: on one core, none, and bert_layer itself runs."""
+    return min(available_cores(), LAYER_PARTS)
 
 
 def join_slices(outputs: list, name: str):

@@ -6,18 +6,18 @@ promotion rules (NEP 50), so `0.5 * x` stays float32 when `x` is float32; nothin
 Each fast path sits next to the plain form it computes, and tests/test_functional.py compares the two:
 `linear` and `linear_reference`, `_gelu_float32` and `gelu_reference`, `apply_elementwise(fn, x)` and `fn(x)`.
 
-One piece of state is read here, not passed: `linear` and `apply_elementwise` ask parallel.threads_here() and
-parallel.product_parts() how many threads the calling thread may use and how many parts to cut a large product into.
-That budget is a thread-local set by the caller (`with parallel.budget(...)`, in batch_threads.bert_model_in_threads);
+One piece of state is read here, not passed: `linear` and `apply_elementwise` ask parallel.threads_here() how many
+threads the calling thread may use. That budget is a thread-local set by the caller (`with parallel.budget(...)`, in
+batch_threads.bert_model_in_threads: one thread for the work of a forward pass, which shares out its own parts);
 outside any such block it is every core of the process. apply_elementwise's result does not depend on it (its pieces
-are the same elementwise function, bit for bit); `linear`'s does, in the last bits: OpenBLAS rounds a block of output
-features apart from the whole product, so the same call can round differently under another budget (by up to
-tests/test_threads.py's bound; a long sequence fixes its parts so that its bits do not follow the thread count).
+are the same elementwise function, bit for bit); `linear`'s may, in the last bits: a BLAS kernel can round a block of
+output features apart from the whole product (OpenBLAS's SkylakeX kernel does not, in float32 or float64), so the
+same call could round differently under another budget.
 """
 
 import numpy as np
 
-from .parallel import deal, map_in_threads, product_parts, split, threads_here
+from .parallel import deal, map_in_threads, split, threads_here
 from .tuning import CHUNK_ELEMENTS, FEW_ROWS, GELU_CHUNK_ELEMENTS, MIN_PART_MACS, MIN_PIECE_ELEMENTS
 
 # ----------------------------------------------------------------------------------------------------------
@@ -340,10 +340,8 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     n, out_features = rows.shape[0], weight.shape[0]
     # Shared among the call's threads (parallel.threads_here), a product is cut into blocks of output features, so that
     # each thread reads its own part of W, not all of it (cut by rows, every thread would pack all of W: 1.3x slower).
-    # How many blocks is parallel.product_parts(): fixed by the call for a long sequence, whose outputs then have the
-    # same bits on any number of threads; OpenBLAS rounds a block's dot products apart from the whole's.
-    parts = split(out_features, min(product_parts(), max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)))
     threads = threads_here()
+    parts = split(out_features, min(threads, max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)))
     if n < FEW_ROWS and weight.flags.c_contiguous:
         # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against
         # 302 us): the same dot products, the big matrix read untransposed.

@@ -189,13 +189,15 @@ def bert_encoder(
     output_hidden_states: bool = False,
     output_attentions: bool = False,
     trace: Trace = NO_TRACE,
+    layer_function=bert_layer,
 ):
     """The stack of layers. [B, S, H] -> [B, S, H], plus every hidden state (input first, num_layers + 1 of them)
-    and every layer's attention probabilities when asked for (kept only then: they are [B, N, S, S] each)."""
+    and every layer's attention probabilities when asked for (kept only then: they are [B, N, S, S] each).
+    `layer_function` is bert_layer, or a faster form of it with its numbers (layer_parts.py)."""
     all_hidden_states = [hidden_states] if output_hidden_states else None
     all_attentions = [] if output_attentions else None
     for i, layer_params in enumerate(layer):
-        hidden_states, probs = bert_layer(
+        hidden_states, probs = layer_function(
             hidden_states,
             mask,
             **layer_params,
@@ -239,8 +241,10 @@ def bert_model(
     output_hidden_states: bool = False,
     output_attentions: bool = False,
     trace: Trace = NO_TRACE,
+    layer_function=bert_layer,
 ) -> BertModelOutput:
-    """The whole forward pass over validated arrays, in the parameters' dtype. [B, S] ids -> BertModelOutput"""
+    """The whole forward pass over validated arrays, in the parameters' dtype. [B, S] ids -> BertModelOutput
+    (`layer_function`: see bert_encoder)"""
     dtype = params["embeddings"]["word_embeddings"]["weight"].dtype
     embedding_output = bert_embeddings(
         input_ids,
@@ -259,6 +263,7 @@ def bert_model(
         output_hidden_states=output_hidden_states,
         output_attentions=output_attentions,
         trace=trace.at("encoder"),
+        layer_function=layer_function,
     )
     pooled_output = None
     if "pooler" in params:

@@ -79,23 +79,15 @@ def threads_here() -> int:
     return resolve_threads() if threads is None else threads
 
 
-def product_parts() -> int:
-    """How many parts a large product is cut into: the count fixed by the call, if it fixed one (so that the rounding
-    of its products does not follow the thread count), else one per thread (threads_here)."""
-    parts = getattr(_budget, "parts", None)
-    return threads_here() if parts is None else parts
-
-
 @contextmanager
-def budget(threads: int, parts: int | None = None) -> Iterator[None]:
-    """Let the work in this thread use `threads` threads, and cut large products into `parts` parts (None: one per
-    thread), until the block ends."""
-    before = getattr(_budget, "threads", None), getattr(_budget, "parts", None)
-    _budget.threads, _budget.parts = threads, parts
+def budget(threads: int) -> Iterator[None]:
+    """Let the work in this thread use `threads` threads until the block ends."""
+    before = getattr(_budget, "threads", None)
+    _budget.threads = threads
     try:
         yield
     finally:
-        _budget.threads, _budget.parts = before
+        _budget.threads = before
 
 
 def _in_one_thread(fn: Callable, item):

@@ -14,14 +14,15 @@ ATTENTION_BLOCK_SCORES = 1 << 16
 # cores 47.6 against 51.4 ms, while MiniLM 16x32 and 4x128 (2.7 G) and bert-base 8x32 (10.9 G) gain 1.12-1.25x from
 # slices (Zen 4). (It was 64 tokens a slice: a slice's handoff to a sleeping pool thread costs ~130 us.)
 MIN_SLICE_MACS = 2 << 30
-# From this length on, a single sequence's heads and products are shared among our threads, BLAS on one: 1x512 on
-# 2 cores 345 against 417 ms on BLAS's threads; below it BLAS's spinning threads win (1x16: 16 against 23 ms).
-LONG_SEQUENCE = 256
-# ... and its products are cut into one part per core of the process, at most this many, whatever the thread count,
-# so that its outputs are the same bits on 1, 2, 3 or 5 threads (cut by the thread count, they differed by up to
-# 2.3e-6 with row-major weights, and by 7e-15 in float64 today). Each part repacks the product's input: 4 parts on a
-# process of 1 core cost 3.5-5% against 1 (MiniLM and bert-base at 1x256 and 1x512), 4 on 2 cores 1.4-3.3% against 2.
-LONG_SEQUENCE_PARTS = 4
+# From this many tokens on (the call's, B x S), every layer is computed in parts, heads and intermediate features
+# (layer_parts.py), one part per core of the process, at most LAYER_PARTS, whatever the thread count; a call that
+# is not cut into slices shares its parts among its threads, BLAS on one. MiniLM on 2 cores against the products on
+# BLAS's two threads and the rest on one: 1x128 0.953-0.968, 8x32 0.917-0.952, 1x512 0.932-0.947 (then the products'
+# output features and the heads, one handoff per step, in place of BLAS's threads); bert-base 1x128 0.937-0.949,
+# 1x512 0.950. Below it the two handoffs per layer cost more: MiniLM 1x96 1.016, 1x64 1.25, bert-base 1x32 1.07.
+LAYER_IN_PARTS_TOKENS = 128
+# Each part more sums one more share of the two narrowing products; parts past the cores would only add rounding.
+LAYER_PARTS = 4
 
 # ---- products (functional.linear) ----
 # Below this many rows (tokens), linear computes W xᵀ for a row-major W: OpenBLAS is ~2x faster at it with few rows

@@ -62,8 +62,8 @@ def test_every_minibert_import_sits_at_the_top_of_its_file():
 
 
 def test_model_py_names_no_thread_block_or_budget():
-    """model.py is BERT alone: scheduling lives in attention.py, batch_threads.py and parallel.py, and the BertModel
-    class that calls it on the cores (with its public `threads=`) in pretrained.py."""
+    """model.py is BERT alone: scheduling lives in attention.py, layer_parts.py, batch_threads.py and parallel.py, and
+    the BertModel class that calls it on the cores (with its public `threads=`) in pretrained.py."""
     source = (PACKAGE / "model.py").read_text(encoding="utf-8")
     imported = {target for target, _, _ in minibert_imports(PACKAGE / "model.py")}
     assert not imported & {"minibert.parallel", "minibert.tuning", "minibert.batch_threads"}

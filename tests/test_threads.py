@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_info
 
 import minibert
 from minibert import attention as attention_module
-from minibert import batch_threads, functional, parallel, tuning
+from minibert import batch_threads, parallel, tuning
 from minibert.errors import InputError
 
 FILLER = " Each slice holds enough tokens to be worth a thread of its own, so the batch is really split." * 2
@@ -100,12 +100,11 @@ def test_a_batch_is_cut_into_slices_only_where_each_has_the_work_to_pay_for_its_
     assert slices == [2]
 
 
-def test_a_long_single_sequence_shared_among_threads_gives_the_same_bits(model, tokenizer):
-    """One sequence is not split: from tuning.LONG_SEQUENCE tokens on, its attention heads and the parts of its
-    products (one per core of the process, at most LONG_SEQUENCE_PARTS, whatever the thread count) are shared among
-    the threads."""
+def test_a_single_sequence_in_layer_parts_gives_the_same_bits_on_any_thread_count(model, tokenizer):
+    """One sequence is not split: from tuning.LAYER_IN_PARTS_TOKENS tokens on, each layer is cut into the same parts
+    whatever the thread count (one per core of the process), and the threads share them out."""
     inputs = tokenizer([" ".join(TEXTS * 2)])
-    assert inputs["input_ids"].shape[1] >= tuning.LONG_SEQUENCE
+    assert inputs["input_ids"].shape[1] >= tuning.LAYER_IN_PARTS_TOKENS
     outputs = {
         threads: named_outputs(model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads))
         for threads in (1, 2, 3, 5)
@@ -115,28 +114,31 @@ def test_a_long_single_sequence_shared_among_threads_gives_the_same_bits(model, 
             np.testing.assert_array_equal(outputs[threads][name], expected, err_msg=f"{threads} threads: {name}")
 
 
-@pytest.mark.parametrize(("cores", "parts"), [(1, 1), (2, 2), (3, 3), (8, tuning.LONG_SEQUENCE_PARTS)])
-def test_a_long_sequence_cuts_its_products_once_per_core_of_the_process_whatever_the_threads(
+@pytest.mark.parametrize(("cores", "parts"), [(1, None), (2, 2), (3, 3), (8, tuning.LAYER_PARTS)])
+def test_layers_are_cut_into_one_part_per_core_of_the_process_whatever_the_threads(
     model, tokenizer, monkeypatch, cores, parts
 ):
-    """A process on one core runs a long sequence's products whole (each part repacks the product's input); on more
-    cores, one part per core, at most LONG_SEQUENCE_PARTS, and the call's thread count changes nothing."""
+    """A process on one core runs bert_layer itself; on more cores, from LAYER_IN_PARTS_TOKENS tokens on, one part per
+    core, at most LAYER_PARTS, and the call's thread count changes nothing. Shorter inputs and traced calls run
+    bert_layer."""
     seen = []
+    in_parts = batch_threads.bert_layer_in_parts
 
-    def recorded_product_parts():
-        seen.append(parallel.product_parts())
-        return seen[-1]
+    def recorded(*args, parts, **kwargs):
+        seen.append(parts)
+        return in_parts(*args, parts=parts, **kwargs)
 
     monkeypatch.setattr(batch_threads, "available_cores", lambda: cores)
-    monkeypatch.setattr(functional, "product_parts", recorded_product_parts)
-    inputs = tokenizer([" ".join(TEXTS * 2)])
+    monkeypatch.setattr(batch_threads, "bert_layer_in_parts", recorded)
+    long_inputs = tokenizer([" ".join(TEXTS * 2)])
     for threads in (1, 2, 5):
         seen.clear()
-        model(**inputs, threads=threads)
-        assert set(seen) == {parts}, f"{cores} cores, {threads} threads"
+        model(**long_inputs, threads=threads)
+        assert seen == ([] if parts is None else [parts] * model.config.num_hidden_layers), f"{threads} threads"
     seen.clear()
-    model(**tokenizer(TEXTS[:1]), threads=2)  # a short sequence: no fixed parts, its products on BLAS's threads
-    assert set(seen) == {1}
+    model(**tokenizer(TEXTS[:1]), threads=2)  # fewer tokens: bert_layer, its products on BLAS's threads
+    model.trace(**long_inputs)
+    assert seen == []
 
 
 def test_attention_in_cache_sized_blocks_is_bit_identical_to_one_block(model, tokenizer, monkeypatch):

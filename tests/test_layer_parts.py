@@ -1,0 +1,121 @@
+"""layer_parts.bert_layer_in_parts against model.bert_layer, its plain form: the same numbers but for the narrowing
+products' sums over the parts, which are held to the bound bert_layer itself meets against float64."""
+
+import numpy as np
+import pytest
+from support.helpers import minilm_dir
+
+import minibert
+from minibert import model as bert
+from minibert.layer_parts import bert_layer_in_parts
+from minibert.parallel import budget
+from minibert.trace import Trace
+
+# A layer's float32 output against the same layer in float64 (float64 weights, the same float64 input rounded to
+# float32), over real tokens, relative to the output's largest magnitude. Seen on MiniLM over this suite's texts:
+# bert_layer 1.8e-7-3.7e-7, in 2, 3 or 4 parts 1.3e-7-3.5e-7 (the parts' sums are no less exact, only other).
+LAYER_F32_TOL = 5e-7
+# float64 in parts against float64 whole, every position: the sums' rounding, ~1e-16 of the scale.
+LAYER_F64_TOL = 1e-13
+TEXTS = [
+    "Why is the pooled output different from the first token's hidden state? One more dense layer and a tanh.",
+    "A padded row: shorter than the others.",
+    "Heads go to threads for Q, K, V and the attention; intermediate features go to threads for the feed-forward "
+    "network; each thread's share of the two narrowing products is summed, then the bias, residual and LayerNorm.",
+]
+
+
+@pytest.fixture(scope="module")
+def layers():
+    """Each MiniLM layer's float64 input (from a float64 forward pass over TEXTS), with both models and the mask."""
+    directory = minilm_dir()
+    models = {dtype: minibert.BertModel.from_pretrained(directory, dtype=dtype) for dtype in (np.float32, np.float64)}
+    inputs = minibert.Tokenizer.from_pretrained(directory)(TEXTS)
+    ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
+    assert (attention_mask == 0).any()
+    m64 = models[np.float64]
+    out = bert.bert_model(
+        m64.params, m64.config, ids, attention_mask, np.zeros_like(ids), np.arange(ids.shape[1])[None],
+        output_hidden_states=True,
+    )  # fmt: skip
+    return models, out.hidden_states[:-1], attention_mask
+
+
+def run(model, layer: int, hidden_states, attention_mask, parts=None, threads=1):
+    """Layer `layer` of `model` on hidden_states, whole (parts None) or in parts, on `threads` threads."""
+    mask = bert.extended_attention_mask(attention_mask, model.dtype)
+    params = model.params["encoder"]["layer"][layer]
+    x = hidden_states.astype(model.dtype)
+    with budget(threads):
+        if parts is None:
+            return bert.bert_layer(x, mask, **params, config=model.config, output_attentions=True)
+        return bert_layer_in_parts(x, mask, **params, config=model.config, parts=parts, output_attentions=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_part_is_bert_layer_bit_for_bit(layers, dtype):
+    models, inputs, attention_mask = layers
+    for layer, x in enumerate(inputs):
+        whole, whole_probs = run(models[dtype], layer, x, attention_mask)
+        one, one_probs = run(models[dtype], layer, x, attention_mask, parts=1)
+        np.testing.assert_array_equal(one, whole, err_msg=f"layer {layer}")
+        np.testing.assert_array_equal(one_probs, whole_probs, err_msg=f"layer {layer}")
+
+
+@pytest.mark.parametrize("parts", [2, 3, 4])
+def test_parts_are_as_exact_as_bert_layer_against_float64(layers, parts):
+    models, inputs, attention_mask = layers
+    real = attention_mask.astype(bool)[:, :, None]
+    for layer, x in enumerate(inputs):
+        truth, _ = run(models[np.float64], layer, x, attention_mask)
+        where = np.broadcast_to(real, truth.shape)
+        scale = float(np.abs(truth[where]).max())
+        for name, (ours, _) in {
+            "bert_layer": run(models[np.float32], layer, x, attention_mask),
+            f"{parts} parts": run(models[np.float32], layer, x, attention_mask, parts=parts),
+        }.items():
+            error = float(np.abs(ours[where] - truth[where]).max())
+            assert error <= LAYER_F32_TOL * scale, f"layer {layer}, {name}: {error:.3g} > {LAYER_F32_TOL} x {scale:.3g}"
+        in_parts, _ = run(models[np.float64], layer, x, attention_mask, parts=parts)
+        np.testing.assert_allclose(in_parts, truth, rtol=0, atol=LAYER_F64_TOL * scale, err_msg=f"layer {layer}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_step_but_the_narrowing_sums_is_bert_layers_own(layers, dtype):
+    """A part's columns of Q, K and V are the whole products' columns, bit for bit, and each head's attention is its
+    own: the probabilities of every head equal bert_layer's, in 1 to 4 parts."""
+    models, inputs, attention_mask = layers
+    _, probs = run(models[dtype], 2, inputs[2], attention_mask)
+    for parts in (2, 3, 4):
+        np.testing.assert_array_equal(run(models[dtype], 2, inputs[2], attention_mask, parts=parts)[1], probs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_same_parts_give_the_same_bits_on_any_number_of_threads(layers, dtype):
+    models, inputs, attention_mask = layers
+    for parts in (2, 3):
+        one = run(models[dtype], 1, inputs[1], attention_mask, parts=parts, threads=1)
+        for threads in (2, 3, 4):
+            ours = run(models[dtype], 1, inputs[1], attention_mask, parts=parts, threads=threads)
+            np.testing.assert_array_equal(ours[0], one[0], err_msg=f"{parts} parts, {threads} threads")
+            np.testing.assert_array_equal(ours[1], one[1], err_msg=f"{parts} parts, {threads} threads")
+
+
+def test_more_parts_than_heads_leaves_no_part_empty(layers):
+    """MiniLM has 12 heads: 16 parts are 12 groups of one head (and 16 groups of intermediate features)."""
+    models, inputs, attention_mask = layers
+    whole, probs = run(models[np.float64], 0, inputs[0], attention_mask)
+    ours, ours_probs = run(models[np.float64], 0, inputs[0], attention_mask, parts=16, threads=3)
+    np.testing.assert_allclose(ours, whole, rtol=0, atol=LAYER_F64_TOL * np.abs(whole).max())
+    np.testing.assert_array_equal(ours_probs, probs)
+
+
+def test_a_traced_layer_is_refused_naming_the_plain_one(layers):
+    models, inputs, attention_mask = layers
+    model = models[np.float32]
+    mask = bert.extended_attention_mask(attention_mask, model.dtype)
+    with pytest.raises(ValueError, match="trace model.bert_layer"):
+        bert_layer_in_parts(
+            inputs[0].astype(np.float32), mask, **model.params["encoder"]["layer"][0], config=model.config, parts=2,
+            trace=Trace({}),
+        )  # fmt: skip
