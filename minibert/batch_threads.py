@@ -45,10 +45,9 @@ def bert_model_in_threads(
     H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
     macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
     pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
-    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in the same parts, whatever the thread count:
-    # the outputs then do not depend on it (the parts' sums round as one product would not). A trace records
-    # model.bert_layer's own steps.
-    parts = layer_parts() if B * S >= LAYER_IN_PARTS_TOKENS and not trace.collecting else 1
+    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in the same parts, whatever the thread count, and
+    # traced or not: the outputs then do not depend on either (the parts' sums round as one product would not).
+    parts = layer_parts() if B * S >= LAYER_IN_PARTS_TOKENS else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]

@@ -14,7 +14,8 @@ rounds as P shorter dot products added (tests/test_layer_parts.py bounds it agai
 equal to it bit for bit). Every other step is bert_layer's bit for bit: a part's columns of a product are the whole
 product's columns, and each head's attention is its own. The parts are fixed by the caller (batch_threads.layer_parts:
 one per core of the process), not by the thread count: on 1 thread or 3 the same parts are summed in the same order,
-so the outputs are the same bits. A traced call runs bert_layer itself (batch_threads).
+so the outputs are the same bits; a traced call computes what the untraced one does, and its record is bert_layer's,
+put together from the parts.
 
 Shape legend: B batch, S sequence length, H hidden size, N heads, D head size, I intermediate size, P parts.
 """
@@ -42,14 +43,15 @@ def bert_layer_in_parts(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """bert_layer(hidden_states, mask, ...) with its heads and intermediate features cut into `parts` groups, each
     group's work on one of the call's threads (parallel.threads_here). [B, S, H] -> [B, S, H], probabilities
-    [B, N, S, S] when asked for. Untraced calls only: a trace records bert_layer's own steps."""
-    if trace.collecting:
-        raise ValueError("bert_layer_in_parts records no trace: trace model.bert_layer itself")
+    [B, N, S, S] when asked for. A trace records what bert_layer's records, under the same names and in the same
+    order, each array put together from the parts."""
     B, S, H = hidden_states.shape
     N, I = config.num_attention_heads, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
-    D = H // N
+    D, dtype = H // N, hidden_states.dtype
     head_parts, feature_parts = split(N, parts), split(I, parts)  # at most N, I parts: a part is never empty
-    probs = np.empty((B, N, S, S), hidden_states.dtype) if output_attentions else None
+    traced = trace.collecting
+    probs = np.empty((B, N, S, S), dtype) if output_attentions or traced else None
+    whole = Whole(trace, B, S, H, N, I, dtype)  # the traced arrays, filled part by part
     self_attention, attention_output = attention["self"], attention["output"]["dense"]
     heads_shares = [None] * len(head_parts)  # [B*S, H] each: a group of heads' share of the output projection
 
@@ -57,17 +59,22 @@ def bert_layer_in_parts(
         heads = slice(mine[0].start, mine[-1].stop)
         n, columns = heads.stop - heads.start, slice(heads.start * D, heads.stop * D)  # their columns of [B, S, H]
 
-        def project(linear_params):  # [B, S, H] -> [B, n, S, D], this thread's heads of Q, K or V
-            x = linear(hidden_states, linear_params["weight"][columns], linear_params["bias"][columns])
+        def project(name: str):  # [B, S, H] -> [B, n, S, D], this thread's heads of Q, K or V
+            x = linear(hidden_states, self_attention[name]["weight"][columns], self_attention[name]["bias"][columns])
+            whole.put(name, x, columns)
             return x.reshape(B, S, n, D).transpose(0, 2, 1, 3)
 
-        q = np.ascontiguousarray(project(self_attention["query"]))  # [B, n, S, D]
-        k_t = np.ascontiguousarray(project(self_attention["key"]).transpose(0, 1, 3, 2))  # [B, n, D, S]
-        v = np.ascontiguousarray(project(self_attention["value"]))  # [B, n, S, D]
-        context, p = scaled_dot_product_attention(q, k_t, v, mask, output_attentions=output_attentions)
+        q = np.ascontiguousarray(project("query"))  # [B, n, S, D]
+        k_t = np.ascontiguousarray(project("key").transpose(0, 1, 3, 2))  # [B, n, D, S]
+        v = np.ascontiguousarray(project("value"))  # [B, n, S, D]
+        mine_traced = Trace({}) if traced else NO_TRACE  # this thread's scores, [B, n, S, S]
+        context, p = scaled_dot_product_attention(q, k_t, v, mask, mine_traced, probs is not None)
         if probs is not None:
             probs[:, heads] = p  # [B, n, S, S]
+        if traced:
+            whole.put("scores", mine_traced.store["scores"], heads, axis=1)
         context = context.transpose(0, 2, 1, 3)  # [B, n, S, D] -> [B, S, n, D]
+        whole.put("context", context.reshape(B, S, n * D), columns)
         for group in mine:  # each group's share: its heads' context times their columns of Wᵀ
             i, local = head_parts.index(group), slice(group.start - heads.start, group.stop - heads.start)
             context_group = context[:, :, local].reshape(B * S, -1)  # [B*S, n_group * D]
@@ -75,9 +82,17 @@ def bert_layer_in_parts(
             heads_shares[i] = context_group @ weight.T  # [B*S, H]
 
     map_in_threads(attend, [head_parts[run] for run in split(len(head_parts), threads_here())])
-    attention_output_states = summed(heads_shares, attention_output["bias"], hidden_states)  # [B, S, H]
-    attention_output_states = layer_norm(
-        attention_output_states, **attention["output"]["LayerNorm"], eps=config.layer_norm_eps
+    self_trace = trace.at("attention").at("self")
+    for name in ("query", "key", "value", "scores"):
+        self_trace(name, whole.get(name))
+    self_trace("probs", probs)
+    self_trace("context", whole.get("context"))
+    output_trace = trace.at("attention").at("output")
+    attention_output_states = summed(heads_shares, attention_output["bias"]).reshape(B, S, H)
+    attention_output_states = output_trace("dense", attention_output_states)
+    attention_output_states += hidden_states  # the residual
+    attention_output_states = output_trace(
+        "LayerNorm", layer_norm(attention_output_states, **attention["output"]["LayerNorm"], eps=config.layer_norm_eps)
     )
 
     widening, narrowing = intermediate["dense"], output["dense"]
@@ -87,24 +102,46 @@ def bert_layer_in_parts(
     def feed_forward(mine: list[slice]) -> None:  # a thread's consecutive groups of intermediate features
         features = slice(mine[0].start, mine[-1].stop)
         x = linear(attention_output_states, widening["weight"][features], widening["bias"][features])  # [B, S, f]
-        x = apply_elementwise(activation, x, out=x).reshape(B * S, -1)  # [B*S, f]
+        whole.put("dense", x, features)
+        x = apply_elementwise(activation, x, out=x)
+        whole.put("intermediate_act_fn", x, features)
+        x = x.reshape(B * S, -1)  # [B*S, f]
         for group in mine:
             i, local = feature_parts.index(group), slice(group.start - features.start, group.stop - features.start)
             features_shares[i] = x[:, local] @ narrowing["weight"][:, group].T  # [B*S, f_group] @ [f_group, H]
 
     map_in_threads(feed_forward, [feature_parts[run] for run in split(len(feature_parts), threads_here())])
-    layer_output = summed(features_shares, narrowing["bias"], attention_output_states)  # [B, S, H]
-    return layer_norm(layer_output, **output["LayerNorm"], eps=config.layer_norm_eps), probs
+    trace.at("intermediate")("dense", whole.get("dense"))
+    trace.at("intermediate")("intermediate_act_fn", whole.get("intermediate_act_fn"))
+    layer_output = trace.at("output")("dense", summed(features_shares, narrowing["bias"]).reshape(B, S, H))
+    layer_output += attention_output_states  # the residual
+    layer_output = layer_norm(layer_output, **output["LayerNorm"], eps=config.layer_norm_eps)
+    return trace.at("output")("LayerNorm", layer_output), (probs if output_attentions else None)
 
 
-def summed(shares: list[np.ndarray], bias: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """shares[0] + shares[1] + ... + bias + residual, in that order: the parts' narrowing product, its bias (as
-    functional.linear adds it), then the residual (as bert_self_output and bert_output add it). P x [B*S, H] ->
-    [B, S, H]"""
+def summed(shares: list[np.ndarray], bias: np.ndarray) -> np.ndarray:
+    """shares[0] + shares[1] + ... + bias, in that order: the parts' narrowing product, then its bias as
+    functional.linear adds it. P x [B*S, H] -> [B*S, H]"""
     total = shares[0]  # a fresh array of this call's: summed in place
     for share in shares[1:]:
         total += share
     total += bias
-    total = total.reshape(residual.shape)
-    total += residual
     return total
+
+
+class Whole:
+    """A traced layer's arrays put together from its parts: Q, K, V and the context [B, S, H] by head columns, the
+    scores [B, N, S, S] by heads, the intermediate features [B, S, I] by features. Untraced, it holds nothing."""
+
+    def __init__(self, trace: Trace, B: int, S: int, H: int, N: int, I: int, dtype):  # noqa: E741
+        shapes = {"query": (B, S, H), "key": (B, S, H), "value": (B, S, H), "context": (B, S, H)}
+        shapes |= {"scores": (B, N, S, S), "dense": (B, S, I), "intermediate_act_fn": (B, S, I)}
+        self.arrays = {name: np.empty(shape, dtype) for name, shape in shapes.items()} if trace.collecting else None
+
+    def put(self, name: str, part: np.ndarray, where: slice, axis: int = -1) -> None:
+        if self.arrays is not None:
+            index = (slice(None),) * (axis % self.arrays[name].ndim) + (where,)
+            self.arrays[name][index] = part
+
+    def get(self, name: str) -> np.ndarray | None:
+        return None if self.arrays is None else self.arrays[name]

@@ -111,9 +111,8 @@ class BertModel:
         them: `embeddings.word_embeddings` [B, S, H], ..., `encoder.layer.3.attention.self.query` [B, S, H],
         `... .scores` (scaled, masked) and `... .probs` [B, N, S, S], `... .context` [B, S, H],
         `encoder.layer.3.intermediate.dense` [B, S, I] (before the activation) and `... .intermediate_act_fn`
-        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. __call__ run as one slice, each
-        layer model.py's bert_layer step by step (bert_model_in_threads): where the untraced call splits the batch or
-        sums its layers' parts (layer_parts.py), its outputs round to within tests/test_threads.py's bound of these.
+        (after), ..., `pooler.first_token`, `pooler.dense`, `pooler.activation` [B, H]. Same code path as __call__, run
+        as one slice (bert_model_in_threads): a split batch rounds its products to within tests/test_threads.py's bound.
         """
         store: dict[str, np.ndarray] = {}
         out = self(

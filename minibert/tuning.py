@@ -16,12 +16,17 @@ ATTENTION_BLOCK_SCORES = 1 << 16
 MIN_SLICE_MACS = 2 << 30
 # From this many tokens on (the call's, B x S), every layer is computed in parts, heads and intermediate features
 # (layer_parts.py), one part per core of the process, at most LAYER_PARTS, whatever the thread count; a call that
-# is not cut into slices shares its parts among its threads, BLAS on one. MiniLM on 2 cores against the products on
-# BLAS's two threads and the rest on one: 1x128 0.953-0.968, 8x32 0.917-0.952, 1x512 0.932-0.947 (then the products'
-# output features and the heads, one handoff per step, in place of BLAS's threads); bert-base 1x128 0.937-0.949,
-# 1x512 0.950. Below it the two handoffs per layer cost more: MiniLM 1x96 1.016, 1x64 1.25, bert-base 1x32 1.07.
+# is not cut into slices shares its parts among its threads, BLAS on one. Against what ran before (below 256 tokens
+# the products on BLAS's two threads and the rest on one, from 256 one handoff per product and step), the whole
+# forward pass on 2 cores, old and new trees in alternating pinned processes (6 rounds, Zen 4): MiniLM 1x128 0.981,
+# 8x32 0.872, 1x512 0.879, 32x128 (two slices, each its parts on one thread) 0.985; bert-base 1x128 0.931, 1x512
+# 0.978, 8x128 1.016. Below it the two handoffs per layer (~130 us each to a sleeping thread) cost more than the
+# second core gives: in a prototype, MiniLM 1x96 1.016, 1x64 1.25, 1x32 1.53; bert-base 1x32 1.07.
 LAYER_IN_PARTS_TOKENS = 128
-# Each part more sums one more share of the two narrowing products; parts past the cores would only add rounding.
+# At most this many parts, on any number of cores: each part adds one share to each of the two sums, and its products
+# get narrower. Four, as a long sequence's product parts were; a 2-core host cannot measure more (on one thread, two
+# parts cost MiniLM 0.7-1.1% against one at 1x128, 8x128 and 1x512: the sums, as Q, K, V and the widening product
+# stay whole there).
 LAYER_PARTS = 4
 
 # ---- products (functional.linear) ----
