@@ -11,11 +11,13 @@ sharing each step does, cost more than the second core gave below 256 tokens (be
 
 The numbers are bert_layer's but for one rounding: a narrowing product summed over P parts, x Wᵀ = sum_p x_p W_pᵀ,
 rounds as P shorter dot products added (tests/test_layer_parts.py bounds it against bert_layer, and holds parts=1
-equal to it bit for bit). Every other step is bert_layer's bit for bit: a part's columns of a product are the whole
-product's columns, and each head's attention is its own. The parts are fixed by the caller (batch_threads.layer_parts:
-one per core of the process), not by the thread count: on 1 thread or 3 the same parts are summed in the same order,
-so the outputs are the same bits; a traced call computes what the untraced one does, and its record is bert_layer's,
-put together from the parts.
+equal to it bit for bit). Every other step is bert_layer's bit for bit: each head's attention is its own, and a part's
+columns of a product are the whole product's columns where the BLAS kernel rounds a block of output columns as it
+does the whole (OpenBLAS's SkylakeX kernel does, in float32 and float64, for row- and column-major weights; the
+tests would show a kernel that does not). The parts are fixed by the caller (batch_threads.layer_parts: one per core
+of the process), not by the thread count: on 1 thread or 3 the same parts are summed in the same order, so the
+outputs are the same bits; a traced call computes what the untraced one does, and its record is bert_layer's, put
+together from the parts.
 
 Shape legend: B batch, S sequence length, H hidden size, N heads, D head size, I intermediate size, P parts.
 """
