@@ -15,7 +15,7 @@ import numpy as np
 
 from .layer_parts import bert_layer_in_parts
 from .memory import keep_freed_memory
-from .parallel import available_cores, blas_threads, budget, map_in_threads, resolve_threads, split
+from .parallel import blas_threads, budget, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
 from .tuning import LAYER_IN_PARTS_TOKENS, LAYER_PARTS, MIN_SLICE_MACS
 
@@ -45,9 +45,9 @@ def bert_model_in_threads(
     H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
     macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
     pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
-    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in the same parts, whatever the thread count, and
-    # traced or not: the outputs then do not depend on either (the parts' sums round as one product would not).
-    parts = layer_parts() if B * S >= LAYER_IN_PARTS_TOKENS else 1
+    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in LAYER_PARTS parts, whatever the cores, the
+    # thread count or a trace: the outputs depend on none of them (the parts' sums round as one product would not).
+    parts = LAYER_PARTS if B * S >= LAYER_IN_PARTS_TOKENS else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
@@ -83,13 +83,6 @@ def bert_model_in_threads(
         if "pooler" in params:
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
     return output
-
-
-def layer_parts() -> int:
-    """How many parts a layer is cut into (layer_parts.py): one per core this process may run on, at most
-    LAYER_PARTS. Not the call's thread count, so that the outputs are the same bits whatever `threads` a call is
-    given, and no more parts than there are cores to take them: on one core, none, and bert_layer itself runs."""
-    return min(available_cores(), LAYER_PARTS)
 
 
 def join_slices(outputs: list, name: str):

@@ -15,9 +15,9 @@ equal to it bit for bit). Every other step is bert_layer's bit for bit: each hea
 columns of a product are the whole product's columns where the BLAS kernel rounds a block of output columns as it
 does the whole (OpenBLAS's SkylakeX kernel does at these cuts, in float32 and float64, for row- and column-major
 weights; tests/test_layer_parts.py would show a kernel that does not). The parts are fixed by the caller
-(batch_threads.layer_parts: one per core of the process), not by the thread count: on 1 thread or 3 the same parts
-are summed in the same order, so the outputs are the same bits; a traced call computes what the untraced one does,
-and its record is bert_layer's, put together from the parts.
+(tuning.LAYER_PARTS), not by the cores or the thread count: on 1 thread or 3 the same parts are summed in the same
+order, so the outputs are the same bits; a traced call computes what the untraced one does, and its record is
+bert_layer's, put together from the parts.
 
 Shape legend: B batch, S sequence length, H hidden size, N heads, D head size, I intermediate size, P parts.
 """

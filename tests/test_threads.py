@@ -102,7 +102,7 @@ def test_a_batch_is_cut_into_slices_only_where_each_has_the_work_to_pay_for_its_
 
 def test_a_single_sequence_in_layer_parts_gives_the_same_bits_on_any_thread_count(model, tokenizer):
     """One sequence is not split: from tuning.LAYER_IN_PARTS_TOKENS tokens on, each layer is cut into the same parts
-    whatever the thread count (one per core of the process), and the threads share them out."""
+    whatever the thread count (tuning.LAYER_PARTS), and the threads share them out."""
     inputs = tokenizer([" ".join(TEXTS * 2)])
     assert inputs["input_ids"].shape[1] >= tuning.LAYER_IN_PARTS_TOKENS
     outputs = {
@@ -114,13 +114,12 @@ def test_a_single_sequence_in_layer_parts_gives_the_same_bits_on_any_thread_coun
             np.testing.assert_array_equal(outputs[threads][name], expected, err_msg=f"{threads} threads: {name}")
 
 
-@pytest.mark.parametrize(("cores", "parts"), [(1, None), (2, 2), (3, 3), (8, tuning.LAYER_PARTS)])
-def test_layers_are_cut_into_one_part_per_core_of_the_process_whatever_the_threads(
-    model, tokenizer, monkeypatch, cores, parts
+@pytest.mark.parametrize("cores", [1, 2, 8])
+def test_layers_are_cut_into_the_same_parts_whatever_the_cores_the_threads_or_a_trace(
+    model, tokenizer, monkeypatch, cores
 ):
-    """A process on one core runs bert_layer itself; on more cores, from LAYER_IN_PARTS_TOKENS tokens on, one part per
-    core, at most LAYER_PARTS, and neither the call's thread count nor a trace changes that. Shorter inputs run
-    bert_layer."""
+    """From LAYER_IN_PARTS_TOKENS tokens on, LAYER_PARTS parts on a process of any number of cores, for any thread
+    count, traced or not, and the outputs the same bits; shorter inputs run bert_layer."""
     seen = []
     in_parts = batch_threads.bert_layer_in_parts
 
@@ -128,17 +127,20 @@ def test_layers_are_cut_into_one_part_per_core_of_the_process_whatever_the_threa
         seen.append(parts)
         return in_parts(*args, parts=parts, **kwargs)
 
-    monkeypatch.setattr(batch_threads, "available_cores", lambda: cores)
+    monkeypatch.setattr(parallel, "available_cores", lambda: cores)
     monkeypatch.setattr(batch_threads, "bert_layer_in_parts", recorded)
     long_inputs = tokenizer([" ".join(TEXTS * 2)])
-    expected = [] if parts is None else [parts] * model.config.num_hidden_layers
+    expected = [tuning.LAYER_PARTS] * model.config.num_hidden_layers
+    outputs = []
     for threads in (1, 2, 5):
         seen.clear()
-        model(**long_inputs, threads=threads)
+        outputs.append(model(**long_inputs, threads=threads).last_hidden_state)
         assert seen == expected, f"{threads} threads"
     seen.clear()
-    model.trace(**long_inputs)
+    outputs.append(model.trace(**long_inputs)[0].last_hidden_state)
     assert seen == expected, "traced"
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(other, outputs[0])
     seen.clear()
     model(**tokenizer(TEXTS[:1]), threads=2)  # fewer tokens: bert_layer, its products on BLAS's threads
     assert seen == []
