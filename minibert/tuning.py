@@ -27,7 +27,8 @@ LAYER_IN_PARTS_TOKENS = 128
 # core of the process, a 1-core process's outputs differed from a 2-core one's by up to 1.6e-6 of a bert-base-sized
 # pooler). On one core, four parts against whole layers (Q, K, V and the widening product stay whole on one thread;
 # only the narrowing products are summed over the parts): MiniLM 8x32 1.024, 1x128 1.001, 1x512 1.017, bert-base
-# 1x128 1.010 (two parts: 1.007, 1.026, 1.008, 1.006). Four threads at most share a single sequence's layer.
+# 1x128 1.010 (two parts: 1.007, 1.026, 1.008, 1.006); on two cores, four parts against two, MiniLM 1x128 1.034,
+# 8x32 1.041, 1x512 1.040 (more, smaller share products). Four threads at most share a single sequence's layer.
 LAYER_PARTS = 4
 
 # ---- products (functional.linear) ----
