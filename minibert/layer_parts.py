@@ -57,8 +57,8 @@ def bert_layer_in_parts(
     self_attention, attention_output = attention["self"], attention["output"]["dense"]
     heads_shares = [None] * len(head_parts)  # [B*S, H] each: a group of heads' share of the output projection
 
-    def attend(mine: list[slice]) -> None:  # a thread's consecutive groups of heads
-        heads = slice(mine[0].start, mine[-1].stop)
+    def attend(run: slice) -> None:  # a thread's consecutive groups of heads, head_parts[run]
+        heads = slice(head_parts[run.start].start, head_parts[run.stop - 1].stop)
         n, columns = heads.stop - heads.start, slice(heads.start * D, heads.stop * D)  # their columns of [B, S, H]
 
         def project(name: str):  # [B, S, H] -> [B, n, S, D], this thread's heads of Q, K or V
@@ -73,17 +73,18 @@ def bert_layer_in_parts(
         context, p = scaled_dot_product_attention(q, k_t, v, mask, mine_traced, probs is not None)
         if probs is not None:
             probs[:, heads] = p  # [B, n, S, S]
+        context = context.transpose(0, 2, 1, 3)  # [B, n, S, D] -> [B, S, n, D]
         if traced:
             whole.put("scores", mine_traced.store["scores"], heads, axis=1)
-        context = context.transpose(0, 2, 1, 3)  # [B, n, S, D] -> [B, S, n, D]
-        whole.put("context", context.reshape(B, S, n * D), columns)
-        for group in mine:  # each group's share: its heads' context times their columns of Wᵀ
-            i, local = head_parts.index(group), slice(group.start - heads.start, group.stop - heads.start)
+            whole.put("context", context.reshape(B, S, n * D), columns)  # a copy: only when traced
+        for i in range(run.start, run.stop):  # each group's share: its heads' context times their columns of Wᵀ
+            group = head_parts[i]
+            local = slice(group.start - heads.start, group.stop - heads.start)
             context_group = context[:, :, local].reshape(B * S, -1)  # [B*S, n_group * D]
             weight = attention_output["weight"][:, group.start * D : group.stop * D]  # [H, n_group * D]
             heads_shares[i] = context_group @ weight.T  # [B*S, H]
 
-    map_in_threads(attend, [head_parts[run] for run in split(len(head_parts), threads_here())])
+    map_in_threads(attend, split(len(head_parts), threads_here()))
     self_trace = trace.at("attention").at("self")
     for name in ("query", "key", "value", "scores"):
         self_trace(name, whole.get(name))
@@ -101,18 +102,19 @@ def bert_layer_in_parts(
     activation = ACT2FN[config.hidden_act]
     features_shares = [None] * len(feature_parts)  # [B*S, H] each: a group of features' share of the narrowing
 
-    def feed_forward(mine: list[slice]) -> None:  # a thread's consecutive groups of intermediate features
-        features = slice(mine[0].start, mine[-1].stop)
+    def feed_forward(run: slice) -> None:  # a thread's consecutive groups of features, feature_parts[run]
+        features = slice(feature_parts[run.start].start, feature_parts[run.stop - 1].stop)
         x = linear(attention_output_states, widening["weight"][features], widening["bias"][features])  # [B, S, f]
         whole.put("dense", x, features)
         x = apply_elementwise(activation, x, out=x)
         whole.put("intermediate_act_fn", x, features)
         x = x.reshape(B * S, -1)  # [B*S, f]
-        for group in mine:
-            i, local = feature_parts.index(group), slice(group.start - features.start, group.stop - features.start)
+        for i in range(run.start, run.stop):
+            group = feature_parts[i]
+            local = slice(group.start - features.start, group.stop - features.start)
             features_shares[i] = x[:, local] @ narrowing["weight"][:, group].T  # [B*S, f_group] @ [f_group, H]
 
-    map_in_threads(feed_forward, [feature_parts[run] for run in split(len(feature_parts), threads_here())])
+    map_in_threads(feed_forward, split(len(feature_parts), threads_here()))
     trace.at("intermediate")("dense", whole.get("dense"))
     trace.at("intermediate")("intermediate_act_fn", whole.get("intermediate_act_fn"))
     layer_output = trace.at("output")("dense", summed(features_shares, narrowing["bias"]).reshape(B, S, H))
