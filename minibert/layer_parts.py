@@ -82,7 +82,7 @@ def bert_layer_in_parts(
             local = slice(group.start - heads.start, group.stop - heads.start)
             context_group = context[:, :, local].reshape(B * S, -1)  # [B*S, n_group * D]
             weight = attention_output["weight"][:, group.start * D : group.stop * D]  # [H, n_group * D]
-            heads_shares[i] = context_group @ weight.T  # [B*S, H]
+            put_share(heads_shares, i, context_group @ weight.T, run)  # [B*S, H]
 
     map_in_threads(attend, split(len(head_parts), threads_here()))
     self_trace = trace.at("attention").at("self")
@@ -112,7 +112,8 @@ def bert_layer_in_parts(
         for i in range(run.start, run.stop):
             group = feature_parts[i]
             local = slice(group.start - features.start, group.stop - features.start)
-            features_shares[i] = x[:, local] @ narrowing["weight"][:, group].T  # [B*S, f_group] @ [f_group, H]
+            share = x[:, local] @ narrowing["weight"][:, group].T  # [B*S, f_group] @ [f_group, H] -> [B*S, H]
+            put_share(features_shares, i, share, run)
 
     map_in_threads(feed_forward, split(len(feature_parts), threads_here()))
     trace.at("intermediate")("dense", whole.get("dense"))
@@ -123,12 +124,23 @@ def bert_layer_in_parts(
     return trace.at("output")("LayerNorm", layer_output), (probs if output_attentions else None)
 
 
-def summed(shares: list[np.ndarray], bias: np.ndarray) -> np.ndarray:
+def put_share(shares: list, i: int, share: np.ndarray, run: slice) -> None:
+    """Keep part i's share of a narrowing product for `summed`; the thread that runs part 0 adds each share of its run
+    into shares[0] at once instead (the order of the sum is kept, and one share less is held per part it runs)."""
+    if run.start == 0 and i > 0:
+        shares[0] += share  # shares[0] is shares[0] + ... + shares[i - 1] by now: this thread made them, in order
+    else:
+        shares[i] = share
+
+
+def summed(shares: list, bias: np.ndarray) -> np.ndarray:
     """shares[0] + shares[1] + ... + bias, in that order: the parts' narrowing product, then its bias as
-    functional.linear adds it. P x [B*S, H] -> [B*S, H]"""
+    functional.linear adds it. The shares that put_share has already added into shares[0] are None here.
+    P x [B*S, H] -> [B*S, H]"""
     total = shares[0]  # a fresh array of this call's: summed in place
     for share in shares[1:]:
-        total += share
+        if share is not None:
+            total += share
     total += bias
     return total
 
