@@ -8,6 +8,7 @@ to cut into slices shares each layer among its threads instead (layer_parts.py).
 arguments: this module sits below model.py and never imports it.
 """
 
+import os
 from dataclasses import fields, replace
 from functools import partial
 
@@ -17,7 +18,7 @@ from .layer_parts import bert_layer_in_parts
 from .memory import keep_freed_memory
 from .parallel import blas_threads, budget, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
-from .tuning import LAYER_IN_PARTS_TOKENS, LAYER_PARTS, MIN_SLICE_MACS
+from .tuning import LAYER_IN_PARTS_TOKENS, MAX_LAYER_PARTS, MIN_SLICE_MACS
 
 
 def bert_model_in_threads(
@@ -45,9 +46,10 @@ def bert_model_in_threads(
     H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
     macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
     pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
-    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in LAYER_PARTS parts, whatever the cores, the
-    # thread count or a trace: the outputs depend on none of them (the parts' sums round as one product would not).
-    parts = LAYER_PARTS if B * S >= LAYER_IN_PARTS_TOKENS else 1
+    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in layer_parts() parts, whatever the process's
+    # cores, the thread count or a trace: the outputs depend on none of them (the parts' sums round as one product
+    # would not).
+    parts = layer_parts() if B * S >= LAYER_IN_PARTS_TOKENS else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
@@ -83,6 +85,12 @@ def bert_model_in_threads(
         if "pooler" in params:
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
     return output
+
+
+def layer_parts() -> int:
+    """The parts a layer is cut into: the machine's CPUs, at most MAX_LAYER_PARTS. Not the cores this process may use
+    nor its thread count, so that those change no bit of the outputs on one machine (tuning.MAX_LAYER_PARTS)."""
+    return max(1, min(MAX_LAYER_PARTS, os.cpu_count() or 1))
 
 
 def join_slices(outputs: list, name: str):

@@ -9,15 +9,16 @@ the bias, the residual and the LayerNorm follow as in bert_layer: two handoffs p
 costs ~130 us on a 2-core VM (parallel.py), so one handoff per product and per elementwise step, which is what
 sharing each step does, cost more than the second core gave below 256 tokens (benchmarks/README.md).
 
-The numbers are bert_layer's but for one rounding: a narrowing product summed over P parts, x Wᵀ = sum_p x_p W_pᵀ,
-rounds as P shorter dot products added (tests/test_layer_parts.py bounds it against bert_layer, and holds parts=1
-equal to it bit for bit). Every other step is bert_layer's bit for bit: each head's attention is its own, and a part's
-columns of a product are the whole product's columns where the BLAS kernel rounds a block of output columns as it
-does the whole (OpenBLAS's SkylakeX kernel does at these cuts, in float32 and float64, for row- and column-major
-weights; tests/test_layer_parts.py would show a kernel that does not). The parts are fixed by the caller
-(tuning.LAYER_PARTS), not by the cores or the thread count: on 1 thread or 3 the same parts are summed in the same
-order, so the outputs are the same bits; a traced call computes what the untraced one does, and its record is
-bert_layer's, put together from the parts.
+The numbers are bert_layer's but for one rounding, and a second on some BLAS kernels: a narrowing product summed over
+P parts, x Wᵀ = sum_p x_p W_pᵀ, rounds as P shorter dot products added; and a part's columns of Q, K, V and of the
+widening product are the whole product's columns only where the BLAS kernel rounds a block of output columns as it
+does the whole (OpenBLAS's SkylakeX kernel does at these cuts; its Haswell kernel does not). tests/test_layer_parts.py
+bounds both against float64 as bert_layer is bounded, holds parts=1 equal to bert_layer bit for bit, and the rest
+bit for bit where the kernel allows. Each part's products are its own, computed alone whichever thread runs it, and
+the parts are fixed by the caller (batch_threads.layer_parts()), not by the cores or the thread count: on 1 thread or
+3 the same products are made and the same shares summed in the same order, so the outputs are the same bits on any
+kernel; a traced call computes what the untraced one does, and its record is bert_layer's, put together from the
+parts.
 
 Shape legend: B batch, S sequence length, H hidden size, N heads, D head size, I intermediate size, P parts.
 """
@@ -57,32 +58,28 @@ def bert_layer_in_parts(
     self_attention, attention_output = attention["self"], attention["output"]["dense"]
     heads_shares = [None] * len(head_parts)  # [B*S, H] each: a group of heads' share of the output projection
 
-    def attend(run: slice) -> None:  # a thread's consecutive groups of heads, head_parts[run]
-        heads = slice(head_parts[run.start].start, head_parts[run.stop - 1].stop)
-        n, columns = heads.stop - heads.start, slice(heads.start * D, heads.stop * D)  # their columns of [B, S, H]
+    def project(name: str, columns: slice):  # [B, S, H] -> [B, n, S, D]: Q, K or V of the heads at these columns
+        x = linear(hidden_states, self_attention[name]["weight"][columns], self_attention[name]["bias"][columns])
+        whole.put(name, x, columns)
+        return x.reshape(B, S, -1, D).transpose(0, 2, 1, 3)
 
-        def project(name: str):  # [B, S, H] -> [B, n, S, D], this thread's heads of Q, K or V
-            x = linear(hidden_states, self_attention[name]["weight"][columns], self_attention[name]["bias"][columns])
-            whole.put(name, x, columns)
-            return x.reshape(B, S, n, D).transpose(0, 2, 1, 3)
-
-        q = np.ascontiguousarray(project("query"))  # [B, n, S, D]
-        k_t = np.ascontiguousarray(project("key").transpose(0, 1, 3, 2))  # [B, n, D, S]
-        v = np.ascontiguousarray(project("value"))  # [B, n, S, D]
-        mine_traced = Trace({}) if traced else NO_TRACE  # this thread's scores, [B, n, S, S]
-        context, p = scaled_dot_product_attention(q, k_t, v, mask, mine_traced, probs is not None)
-        if probs is not None:
-            probs[:, heads] = p  # [B, n, S, S]
-        context = context.transpose(0, 2, 1, 3)  # [B, n, S, D] -> [B, S, n, D]
-        if traced:
-            whole.put("scores", mine_traced.store["scores"], heads, axis=1)
-            whole.put("context", context.reshape(B, S, n * D), columns)  # a copy: only when traced
-        for i in range(run.start, run.stop):  # each group's share: its heads' context times their columns of Wᵀ
-            group = head_parts[i]
-            local = slice(group.start - heads.start, group.stop - heads.start)
-            context_group = context[:, :, local].reshape(B * S, -1)  # [B*S, n_group * D]
-            weight = attention_output["weight"][:, group.start * D : group.stop * D]  # [H, n_group * D]
-            put_share(heads_shares, i, context_group @ weight.T, run)  # [B*S, H]
+    def attend(run: slice) -> None:  # a thread's groups of heads, head_parts[run], each computed on its own
+        for i in range(run.start, run.stop):
+            heads = head_parts[i]
+            n, columns = heads.stop - heads.start, slice(heads.start * D, heads.stop * D)  # their columns of [B, S, H]
+            q = np.ascontiguousarray(project("query", columns))  # [B, n, S, D]
+            k_t = np.ascontiguousarray(project("key", columns).transpose(0, 1, 3, 2))  # [B, n, D, S]
+            v = np.ascontiguousarray(project("value", columns))  # [B, n, S, D]
+            mine_traced = Trace({}) if traced else NO_TRACE  # this group's scores, [B, n, S, S]
+            context, p = scaled_dot_product_attention(q, k_t, v, mask, mine_traced, probs is not None)
+            if probs is not None:
+                probs[:, heads] = p  # [B, n, S, S]
+            context = context.transpose(0, 2, 1, 3).reshape(B * S, n * D)  # [B, n, S, D] -> [B*S, n * D], a copy
+            if traced:
+                whole.put("scores", mine_traced.store["scores"], heads, axis=1)
+                whole.put("context", context.reshape(B, S, n * D), columns)
+            # the group's share of the output projection: its heads' context times their columns of Wᵀ
+            put_share(heads_shares, i, context @ attention_output["weight"][:, columns].T, run)  # [B*S, H]
 
     map_in_threads(attend, split(len(head_parts), threads_here()))
     self_trace = trace.at("attention").at("self")
@@ -102,17 +99,14 @@ def bert_layer_in_parts(
     activation = ACT2FN[config.hidden_act]
     features_shares = [None] * len(feature_parts)  # [B*S, H] each: a group of features' share of the narrowing
 
-    def feed_forward(run: slice) -> None:  # a thread's consecutive groups of features, feature_parts[run]
-        features = slice(feature_parts[run.start].start, feature_parts[run.stop - 1].stop)
-        x = linear(attention_output_states, widening["weight"][features], widening["bias"][features])  # [B, S, f]
-        whole.put("dense", x, features)
-        x = apply_elementwise(activation, x, out=x)
-        whole.put("intermediate_act_fn", x, features)
-        x = x.reshape(B * S, -1)  # [B*S, f]
+    def feed_forward(run: slice) -> None:  # a thread's groups of features, feature_parts[run], each on its own
         for i in range(run.start, run.stop):
-            group = feature_parts[i]
-            local = slice(group.start - features.start, group.stop - features.start)
-            share = x[:, local] @ narrowing["weight"][:, group].T  # [B*S, f_group] @ [f_group, H] -> [B*S, H]
+            features = feature_parts[i]
+            x = linear(attention_output_states, widening["weight"][features], widening["bias"][features])  # [B, S, f]
+            whole.put("dense", x, features)
+            x = apply_elementwise(activation, x, out=x)
+            whole.put("intermediate_act_fn", x, features)
+            share = x.reshape(B * S, -1) @ narrowing["weight"][:, features].T  # [B*S, f] @ [f, H] -> [B*S, H]
             put_share(features_shares, i, share, run)
 
     map_in_threads(feed_forward, split(len(feature_parts), threads_here()))

@@ -9,8 +9,9 @@ from support.helpers import minilm_dir
 
 import minibert
 from minibert import model as bert
+from minibert.functional import linear
 from minibert.layer_parts import bert_layer_in_parts
-from minibert.parallel import budget
+from minibert.parallel import budget, split
 from minibert.trace import Trace
 
 # A layer's float32 output against the same layer in float64 (float64 weights, the same float64 input rounded to
@@ -23,6 +24,10 @@ LAYER_F32_TOL = 5e-7
 TRACED_F32_TOL = 2e-6
 # float64 in parts against float64 whole, every position: the sums' rounding, ~1e-16 of the scale.
 LAYER_F64_TOL = 1e-13
+# A layer's attention probabilities in parts against bert_layer's, where the BLAS kernel rounds a part's columns of
+# Q, K and V otherwise than the whole products (else they are equal). Seen with OpenBLAS's Haswell kernel
+# (OPENBLAS_CORETYPE=Haswell) on MiniLM over TEXTS: float32 up to 3.9e-7, float64 up to 8.9e-16.
+PROBS_TOL = {np.float32: 1e-6, np.float64: 1e-14}
 TEXTS = [
     "Why is the pooled output different from the first token's hidden state? One more dense layer and a tanh.",
     "A padded row: shorter than the others.",
@@ -58,6 +63,22 @@ def run(model, layer: int, hidden_states, attention_mask, parts=None, threads=1)
         return bert_layer_in_parts(x, mask, **params, config=model.config, parts=parts, output_attentions=True)
 
 
+def columns_round_as_the_whole_product(model, x, parts: int) -> bool:
+    """Whether this BLAS kernel computes each part's columns of Q and of the widening product as the whole product
+    computes them, bit for bit (OpenBLAS's SkylakeX kernel does at these cuts; its Haswell kernel does not). Where it
+    does, every step of a layer in parts but the narrowing sums is bert_layer's bit for bit."""
+    layer = model.params["encoder"]["layer"][0]
+    N, D = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
+    cuts = {"query": [slice(h.start * D, h.stop * D) for h in split(N, parts)]}
+    cuts["widening"] = split(model.config.intermediate_size, parts)
+    for name, dense in (("query", layer["attention"]["self"]["query"]), ("widening", layer["intermediate"]["dense"])):
+        whole = linear(x, **dense)
+        for columns in cuts[name]:
+            if not np.array_equal(linear(x, dense["weight"][columns], dense["bias"][columns]), whole[..., columns]):
+                return False
+    return True
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_part_is_bert_layer_bit_for_bit(layers, dtype):
     models, inputs, attention_mask = layers
@@ -88,12 +109,16 @@ def test_parts_are_as_exact_as_bert_layer_against_float64(layers, parts):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_every_step_but_the_narrowing_sums_is_bert_layers_own(layers, dtype):
-    """A part's columns of Q, K and V are the whole products' columns, bit for bit, and each head's attention is its
-    own: the probabilities of every head equal bert_layer's, in 1 to 4 parts."""
+    """Each head's attention is its own: the probabilities of every head in 2 to 4 parts are bert_layer's, bit for bit
+    where the BLAS kernel computes a part's columns of Q, K and V as the whole products do; on any kernel within
+    PROBS_TOL of them (the same dot products, other last bits of Q, K and V)."""
     models, inputs, attention_mask = layers
     _, probs = run(models[dtype], 2, inputs[2], attention_mask)
     for parts in (2, 3, 4):
-        np.testing.assert_array_equal(run(models[dtype], 2, inputs[2], attention_mask, parts=parts)[1], probs)
+        ours = run(models[dtype], 2, inputs[2], attention_mask, parts=parts)[1]
+        if columns_round_as_the_whole_product(models[dtype], inputs[2].astype(dtype), parts):
+            np.testing.assert_array_equal(ours, probs, err_msg=f"{parts} parts")
+        np.testing.assert_allclose(ours, probs, rtol=0, atol=PROBS_TOL[dtype], err_msg=f"{parts} parts")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -140,14 +165,14 @@ def test_more_parts_than_heads_leaves_no_part_empty(layers):
     whole, probs = run(models[np.float64], 0, inputs[0], attention_mask)
     ours, ours_probs = run(models[np.float64], 0, inputs[0], attention_mask, parts=16, threads=3)
     np.testing.assert_allclose(ours, whole, rtol=0, atol=LAYER_F64_TOL * np.abs(whole).max())
-    np.testing.assert_array_equal(ours_probs, probs)
+    np.testing.assert_allclose(ours_probs, probs, rtol=0, atol=PROBS_TOL[np.float64])
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_a_traced_layer_records_what_bert_layer_records(layers, parts):
-    """The same names in the same order; the arrays equal bert_layer's bit for bit up to the first narrowing sum
-    (query ... context), and after it as near float64's as bert_layer's own; the traced output is the untraced one,
-    bit for bit."""
+    """The same names in the same order; every array as near float64's as bert_layer's own, and up to the first
+    narrowing sum (query ... context) bert_layer's bit for bit where the BLAS kernel computes a part's columns of Q, K
+    and V as the whole products do; the traced output is the untraced one, bit for bit."""
     models, inputs, attention_mask = layers
     records = {}
     for name, dtype, layer_parts in (
@@ -159,7 +184,7 @@ def test_a_traced_layer_records_what_bert_layer_records(layers, parts):
         mask = bert.extended_attention_mask(attention_mask, dtype)
         x, params = inputs[3].astype(dtype), model.params["encoder"]["layer"][3]
         records[name] = {}
-        with budget(2):
+        with budget(1 if layer_parts is None else 2):  # bert_layer on one thread: its own products are not cut
             if layer_parts is None:
                 bert.bert_layer(x, mask, **params, config=model.config, trace=Trace(records[name]))
             else:
@@ -175,11 +200,13 @@ def test_a_traced_layer_records_what_bert_layer_records(layers, parts):
     ]  # fmt: skip
     np.testing.assert_array_equal(traced, untraced)
     np.testing.assert_array_equal(ours["output.LayerNorm"], traced)
-    for name in list(plain)[:6]:
-        np.testing.assert_array_equal(ours[name], plain[name], err_msg=name)
-    real = attention_mask.astype(bool)[:, :, None]
-    for name in list(plain)[6:]:
-        where = np.broadcast_to(real, truth[name].shape)
+    if columns_round_as_the_whole_product(models[np.float32], inputs[3].astype(np.float32), parts):
+        for name in list(plain)[:6]:
+            np.testing.assert_array_equal(ours[name], plain[name], err_msg=name)
+    real = attention_mask.astype(bool)
+    real_pairs = real[:, None, :, None] & real[:, None, None, :]  # [B, 1, S, S]: a real token and a real key
+    for name in plain:
+        where = np.broadcast_to(real_pairs if truth[name].ndim == 4 else real[:, :, None], truth[name].shape)
         scale = float(np.abs(truth[name][where]).max())
         for who, record in (("bert_layer", plain), (f"{parts} parts", ours)):
             error = float(np.abs(record[name][where] - truth[name][where]).max())

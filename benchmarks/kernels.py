@@ -1,0 +1,234 @@
+"""Where a forward pass spends its time, by the machine code it runs: perf's samples of a pinned loop of forward
+passes, grouped by what each function is (BLAS's multiply-adds and packing, NumPy's loops, the interpreter, ...).
+
+    python benchmarks/kernels.py --model minilm --shape 1x512 --threads 1
+    python benchmarks/kernels.py --model minilm --shape 8x128 --engine torch --out benchmarks/results/x.json
+
+What benchmarks/run.py's roofline column cannot tell: which kernel BLAS really runs in the timed process
+(`sgemm_kernel_SKYLAKEX`, `sgemm_small_kernel_b0_nn_SKYLAKEX`, ...), how much of a pass it takes, and how the time
+outside it divides among NumPy's loops (exp, multiply, the reductions) and Python. The engine runs in its own process,
+pinned like run.py's workers; perf attaches once the engine is loaded and warm, so loading is not sampled. It needs
+`perf` (Debian's linux-perf) and permission to attach to one's own processes (kernel.perf_event_paranoid <= 2, or
+root). `-e cpu-clock` is a software clock: it works in the KVM guests here, which give perf no hardware counters.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import describe_host, host_summary, protocol_stdout, start_pinned  # noqa: E402
+from run import engine_report, load_engine, make_inputs, model_dirs  # noqa: E402
+
+# What a sampled function is, by its library and name (the first match wins). perf names OpenBLAS's kernels after
+# the core they were written for, so `sgemm_kernel_SKYLAKEX` says which kernel ran; `gemm_beta` is BLAS zeroing C
+# before a product (NumPy asks for C = A B, beta = 0), through libc's memset.
+GROUPS = (  # (group, library pattern, symbol pattern)
+    ("Python", r"libpython|/python3", r""),
+    ("BLAS: multiply-adds", r"", r"gemm_(small_)?kernel|gemv_|mkl_blas_.*(gemm|gemv)|brgemm"),
+    ("BLAS: packing", r"", r"gemm_.*copy|gemm_.*pack|mkl_blas_.*copy"),
+    ("BLAS: zeroing C", r"", r"gemm_beta"),
+    ("BLAS: threads waiting", r"", r"blas_thread_server|exec_blas|gomp_|__kmp|kmp_"),
+    ("libc: memset, memcpy", r"libc", r"mem(set|move|cpy)"),
+    ("NumPy: exp", r"numpy|_multiarray_umath", r"exp"),
+    ("NumPy: reductions", r"numpy|_multiarray_umath", r"pairwise_sum|reduce|_(maximum|fmax)"),
+    ("NumPy: copies", r"numpy|_multiarray_umath", r"strided_to|contig_to|_copy|assign|TransferNDim|npyiter_"),
+    ("NumPy: elementwise", r"numpy|_multiarray_umath", r"^(FLOAT|DOUBLE)_|simd_"),
+    ("NumPy: the rest", r"numpy|_multiarray_umath", r""),
+    ("torch, onnxruntime: the rest", r"libtorch|libc10|onnxruntime|libgomp|libiomp", r""),
+)
+KERNEL = "Linux kernel"
+OTHER = "other"
+
+
+def parse_report(text: str) -> list[dict]:
+    """`perf report --stdio --sort dso,sym --field-separator ';'` -> [{percent, dso, symbol, kernel_space}], largest
+    first. Comment and blank lines are skipped; a symbol perf cannot name is kept as its address."""
+    rows = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(";")]
+        if len(fields) < 3 or not fields[0].endswith("%"):
+            continue
+        percent, dso, symbol = float(fields[0].rstrip("%")), fields[1], ";".join(fields[2:])
+        match = re.match(r"\[([.k])\]\s*(.*)", symbol)
+        kernel_space = bool(match and match.group(1) == "k") or dso.startswith("[kernel")
+        rows.append(
+            {
+                "percent": percent,
+                "dso": dso,
+                "symbol": match.group(2) if match else symbol,
+                "kernel_space": kernel_space,
+            }
+        )
+    return sorted(rows, key=lambda r: -r["percent"])
+
+
+def group_of(row: dict) -> str:
+    """The GROUPS name of one perf row (KERNEL for the kernel's own functions, OTHER for what matches none)."""
+    if row["kernel_space"]:
+        return KERNEL
+    for name, library, symbol in GROUPS:
+        if re.search(library, row["dso"]) and re.search(symbol, row["symbol"]):
+            return name
+    return OTHER
+
+
+def summarise(rows: list[dict], seconds_per_call: float) -> dict:
+    """Percent and milliseconds per forward pass of each group, and the BLAS kernels seen (by name)."""
+    total = sum(r["percent"] for r in rows) or 1.0
+    groups: dict[str, float] = {}
+    for row in rows:
+        groups[group_of(row)] = groups.get(group_of(row), 0.0) + row["percent"]
+    kernels = sorted({r["symbol"] for r in rows if group_of(r) == "BLAS: multiply-adds" and r["percent"] >= 0.1})
+    return {
+        "groups": {
+            name: {"percent": round(100 * p / total, 2), "ms_per_call": round(1e3 * seconds_per_call * p / total, 3)}
+            for name, p in sorted(groups.items(), key=lambda kv: -kv[1])
+        },
+        "blas_kernels": kernels,
+        "top_symbols": [
+            {
+                "percent": round(100 * r["percent"] / total, 2),
+                "symbol": r["symbol"],
+                "dso": Path(r["dso"]).name,
+                "group": group_of(r),
+            }
+            for r in rows[:25]
+        ],
+    }
+
+
+def child(engine: str, name: str, directory: str, threads: int, batch: int, seq: int) -> None:
+    """Load and warm the engine, say "ready", then on "go" run forward passes for the given seconds and answer with
+    their number and time."""
+    start_pinned(threads)
+    reply = protocol_stdout()
+    forward = load_engine(engine, name, Path(directory), threads)
+    vocab_size = json.loads((Path(directory) / "config.json").read_text())["vocab_size"]
+    inputs = make_inputs(batch, seq, vocab_size)
+    for _ in range(3):
+        forward(*inputs)
+    print(json.dumps({"report": engine_report(engine, threads), "pid": os.getpid()}), file=reply, flush=True)
+    seconds = json.loads(sys.stdin.readline())["seconds"]
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        forward(*inputs)
+        calls += 1
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"calls": calls, "seconds": elapsed}), file=reply, flush=True)
+
+
+def profile(engine: str, name: str, directory: Path, threads: int, batch: int, seq: int, seconds: float) -> dict:
+    perf = shutil.which("perf")
+    if perf is None:
+        raise SystemExit("kernels.py needs perf: apt-get install linux-perf (Debian), then run it again")
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        engine,
+        name,
+        str(directory),
+        str(threads),
+        str(batch),
+        str(seq),
+    ]
+    worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "perf.data"
+        try:
+            hello = json.loads(worker.stdout.readline() or "null")
+            if hello is None:
+                raise SystemExit(f"the {engine} worker died while loading (exit {worker.wait()}); see its stderr above")
+            recorder = subprocess.Popen(
+                [perf, "record", "-q", "-e", "cpu-clock", "-F", "1999", "-p", str(hello["pid"]), "-o", str(data)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(0.5)  # perf attached before the timed loop starts
+            if recorder.poll() is not None:
+                raise SystemExit(f"perf record could not attach: {recorder.stderr.read().strip()}")
+            worker.stdin.write(json.dumps({"seconds": seconds}) + "\n")
+            worker.stdin.flush()
+            done = json.loads(worker.stdout.readline())
+            worker.stdin.close()
+            worker.wait(timeout=60)
+            recorder.wait(timeout=60)  # perf stops when the process it follows exits
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        report = subprocess.run(
+            [perf, "report", "-i", str(data), "--stdio", "--sort", "dso,sym", "--field-separator", ";"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    seconds_per_call = done["seconds"] / done["calls"]
+    return {
+        "engine": engine,
+        "model": name,
+        "batch": batch,
+        "seq": seq,
+        "threads": threads,
+        "calls": done["calls"],
+        "seconds_per_call": seconds_per_call,
+        "worker": hello["report"],
+        **summarise(parse_report(report), seconds_per_call),
+    }
+
+
+def print_profile(result: dict) -> None:
+    print(
+        f"{result['engine']} {result['model']} {result['batch']}x{result['seq']} on {result['threads']} cores: "
+        f"{1e3 * result['seconds_per_call']:.2f} ms per call over {result['calls']} calls"
+    )
+    for name, group in result["groups"].items():
+        print(f"  {group['percent']:6.2f}%  {group['ms_per_call']:9.3f} ms  {name}")
+    print(f"  BLAS kernels seen: {', '.join(result['blas_kernels']) or 'none named'}")
+    for row in result["top_symbols"][:12]:
+        print(f"    {row['percent']:6.2f}%  {row['symbol']}  ({row['dso']}; {row['group']})")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="minilm", choices=["minilm", "bert-base"])
+    parser.add_argument("--shape", default="1x512", help="batch x sequence, e.g. 8x128")
+    parser.add_argument("--threads", type=int, default=1, help="cores (and threads) of the engine's process")
+    parser.add_argument("--engine", default="minibert", choices=["minibert", "torch"])
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long the sampled loop runs")
+    parser.add_argument("--out", type=Path, help="also write the result to this JSON file")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        engine, name, directory, threads, batch, seq = args.child
+        child(engine, name, directory, int(threads), int(batch), int(seq))
+        return 0
+    try:
+        batch, seq = (int(n) for n in args.shape.lower().split("x"))
+    except ValueError:
+        parser.error(f"--shape {args.shape!r}: expected batch x sequence, e.g. 8x128")
+    host = describe_host()
+    print(f"host: {host_summary(host)}")
+    result = profile(args.engine, args.model, model_dirs()[args.model], args.threads, batch, seq, args.seconds)
+    result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": host, **result}
+    print_profile(result)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
