@@ -18,6 +18,7 @@ def load(name: str):
 
 harness = load("harness")
 corpus = load("corpus")
+kernels = load("kernels")
 
 LSCPU_ZEN1 = """\
 Architecture:                            x86_64
@@ -169,3 +170,52 @@ def test_corpus_is_deterministic_distinct_and_independent_of_file_order(tmp_path
     assert corpus.corpus_digest(texts) == corpus.describe_corpus(texts)["sha256"]
     with pytest.raises(SystemExit, match="fewer than the 7 asked"):
         corpus.build_corpus(7, roots=[root])
+
+
+# `perf report --stdio --sort dso,sym --field-separator ';'`, as perf 6 prints it (cut from a MiniLM run on Zen 4).
+PERF_REPORT = """\
+# Samples: 33K of event 'cpu-clock'
+#
+# Overhead;Shared Object                                    ;Symbol
+ 62.00% ;libscipy_openblas64_-32a4b2a6.so                 ;[.] sgemm_kernel_SKYLAKEX
+ 5.00%  ;_multiarray_umath.cpython-311-x86_64-linux-gnu.so;[.] simd_exp_FLOAT
+ 4.00%  ;_multiarray_umath.cpython-311-x86_64-linux-gnu.so;[.] FLOAT_multiply_X86_V3
+ 3.00%  ;libscipy_openblas64_-32a4b2a6.so                 ;[.] sgemm_small_kernel_b0_nn_SKYLAKEX
+ 2.00%  ;libscipy_openblas64_-32a4b2a6.so                 ;[.] sgemm_oncopy_SKYLAKEX
+ 2.00%  ;libc.so.6                                        ;[.] __memset_avx512_unaligned_erms
+ 1.50%  ;_multiarray_umath.cpython-311-x86_64-linux-gnu.so;[.] FLOAT_pairwise_sum
+ 1.00%  ;_multiarray_umath.cpython-311-x86_64-linux-gnu.so;[.] _aligned_strided_to_contig_size4_srcstride0
+ 1.00%  ;libpython3.11.so.1.0                             ;[.] _PyEval_EvalFrameDefault
+ 0.50%  ;[kernel.kallsyms]                                ;[k] clear_page_erms
+ 0.05%  ;libscipy_openblas64_-32a4b2a6.so                 ;[.] sgemm_kernel_HASWELL
+ 17.95% ;libsomething.so                                  ;[.] 0x00000000001234
+
+"""
+
+
+def test_perf_samples_are_grouped_by_what_each_function_is_and_named_kernels_listed():
+    rows = kernels.parse_report(PERF_REPORT)
+    assert [r["percent"] for r in rows][:2] == [62.0, 17.95]  # largest first
+    assert rows[0]["dso"] == "libscipy_openblas64_-32a4b2a6.so" and rows[0]["symbol"] == "sgemm_kernel_SKYLAKEX"
+    assert [r["symbol"] for r in rows if r["kernel_space"]] == ["clear_page_erms"]
+    groups = {r["symbol"]: kernels.group_of(r) for r in rows}
+    assert groups == {
+        "sgemm_kernel_SKYLAKEX": "BLAS: multiply-adds",
+        "sgemm_small_kernel_b0_nn_SKYLAKEX": "BLAS: multiply-adds",
+        "sgemm_kernel_HASWELL": "BLAS: multiply-adds",
+        "sgemm_oncopy_SKYLAKEX": "BLAS: packing",
+        "__memset_avx512_unaligned_erms": "libc: memset, memcpy",
+        "simd_exp_FLOAT": "NumPy: exp",
+        "FLOAT_multiply_X86_V3": "NumPy: elementwise",
+        "FLOAT_pairwise_sum": "NumPy: reductions",
+        "_aligned_strided_to_contig_size4_srcstride0": "NumPy: copies",
+        "_PyEval_EvalFrameDefault": "Python",
+        "clear_page_erms": "Linux kernel",
+        "0x00000000001234": "other",
+    }
+    summary = kernels.summarise(rows, seconds_per_call=0.2)  # the rows add up to 100%: 1% of a call is 2 ms
+    assert summary["groups"]["BLAS: multiply-adds"] == {"percent": 65.05, "ms_per_call": 130.1}
+    assert summary["groups"]["other"] == {"percent": 17.95, "ms_per_call": 35.9}
+    assert list(summary["groups"])[0] == "BLAS: multiply-adds"  # largest first
+    # kernels under 0.1% of the samples are not listed as the ones that ran
+    assert summary["blas_kernels"] == ["sgemm_kernel_SKYLAKEX", "sgemm_small_kernel_b0_nn_SKYLAKEX"]
