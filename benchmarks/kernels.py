@@ -33,9 +33,9 @@ from run import engine_report, load_engine, make_inputs, model_dirs  # noqa: E40
 # before a product (NumPy asks for C = A B, beta = 0), through libc's memset.
 GROUPS = (  # (group, library pattern, symbol pattern)
     ("Python", r"libpython|/python3", r""),
+    ("BLAS: packing", r"", r"gemm_.*(copy|pack)"),  # OpenBLAS's sgemm_itcopy, MKL's sgemm_scopy_right16
+    ("BLAS: zeroing C", r"", r"gemm_(beta|mscale)"),  # OpenBLAS's sgemm_beta, MKL's sgemm_mscale
     ("BLAS: multiply-adds", r"", r"gemm_(small_)?kernel|gemv_|mkl_blas_.*(gemm|gemv)|brgemm"),
-    ("BLAS: packing", r"", r"gemm_.*copy|gemm_.*pack|mkl_blas_.*copy"),
-    ("BLAS: zeroing C", r"", r"gemm_beta"),
     ("BLAS: threads waiting", r"", r"blas_thread_server|exec_blas|gomp_|__kmp|kmp_"),
     ("libc: memset, memcpy", r"libc", r"mem(set|move|cpy)"),
     ("NumPy: exp", r"numpy|_multiarray_umath", r"exp"),

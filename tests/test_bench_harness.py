@@ -187,7 +187,9 @@ PERF_REPORT = """\
  1.00%  ;_multiarray_umath.cpython-311-x86_64-linux-gnu.so;[.] _aligned_strided_to_contig_size4_srcstride0
  1.00%  ;libpython3.11.so.1.0                             ;[.] _PyEval_EvalFrameDefault
  0.50%  ;[kernel.kallsyms]                                ;[k] clear_page_erms
- 0.05%  ;libscipy_openblas64_-32a4b2a6.so                 ;[.] sgemm_kernel_HASWELL
+ 0.03%  ;libscipy_openblas64_-32a4b2a6.so                 ;[.] sgemm_kernel_HASWELL
+ 0.01%  ;libtorch_cpu.so                                  ;[.] mkl_blas_def_sgemm_scopy_right16_bdz
+ 0.01%  ;libtorch_cpu.so                                  ;[.] mkl_blas_def_sgemm_mscale
  17.95% ;libsomething.so                                  ;[.] 0x00000000001234
 
 """
@@ -204,6 +206,8 @@ def test_perf_samples_are_grouped_by_what_each_function_is_and_named_kernels_lis
         "sgemm_small_kernel_b0_nn_SKYLAKEX": "BLAS: multiply-adds",
         "sgemm_kernel_HASWELL": "BLAS: multiply-adds",
         "sgemm_oncopy_SKYLAKEX": "BLAS: packing",
+        "mkl_blas_def_sgemm_scopy_right16_bdz": "BLAS: packing",
+        "mkl_blas_def_sgemm_mscale": "BLAS: zeroing C",
         "__memset_avx512_unaligned_erms": "libc: memset, memcpy",
         "simd_exp_FLOAT": "NumPy: exp",
         "FLOAT_multiply_X86_V3": "NumPy: elementwise",
@@ -214,7 +218,7 @@ def test_perf_samples_are_grouped_by_what_each_function_is_and_named_kernels_lis
         "0x00000000001234": "other",
     }
     summary = kernels.summarise(rows, seconds_per_call=0.2)  # the rows add up to 100%: 1% of a call is 2 ms
-    assert summary["groups"]["BLAS: multiply-adds"] == {"percent": 65.05, "ms_per_call": 130.1}
+    assert summary["groups"]["BLAS: multiply-adds"] == {"percent": 65.03, "ms_per_call": 130.06}
     assert summary["groups"]["other"] == {"percent": 17.95, "ms_per_call": 35.9}
     assert list(summary["groups"])[0] == "BLAS: multiply-adds"  # largest first
     # kernels under 0.1% of the samples are not listed as the ones that ran
