@@ -46,10 +46,10 @@ def bert_model_in_threads(
     H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
     macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
     pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
-    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in layer_parts() parts, whatever the process's
+    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in parts_per_layer() parts, whatever the process's
     # cores, the thread count or a trace: the outputs depend on none of them (the parts' sums round as one product
     # would not).
-    parts = layer_parts() if B * S >= LAYER_IN_PARTS_TOKENS else 1
+    parts = parts_per_layer() if B * S >= LAYER_IN_PARTS_TOKENS else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
@@ -87,7 +87,7 @@ def bert_model_in_threads(
     return output
 
 
-def layer_parts() -> int:
+def parts_per_layer() -> int:
     """The parts a layer is cut into: the machine's CPUs, at most MAX_LAYER_PARTS. Not the cores this process may use
     nor its thread count, so that those change no bit of the outputs on one machine (tuning.MAX_LAYER_PARTS)."""
     return max(1, min(MAX_LAYER_PARTS, os.cpu_count() or 1))

@@ -9,16 +9,15 @@ the bias, the residual and the LayerNorm follow as in bert_layer: two handoffs p
 costs ~130 us on a 2-core VM (parallel.py), so one handoff per product and per elementwise step, which is what
 sharing each step does, cost more than the second core gave below 256 tokens (benchmarks/README.md).
 
-The numbers are bert_layer's but for one rounding, and a second on some BLAS kernels: a narrowing product summed over
-P parts, x Wᵀ = sum_p x_p W_pᵀ, rounds as P shorter dot products added; and a part's columns of Q, K, V and of the
-widening product are the whole product's columns only where the BLAS kernel rounds a block of output columns as it
-does the whole (OpenBLAS's SkylakeX kernel does at these cuts; its Haswell kernel does not). tests/test_layer_parts.py
-bounds both against float64 as bert_layer is bounded, holds parts=1 equal to bert_layer bit for bit, and the rest
-bit for bit where the kernel allows. Each part's products are its own, computed alone whichever thread runs it, and
-the parts are fixed by the caller (batch_threads.layer_parts()), not by the cores or the thread count: on 1 thread or
-3 the same products are made and the same shares summed in the same order, so the outputs are the same bits on any
-kernel; a traced call computes what the untraced one does, and its record is bert_layer's, put together from the
-parts.
+The numbers are bert_layer's but for one rounding, and a second on some BLAS kernels: a narrowing product summed over P
+parts, x Wᵀ = sum_p x_p W_pᵀ, rounds as P shorter dot products added; and a part's columns of Q, K, V and of the
+widening product are the whole product's columns only where the BLAS kernel rounds a block of output columns as it does
+the whole (OpenBLAS's SkylakeX kernel does at these cuts; its Haswell kernel does not). tests/test_layer_parts.py bounds
+both against float64 as bert_layer is bounded, holds parts=1 equal to bert_layer bit for bit, and the rest bit for bit
+where the kernel allows. Each part's products are its own, computed alone whichever thread runs it, and the parts are
+fixed by the caller (batch_threads.parts_per_layer()), not by the cores or the thread count: on 1 thread or 3 the same
+products are made and the same shares summed in the same order, so the outputs are the same bits on any kernel; a traced
+call computes what the untraced one does, and its record is bert_layer's, put together from the parts.
 
 Shape legend: B batch, S sequence length, H hidden size, N heads, D head size, I intermediate size, P parts.
 """

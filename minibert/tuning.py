@@ -14,14 +14,14 @@ ATTENTION_BLOCK_SCORES = 1 << 16
 # cores 47.6 against 51.4 ms, while MiniLM 16x32 and 4x128 (2.7 G) and bert-base 8x32 (10.9 G) gain 1.12-1.25x from
 # slices (Zen 4). (It was 64 tokens a slice: a slice's handoff to a sleeping pool thread costs ~130 us.)
 MIN_SLICE_MACS = 2 << 30
-# From this many tokens on (the call's, B x S), every layer is computed in parts (batch_threads.layer_parts()), heads
-# and intermediate features (layer_parts.py), on any number of cores and threads; a call that is not cut into slices
-# shares its parts among its threads, BLAS on one. Against what ran before (below 256 tokens the products on BLAS's two
-# threads and the rest on one, from 256 one handoff per product and step), the whole forward pass on 2 cores, old and
-# new trees in alternating pinned processes (6 rounds, Zen 4, with one part per core): MiniLM 1x128 0.981, 8x32 0.872,
-# 1x512 0.879, 32x128 (two slices, each its parts on one thread) 0.985; bert-base 1x128 0.931, 1x512 0.978, 8x128 1.016.
-# Below it the two handoffs per layer (~130 us each to a sleeping thread) cost more than the second core gives: in a
-# prototype, MiniLM 1x96 1.016, 1x64 1.25, 1x32 1.53; bert-base 1x32 1.07.
+# From this many tokens on (the call's, B x S), every layer is computed in parts (batch_threads.parts_per_layer()),
+# heads and intermediate features (layer_parts.py), on any number of cores and threads; a call that is not cut into
+# slices shares its parts among its threads, BLAS on one. Against what ran before (below 256 tokens the products on
+# BLAS's two threads and the rest on one, from 256 one handoff per product and step), the whole forward pass on 2 cores,
+# old and new trees in alternating pinned processes (6 rounds, Zen 4, with one part per core): MiniLM 1x128 0.981, 8x32
+# 0.872, 1x512 0.879, 32x128 (two slices, each its parts on one thread) 0.985; bert-base 1x128 0.931, 1x512 0.978, 8x128
+# 1.016. Below it the two handoffs per layer (~130 us each to a sleeping thread) cost more than the second core gives:
+# in a prototype, MiniLM 1x96 1.016, 1x64 1.25, 1x32 1.53; bert-base 1x32 1.07.
 LAYER_IN_PARTS_TOKENS = 128
 # The parts of a layer: as many as the machine has CPUs (os.cpu_count(), not the process's cores or its thread count),
 # at most MAX_LAYER_PARTS, so that on one machine no core count or thread count changes a bit of the outputs (with one
@@ -31,7 +31,8 @@ LAYER_IN_PARTS_TOKENS = 128
 # SkylakeX kernel did not), and joined parts made the outputs depend on the thread count there. Four parts on every
 # machine, each thread's parts joined, cost on one core against whole layers MiniLM 8x32 1.024, 1x128 1.001, 1x512
 # 1.017; with each part's products its own, against joined, 1.037, 1.036, 1.017 on one core and 1.033, 1.082, 1.022 on
-# two (Zen 4). Four threads at most share a single sequence's layer.
+# two (Zen 4). Two parts, each its own (a 2-CPU machine), against four joined: 1.013, 1.007, 0.981 on one core and
+# 0.963, 1.030, 1.007 on two. Four threads at most share a single sequence's layer.
 MAX_LAYER_PARTS = 4
 
 # ---- products (functional.linear) ----
