@@ -44,11 +44,12 @@ def in_process(corpus, minilm_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
+    with embed_cluster.environment_kept():  # Dask sets its workers' variables here too; the tests after this see none
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+        client = distributed.Client(cluster)
+        yield client
+        client.close()
+        cluster.close()
 
 
 def count_model_loads():
@@ -215,11 +216,23 @@ def test_each_task_on_a_worker_runs_minibert_on_one_thread_unless_the_worker_say
 def test_a_local_cluster_leaves_malloc_its_own_mmap_threshold(monkeypatch):
     """Dask's MALLOC_TRIM_THRESHOLD_=65536 fixed glibc's mmap threshold at 128 KiB in each worker: every array above
     it was mapped and faulted in afresh, and --workers 2 took 1.45x the in-process time."""
-    # A Dask cluster started earlier in this process (the client fixture's) leaves its workers' variables here.
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     with start_client(workers=1) as client:
         assert client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_") == {w: None for w in client.run(os.getpid)}
         assert client.run(os.environ.get, "OPENBLAS_NUM_THREADS") == {w: "1" for w in client.run(os.getpid)}
+
+
+def test_a_local_cluster_leaves_this_processs_environment_as_it_was(monkeypatch):
+    """Dask's nanny sets its workers' OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, ... in the process that starts them;
+    they stayed there once the cluster had closed, and a server this test suite started afterwards ran BLAS on one
+    thread (its products then rounded otherwise than this process's on OpenBLAS's Haswell kernel)."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MINIBERT_TEST_KEPT", "yes")
+    before = dict(os.environ)
+    with start_client(workers=1) as client:
+        assert client.run(os.environ.get, "OMP_NUM_THREADS") == {w: "1" for w in client.run(os.getpid)}
+    assert dict(os.environ) == before
 
 
 # Bounds for the Ctrl-C test's waits on a busy shared machine: the first shard of a local cluster (start-up, model

@@ -143,6 +143,21 @@ def sigint_ignored_by_children() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def environment_kept() -> Iterator[None]:
+    """This process's environment as it was before, once the block ends. Dask's nanny sets its workers' variables
+    (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, ...) in the process that spawns them, and they stayed there after the
+    cluster had closed: every later child process inherited them (a server started afterwards ran BLAS on one
+    thread). They are needed while the cluster runs: the nanny may spawn a worker after it has started."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(before):
+            del os.environ[name]
+        os.environ.update(before)
+
+
 def close_client(client, cluster) -> None:
     client.close()
     if cluster is not None:
@@ -159,16 +174,17 @@ def start_client(workers: int | None = None, scheduler: str | None = None, timeo
         raise InputError("pass --workers N (a local cluster) or --scheduler ADDRESS (a running one), not both")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError(f"--workers must be a positive integer, found {workers!r}")
-    try:
-        client, cluster = open_client(workers=workers, scheduler=scheduler, timeout=timeout)
-    except ImportError:
-        raise InputError("--workers and --scheduler need Dask: pip install 'minibert-numpy[cluster]'") from None
-    except (OSError, TimeoutError) as error:
-        if scheduler is None:
-            raise
-        raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
-    print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-    try:
-        yield client
-    finally:
-        close_client(client, cluster)
+    with environment_kept():  # a local cluster's nanny sets its workers' variables here; gone once it is closed
+        try:
+            client, cluster = open_client(workers=workers, scheduler=scheduler, timeout=timeout)
+        except ImportError:
+            raise InputError("--workers and --scheduler need Dask: pip install 'minibert-numpy[cluster]'") from None
+        except (OSError, TimeoutError) as error:
+            if scheduler is None:
+                raise
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({error})") from None
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        try:
+            yield client
+        finally:
+            close_client(client, cluster)
