@@ -18,6 +18,7 @@ from test_sentence import tiny_sentence_repo
 
 from minibert import InputError, embed_file, read_embeddings
 from minibert.cli import main
+from minibert.embed import cluster as embed_cluster
 from minibert.embed import job as embed_job
 from minibert.embed import read_manifest
 from minibert.embed.store import write_atomically
@@ -149,7 +150,17 @@ def test_cli_embeds_to_s3_and_refuses_a_npy_url_and_a_missing_bucket(s3, corpus,
     assert err.count("\n") == 1 and "s3://no-such-bucket/emb/manifest.json: cannot write there" in err
 
 
-def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(s3, corpus, tiny, local, monkeypatch):
+@pytest.fixture
+def environment_kept():
+    """Dask's nanny sets its workers' variables (OMP_NUM_THREADS=1, ...) in this process: put back as they were after
+    the test, so that the processes later tests start do not inherit them."""
+    with embed_cluster.environment_kept():
+        yield
+
+
+def test_a_killed_worker_writing_to_s3_loses_and_duplicates_no_line(
+    s3, corpus, tiny, local, monkeypatch, environment_kept
+):
     distributed = pytest.importorskip("distributed")
     monkeypatch.setattr(embed_job, "GROUP_LINES", 100)  # tasks of ~2 partitions: several in flight, one killed
     url = f"s3://{BUCKET}/cluster/"
