@@ -15,7 +15,6 @@ root). `-e cpu-clock` is a software clock: it works in the KVM guests here, whic
 import argparse
 import datetime
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import describe_host, host_summary, protocol_stdout, start_pinned  # noqa: E402
+from harness import Worker, describe_host, host_summary, protocol_stdout, start_pinned  # noqa: E402
 from run import engine_report, load_engine, make_inputs, model_dirs  # noqa: E402
 
 # What a sampled function is, by its library and name (the first match wins). perf names OpenBLAS's kernels after
@@ -108,9 +107,9 @@ def summarise(rows: list[dict], seconds_per_call: float) -> dict:
     }
 
 
-def child(engine: str, name: str, directory: str, threads: int, batch: int, seq: int) -> None:
-    """Load and warm the engine, say "ready", then on "go" run forward passes for the given seconds and answer with
-    their number and time."""
+def run_worker(engine: str, name: str, directory: str, threads: int, batch: int, seq: int) -> None:
+    """In the worker: load and warm the engine, report, then on {"seconds": s} run forward passes for s seconds and
+    answer with their number and time (harness.Worker's protocol)."""
     start_pinned(threads)
     reply = protocol_stdout()
     forward = load_engine(engine, name, Path(directory), threads)
@@ -118,7 +117,7 @@ def child(engine: str, name: str, directory: str, threads: int, batch: int, seq:
     inputs = make_inputs(batch, seq, vocab_size)
     for _ in range(3):
         forward(*inputs)
-    print(json.dumps({"report": engine_report(engine, threads), "pid": os.getpid()}), file=reply, flush=True)
+    print(json.dumps({"report": engine_report(engine, threads)}), file=reply, flush=True)
     seconds = json.loads(sys.stdin.readline())["seconds"]
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -132,26 +131,14 @@ def profile(engine: str, name: str, directory: Path, threads: int, batch: int, s
     perf = shutil.which("perf")
     if perf is None:
         raise SystemExit("kernels.py needs perf: apt-get install linux-perf (Debian), then run it again")
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        engine,
-        name,
-        str(directory),
-        str(threads),
-        str(batch),
-        str(seq),
-    ]
-    worker = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    args = [engine, name, str(directory), str(threads), str(batch), str(seq)]
+    worker = Worker(Path(__file__).resolve(), args, label=f"{engine} on {threads} cores")
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "perf.data"
         try:
-            hello = json.loads(worker.stdout.readline() or "null")
-            if hello is None:
-                raise SystemExit(f"the {engine} worker died while loading (exit {worker.wait()}); see its stderr above")
+            report = worker.ready()  # loaded and warm: perf samples the timed loop only
             recorder = subprocess.Popen(
-                [perf, "record", "-q", "-e", "cpu-clock", "-F", "1999", "-p", str(hello["pid"]), "-o", str(data)],
+                [perf, "record", "-q", "-e", "cpu-clock", "-F", "1999", "-p", str(worker.process.pid), "-o", str(data)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -159,16 +146,13 @@ def profile(engine: str, name: str, directory: Path, threads: int, batch: int, s
             time.sleep(0.5)  # perf attached before the timed loop starts
             if recorder.poll() is not None:
                 raise SystemExit(f"perf record could not attach: {recorder.stderr.read().strip()}")
-            worker.stdin.write(json.dumps({"seconds": seconds}) + "\n")
-            worker.stdin.flush()
-            done = json.loads(worker.stdout.readline())
-            worker.stdin.close()
-            worker.wait(timeout=60)
+            done = worker.ask({"seconds": seconds})
+            worker.close()
             recorder.wait(timeout=60)  # perf stops when the process it follows exits
         finally:
-            if worker.poll() is None:
-                worker.kill()
-        report = subprocess.run(
+            if worker.process.poll() is None:
+                worker.process.kill()
+        listing = subprocess.run(
             [perf, "report", "-i", str(data), "--stdio", "--sort", "dso,sym", "--field-separator", ";"],
             capture_output=True,
             text=True,
@@ -183,8 +167,8 @@ def profile(engine: str, name: str, directory: Path, threads: int, batch: int, s
         "threads": threads,
         "calls": done["calls"],
         "seconds_per_call": seconds_per_call,
-        "worker": hello["report"],
-        **summarise(parse_report(report), seconds_per_call),
+        "worker": report,
+        **summarise(parse_report(listing), seconds_per_call),
     }
 
 
@@ -208,11 +192,11 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", default="minibert", choices=["minibert", "torch"])
     parser.add_argument("--seconds", type=float, default=10.0, help="how long the sampled loop runs")
     parser.add_argument("--out", type=Path, help="also write the result to this JSON file")
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        engine, name, directory, threads, batch, seq = args.child
-        child(engine, name, directory, int(threads), int(batch), int(seq))
+    if args.worker:
+        engine, name, directory, threads, batch, seq = args.worker
+        run_worker(engine, name, directory, int(threads), int(batch), int(seq))
         return 0
     try:
         batch, seq = (int(n) for n in args.shape.lower().split("x"))

@@ -90,7 +90,7 @@ def bert_model_in_threads(
 def parts_per_layer() -> int:
     """The parts a layer is cut into: the machine's CPUs, at most MAX_LAYER_PARTS. Not the cores this process may use
     nor its thread count, so that those change no bit of the outputs on one machine (tuning.MAX_LAYER_PARTS)."""
-    return max(1, min(MAX_LAYER_PARTS, os.cpu_count() or 1))
+    return min(MAX_LAYER_PARTS, os.cpu_count() or 1)
 
 
 def join_slices(outputs: list, name: str):

@@ -11,8 +11,8 @@ threads the calling thread may use. That budget is a thread-local set by the cal
 batch_threads.bert_model_in_threads: one thread for the work of a forward pass, which shares out its own parts);
 outside any such block it is every core of the process. apply_elementwise's result does not depend on it (its pieces
 are the same elementwise function, bit for bit); `linear`'s may, in the last bits: a BLAS kernel can round a block of
-output features apart from the whole product (OpenBLAS's SkylakeX kernel did not at the cuts layer_parts.py makes,
-in float32 or float64: its tests), so the same call could round differently under another budget.
+output features apart from the whole product (OpenBLAS's Haswell kernel does; its SkylakeX kernel did not at the cuts
+tests/test_layer_parts.py probes), so the same call could round differently under another budget.
 """
 
 import numpy as np
