@@ -26,6 +26,7 @@ from .errors import CheckpointError, InputError
 from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
 from .hub import Need
 from .model import Params
+from .parallel import blas_threads, resolve_threads
 from .pretrained import BertModel, resolve_pretrained
 from .tokenizer import Tokenizer
 from .trace import NO_TRACE, Trace
@@ -230,8 +231,9 @@ class BertForMaskedLM(_BertTaskModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         trace: Trace = NO_TRACE,
+        threads: int | None = None,
     ) -> MaskedLMOutput:
-        """Scores for every vocabulary entry at every position. Inputs as BertModel takes them."""
+        """Scores for every vocabulary entry at every position. Inputs and `threads` as BertModel takes them."""
         out = self.bert(
             input_ids,
             attention_mask,
@@ -240,10 +242,12 @@ class BertForMaskedLM(_BertTaskModel):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             trace=trace.at("bert"),
+            threads=threads,
         )
-        logits = bert_lm_prediction_head(
-            out.last_hidden_state, **self.head, config=self.config, trace=trace.at("cls.predictions")
-        )
+        with blas_threads(resolve_threads(threads)):  # the head's products on the call's cores (parallel.py)
+            logits = bert_lm_prediction_head(
+                out.last_hidden_state, **self.head, config=self.config, trace=trace.at("cls.predictions")
+            )
         return MaskedLMOutput(logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
     def __repr__(self) -> str:
@@ -400,8 +404,10 @@ class BertForSequenceClassification(_BertTaskModel):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         trace: Trace = NO_TRACE,
+        threads: int | None = None,
     ) -> SequenceClassifierOutput:
-        """Label scores for each row. Inputs as BertModel takes them (sentence pairs via token_type_ids)."""
+        """Label scores for each row. Inputs and `threads` as BertModel takes them (sentence pairs via
+        token_type_ids)."""
         out = self.bert(
             input_ids,
             attention_mask,
@@ -410,8 +416,10 @@ class BertForSequenceClassification(_BertTaskModel):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             trace=trace.at("bert"),
+            threads=threads,
         )
-        logits = bert_classifier(out.pooler_output, **self.classifier, trace=trace)  # [B, H] -> [B, L]
+        with blas_threads(resolve_threads(threads)):
+            logits = bert_classifier(out.pooler_output, **self.classifier, trace=trace)  # [B, H] -> [B, L]
         # The pipeline's default function_to_apply:
         # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/pipelines/text_classification.py#L183-L193
         probabilities, predicted = None, None

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .errors import InputError
@@ -123,7 +124,27 @@ def split(n: int, parts: int) -> list[slice]:
 # ----------------------------------------------------------------------------------------------------------
 # BLAS's thread count: process-wide, so calls running at once share one setting. The first call sets it, a call
 # that needs fewer threads lowers it (to 1 when a batch is split: more would oversubscribe the cores), the last one
-# to return restores what was there before.
+# to return restores what was there before. BLAS gets more than one thread only where its own split of a product
+# keeps the product's bits (split_keeps_bits): else the outputs would change with the thread count.
+def split_keeps_bits(controller: ThreadpoolController, threads: int) -> bool:
+    """Whether NumPy's BLAS computes a product on `threads` threads to the bits it gives on one. OpenBLAS's SkylakeX
+    kernel (AVX-512 CPUs) does. Its Haswell kernel (AVX2 CPUs) does not: a product of 4 to 127 rows of MiniLM's or
+    bert-base's shapes rounds otherwise on two threads, and bert-base's pooler moved by 1.6e-6 between threads=1 and
+    threads=2 (benchmarks/README.md). Probed once per thread count on a product of a short call's size, both dtypes."""
+
+    def filled(shape, dtype):  # values in [-0.5, 0.5) with full mantissas (a multiplicative hash), in microseconds
+        hashed = np.arange(np.prod(shape), dtype=np.uint64) * 2654435761 & 0xFFFFFFFF
+        return (hashed.astype(dtype) * 2.0**-32 - 0.5).reshape(shape)
+
+    x = [filled((64, 384), dtype) for dtype in (np.float32, np.float64)]  # [tokens, H]
+    weights = [np.asfortranarray(filled((384, 384), dtype)) for dtype in (np.float32, np.float64)]  # [H, H]
+    products = {}
+    for n in (1, threads):
+        with controller.limit(limits=n, user_api="blas"):
+            products[n] = [a @ w.T for a, w in zip(x, weights, strict=True)]
+    return all(np.array_equal(one, many) for one, many in zip(products[1], products[threads], strict=True))
+
+
 class _BlasThreads:
     def __init__(self):
         self._lock = threading.Lock()
@@ -131,16 +152,25 @@ class _BlasThreads:
         self._threads = 0
         self._limiter = None  # threadpoolctl's record of the thread counts before the first call
         self._controller = None  # found once, at the first call: it scans the loaded libraries, NumPy's BLAS among them
+        self._keeps_bits = {1: True}  # thread count -> split_keeps_bits, probed once per process
 
     def _after_fork_in_child(self) -> None:  # a child forked mid-call starts with no call running
         self._lock = threading.Lock()
         self._active, self._threads, self._limiter = 0, 0, None
+
+    def _bit_keeping(self, threads: int) -> int:  # under the lock: threads, or 1 where BLAS's split changes bits
+        if threads not in self._keeps_bits:
+            if self._active:
+                return 1  # not probed under another call's products (the probe sets the thread count); 1 is safe
+            self._keeps_bits[threads] = split_keeps_bits(self._controller, threads)
+        return threads if self._keeps_bits[threads] else 1
 
     @contextmanager
     def __call__(self, threads: int) -> Iterator[None]:
         with self._lock:
             if self._controller is None:
                 self._controller = ThreadpoolController()
+            threads = self._bit_keeping(threads)
             if self._active == 0:
                 self._limiter = self._controller.limit(limits=threads, user_api="blas")
                 self._threads = threads
@@ -159,6 +189,7 @@ class _BlasThreads:
 
 
 blas_threads = _BlasThreads()
-"""`with blas_threads(n):` BLAS runs at most n threads per product (the fewest any call running at once asked)."""
+"""`with blas_threads(n):` BLAS runs at most n threads per product (the fewest any call running at once asked), and
+one where its split of a product would change the product's bits."""
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=blas_threads._after_fork_in_child)

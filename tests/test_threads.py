@@ -2,11 +2,14 @@
 leaves BLAS's thread count as it found it, and stays right when callers run it from several threads at once."""
 
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
-from support.helpers import minilm_dir, named_outputs, token_mask
+from support.helpers import WEIGHTS, minilm_dir, named_outputs, token_mask
 from threadpoolctl import threadpool_info
 
 import minibert
@@ -145,6 +148,83 @@ def test_layers_are_cut_into_the_same_parts_whatever_the_cores_the_threads_or_a_
     seen.clear()
     model(**tokenizer(TEXTS[:1]), threads=2)  # fewer tokens: bert_layer, its products on BLAS's threads
     assert seen == []
+
+
+def test_blas_gets_the_calls_threads_only_where_its_split_keeps_a_products_bits(model, tokenizer, monkeypatch):
+    """Below LAYER_IN_PARTS_TOKENS a single sequence's products run on BLAS's threads, but only where BLAS computes a
+    product on them to the bits it gives on one (parallel.split_keeps_bits, probed once per thread count)."""
+    seen = []
+    linear = minibert.model.linear
+
+    def recorded(*args, **kwargs):
+        seen.extend(blas_thread_counts())
+        return linear(*args, **kwargs)
+
+    monkeypatch.setattr(minibert.model, "linear", recorded)
+    inputs = tokenizer(TEXTS[:1])
+    assert inputs["input_ids"].size < tuning.LAYER_IN_PARTS_TOKENS
+    for keeps_bits, expected in ((True, 2), (False, 1)):
+        monkeypatch.setattr(parallel, "split_keeps_bits", lambda controller, threads, keeps=keeps_bits: keeps)
+        monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", {1: True})  # probe again, with the patched answer
+        seen.clear()
+        model(**inputs, threads=2)
+        assert seen and set(seen) == {expected}, f"split keeps bits: {keeps_bits}"
+
+
+def test_a_heads_products_run_on_the_calls_threads_where_blas_keeps_their_bits(monkeypatch):
+    """The masked-LM head's products (the decoder over the vocabulary is larger than the encoder's) run on the call's
+    thread count, not on whatever BLAS had, and on one where BLAS's split would change their bits."""
+    model = minibert.BertForMaskedLM.from_pretrained(WEIGHTS / "tiny-mlm")
+    seen = []
+    linear = minibert.heads.linear
+
+    def recorded(*args, **kwargs):
+        seen.extend(blas_thread_counts())
+        return linear(*args, **kwargs)
+
+    monkeypatch.setattr(minibert.heads, "linear", recorded)
+    ids = np.full((2, 8), 5)
+    for threads, keeps_bits, expected in ((1, True, 1), (2, True, 2), (2, False, 1)):
+        monkeypatch.setattr(parallel, "split_keeps_bits", lambda controller, threads, keeps=keeps_bits: keeps)
+        monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", {1: True})
+        seen.clear()
+        model(ids, threads=threads)
+        assert seen and set(seen) == {expected}, f"threads={threads}, split keeps bits: {keeps_bits}"
+
+
+HASWELL_SCRIPT = """
+import sys, numpy as np, minibert
+from threadpoolctl import ThreadpoolController, threadpool_info
+from minibert.parallel import split_keeps_bits
+kernels = {i.get("architecture") for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]}
+if kernels != {"Haswell"}:
+    print("kernel", kernels); sys.exit(3)
+assert not split_keeps_bits(ThreadpoolController(), 2), "the premise: this kernel's split of a product changes bits"
+model = minibert.BertModel.from_pretrained(sys.argv[1])
+inputs = minibert.Tokenizer.from_pretrained(sys.argv[1])([sys.argv[2]])
+one, two = model(**inputs, threads=1), model(**inputs, threads=2)
+assert np.array_equal(one.last_hidden_state, two.last_hidden_state), "last_hidden_state"
+assert np.array_equal(one.pooler_output, two.pooler_output), "pooler_output"
+"""
+
+
+@pytest.mark.skipif(
+    not Path("/proc/cpuinfo").is_file() or " avx2" not in Path("/proc/cpuinfo").read_text(), reason="needs an AVX2 CPU"
+)
+def test_a_short_sequence_gives_the_same_bits_on_any_thread_count_on_openblass_haswell_kernel():
+    """On the kernel OpenBLAS picks for AVX2 CPUs (chosen here by OPENBLAS_CORETYPE), a short call's products on two
+    BLAS threads would round otherwise than on one: the call keeps BLAS on one thread there."""
+    environment = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", HASWELL_SCRIPT, str(minilm_dir()), TEXTS[0]],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode == 3:
+        pytest.skip(f"NumPy's BLAS is not OpenBLAS with a Haswell kernel here: {result.stdout.strip()}")
+    assert result.returncode == 0, result.stderr
 
 
 def test_attention_in_cache_sized_blocks_is_bit_identical_to_one_block(model, tokenizer, monkeypatch):
