@@ -45,11 +45,18 @@ def bert_model_in_threads(
     B, S = input_ids.shape
     H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
     macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
-    pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
+    # Where BLAS rounds a product cut by rows, as its threads or a batch's slices cut it, otherwise than the whole
+    # (kernels not of parallel.SPLIT_KEEPS_BITS, OpenBLAS's Haswell kernel among them), a batch is cut into the same
+    # slices at any thread count, and every call's layers are in parts: so the outputs follow no thread count there
+    # either. The parts then share a short call's cores in BLAS's stead (Haswell kernel, two cores: MiniLM 1x16 0.92x,
+    # 1x64 0.74x, bert-base 1x16 0.66x the time of its products on one thread; on one core 1.12x, 1.06x, 1.05x).
+    exact_cuts = not blas_threads.split_keeps_bits()
+    slices = parts_per_layer() if exact_cuts else threads
+    pieces = min(slices, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
     # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in parts_per_layer() parts, whatever the process's
     # cores, the thread count or a trace: the outputs depend on none of them (the parts' sums round as one product
     # would not).
-    parts = parts_per_layer() if B * S >= LAYER_IN_PARTS_TOKENS else 1
+    parts = parts_per_layer() if B * S >= LAYER_IN_PARTS_TOKENS or exact_cuts else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
@@ -69,18 +76,22 @@ def bert_model_in_threads(
 
     if pieces == 1:
         # One sequence, or a batch of little work. Its layers in parts go to our threads, two handoffs per layer.
-        # Below LAYER_IN_PARTS_TOKENS those handoffs (~130 us each when the thread has gone to sleep) cost more than
-        # the second core gives, and BLAS's own threads share each product instead: they take up work within
-        # microseconds. But they spin on the other cores for a while after each product, so the rest of the work
-        # stays on this thread.
+        # Below LAYER_IN_PARTS_TOKENS (on a kernel of SPLIT_KEEPS_BITS) those handoffs (~130 us each when the thread
+        # has gone to sleep) cost more than the second core gives, and BLAS's own threads share each product instead:
+        # they take up work within microseconds. But they spin on the other cores for a while after each product, so
+        # the rest of the work stays on this thread.
         ours = parts > 1
         with blas_threads(1 if ours else threads), budget(threads if ours else 1):
             return run(slice(None), params)
     # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
     # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
     encoder_params = {name: p for name, p in params.items() if name != "pooler"}
+    batch_slices = split(B, pieces)  # [rows] each; a thread runs a consecutive run of them when there are more
     with blas_threads(1):
-        outputs = map_in_threads(lambda rows: run(rows, encoder_params), split(B, pieces))
+        runs = map_in_threads(
+            lambda mine: [run(rows, encoder_params) for rows in batch_slices[mine]], split(pieces, threads)
+        )
+        outputs = [output for outputs_of_a_run in runs for output in outputs_of_a_run]  # in the batch's order
         output = replace(outputs[0], **{f.name: join_slices(outputs, f.name) for f in fields(outputs[0])})
         if "pooler" in params:
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -125,24 +126,28 @@ def split(n: int, parts: int) -> list[slice]:
 # BLAS's thread count: process-wide, so calls running at once share one setting. The first call sets it, a call
 # that needs fewer threads lowers it (to 1 when a batch is split: more would oversubscribe the cores), the last one
 # to return restores what was there before. BLAS gets more than one thread only where its own split of a product
-# keeps the product's bits (split_keeps_bits): else the outputs would change with the thread count.
-def split_keeps_bits(controller: ThreadpoolController, threads: int) -> bool:
-    """Whether NumPy's BLAS computes a product on `threads` threads to the bits it gives on one. OpenBLAS's SkylakeX
-    kernel (AVX-512 CPUs) does. Its Haswell kernel (AVX2 CPUs) does not: a product of 4 to 127 rows of MiniLM's or
-    bert-base's shapes rounds otherwise on two threads, and bert-base's pooler moved by 1.6e-6 between threads=1 and
-    threads=2 (benchmarks/README.md). Probed once per thread count on a product of a short call's size, both dtypes."""
+# keeps the product's bits: else the outputs would follow the thread count.
 
-    def filled(shape, dtype):  # values in [-0.5, 0.5) with full mantissas (a multiplicative hash), in microseconds
-        hashed = np.arange(np.prod(shape), dtype=np.uint64) * 2654435761 & 0xFFFFFFFF
-        return (hashed.astype(dtype) * 2.0**-32 - 0.5).reshape(shape)
+# The OpenBLAS kernels (threadpoolctl's "architecture") that compute a float32 product cut by rows, as BLAS's own
+# threads or a batch's slices cut it, to the bits of the whole product, measured at the shapes of MiniLM's and
+# bert-base's calls (tests/test_threads.py checks the kernel it runs on; in float64 SkylakeX moved the last bit of some
+# of bert-base's attention products at 127 tokens, far within the 1e-12 that tests/test_threads.py holds float64 to).
+# On these, batch_threads lets BLAS's threads share a short call's products and cuts a batch into one slice per thread.
+# Not OpenBLAS's Haswell kernel, which AVX2 CPUs get: there a float32 product of 4 to 127 rows rounded otherwise on two
+# threads than on one, and bert-base's pooler moved by 1.6e-6 between threads=1 and threads=2 (beyond the 1e-6 the
+# outputs keep across thread counts). Any other kernel or BLAS is treated as that one is.
+SPLIT_KEEPS_BITS = frozenset({"SkylakeX"})
 
-    x = [filled((64, 384), dtype) for dtype in (np.float32, np.float64)]  # [tokens, H]
-    weights = [np.asfortranarray(filled((384, 384), dtype)) for dtype in (np.float32, np.float64)]  # [H, H]
-    products = {}
-    for n in (1, threads):
-        with controller.limit(limits=n, user_api="blas"):
-            products[n] = [a @ w.T for a, w in zip(x, weights, strict=True)]
-    return all(np.array_equal(one, many) for one, many in zip(products[1], products[threads], strict=True))
+
+def numpy_blas(controller: ThreadpoolController):
+    """threadpoolctl's controller of the BLAS NumPy itself runs (in NumPy's folder or the wheel's numpy.libs beside
+    it; torch, when loaded, brings its own), or None where it is not found."""
+    numpy_folder = Path(np.__file__).parent
+    for library in controller.select(user_api="blas").lib_controllers:
+        folder = Path(library.filepath).parent
+        if folder in (numpy_folder, numpy_folder.parent / "numpy.libs") or numpy_folder in folder.parents:
+            return library
+    return None
 
 
 class _BlasThreads:
@@ -152,25 +157,30 @@ class _BlasThreads:
         self._threads = 0
         self._limiter = None  # threadpoolctl's record of the thread counts before the first call
         self._controller = None  # found once, at the first call: it scans the loaded libraries, NumPy's BLAS among them
-        self._keeps_bits = {1: True}  # thread count -> split_keeps_bits, probed once per process
+        self._keeps_bits = None  # whether NumPy's BLAS is a kernel of SPLIT_KEEPS_BITS, found at the first call
 
     def _after_fork_in_child(self) -> None:  # a child forked mid-call starts with no call running
         self._lock = threading.Lock()
         self._active, self._threads, self._limiter = 0, 0, None
 
-    def _bit_keeping(self, threads: int) -> int:  # under the lock: threads, or 1 where BLAS's split changes bits
-        if threads not in self._keeps_bits:
-            if self._active:
-                return 1  # not probed under another call's products (the probe sets the thread count); 1 is safe
-            self._keeps_bits[threads] = split_keeps_bits(self._controller, threads)
-        return threads if self._keeps_bits[threads] else 1
+    def split_keeps_bits(self) -> bool:
+        """Whether BLAS's own threads may share a product: NumPy's BLAS is an OpenBLAS kernel of SPLIT_KEEPS_BITS."""
+        with self._lock:
+            return self._split_keeps_bits()
+
+    def _split_keeps_bits(self) -> bool:  # under the lock
+        if self._controller is None:
+            self._controller = ThreadpoolController()
+        if self._keeps_bits is None:
+            blas = numpy_blas(self._controller)
+            self._keeps_bits = blas is not None and getattr(blas, "architecture", None) in SPLIT_KEEPS_BITS
+        return self._keeps_bits
 
     @contextmanager
     def __call__(self, threads: int) -> Iterator[None]:
         with self._lock:
-            if self._controller is None:
-                self._controller = ThreadpoolController()
-            threads = self._bit_keeping(threads)
+            if not self._split_keeps_bits():
+                threads = 1
             if self._active == 0:
                 self._limiter = self._controller.limit(limits=threads, user_api="blas")
                 self._threads = threads

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.helpers import WEIGHTS, minilm_dir, named_outputs, token_mask
+from support.helpers import WEIGHTS, blas_split_keeps_bits, minilm_dir, named_outputs, token_mask
 from threadpoolctl import threadpool_info
 
 import minibert
@@ -64,43 +64,56 @@ def assert_close_across_threads(ours: dict, reference: dict, dtype, attention_ma
         assert diff <= THREADS_F32_TOL * scale, f"{name}: {diff} > {THREADS_F32_TOL} x {scale}"
 
 
+def record_batch_slices(monkeypatch) -> list[list[int]]:
+    """The rows of each slice model.bert_model runs on, one list per call of the model (in the order the slices start
+    in: threads run them at once)."""
+    calls = []
+    bert_model = minibert.model.bert_model
+
+    def recorded(params, config, input_ids, *args, **kwargs):
+        calls[-1].append(len(input_ids))
+        return bert_model(params, config, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(minibert.model, "bert_model", recorded)
+    return calls
+
+
 def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model, tokenizer, monkeypatch):
     inputs = tokenizer(TEXTS)
     assert (inputs["attention_mask"] == 0).any()  # the batch has padding
-    slices = []
-    split = parallel.map_in_threads
-
-    def record_batch_slices(fn, items):  # the attention's blocks go through map_in_threads too: not counted
-        if isinstance(items[0], slice):
-            slices.append(len(items))
-        return split(fn, items)
-
-    monkeypatch.setattr(batch_threads, "map_in_threads", record_batch_slices)
+    calls = record_batch_slices(monkeypatch)
     monkeypatch.setattr(batch_threads, "MIN_SLICE_MACS", 1 << 30)  # 5 rows of ~90 tokens: worth three slices
-    outputs = {
-        threads: named_outputs(model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads))
-        for threads in (1, 2, 3)
-    }
+    outputs = {}
+    for threads in (1, 2, 3):
+        calls.append([])
+        outputs[threads] = named_outputs(
+            model(**inputs, output_hidden_states=True, output_attentions=True, threads=threads)
+        )
     assert len(outputs[1]) == 2 * model.config.num_hidden_layers + 3
-    assert slices == [2, 3]  # one thread ran the batch whole, two and three split it
+    if parallel.blas_threads.split_keeps_bits():
+        assert list(map(sorted, calls)) == [[5], [2, 3], [1, 2, 2]]  # one thread ran the batch whole, 2 and 3 split it
+    else:  # BLAS rounds a product cut by rows otherwise: the same slices on any thread count
+        assert list(map(sorted, calls)) == [sorted(split_rows(5, batch_threads.parts_per_layer()))] * 3
     for threads in (2, 3):
         assert_close_across_threads(outputs[threads], outputs[1], model.dtype, inputs["attention_mask"])
 
 
-def test_a_batch_is_cut_into_slices_only_where_each_has_the_work_to_pay_for_its_thread(model, monkeypatch):
-    """MiniLM at 8x32 (1.4 G multiply-adds a slice) ran faster whole on BLAS's threads; 16x32 gains from slices."""
-    slices = []
-    split = parallel.map_in_threads
+def split_rows(rows: int, slices: int) -> list[int]:
+    return [s.stop - s.start for s in parallel.split(rows, slices)]
 
-    def record_batch_slices(fn, items):
-        if isinstance(items[0], slice):
-            slices.append(len(items))
-        return split(fn, items)
 
-    monkeypatch.setattr(batch_threads, "map_in_threads", record_batch_slices)
+@pytest.mark.parametrize("keeps_bits", [True, False])
+def test_a_batch_is_cut_into_slices_only_where_each_has_the_work_to_pay_for_its_thread(model, monkeypatch, keeps_bits):
+    """MiniLM at 8x32 (1.4 G multiply-adds a slice) ran faster whole on BLAS's threads; 16x32 gains from slices. Where
+    BLAS rounds a product cut by rows otherwise than the whole, one thread runs the slices two threads would."""
+    monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
+    calls = record_batch_slices(monkeypatch)
     for B in (8, 16):
-        model(np.full((B, 32), 1000), threads=2)
-    assert slices == [2]
+        for threads in (2, 1):
+            calls.append([])
+            model(np.full((B, 32), 1000), threads=threads)
+    expected_16 = [8, 8] if keeps_bits else split_rows(16, batch_threads.parts_per_layer())
+    assert list(map(sorted, calls)) == [[8], [8], expected_16, [16] if keeps_bits else expected_16]
 
 
 def test_a_single_sequence_in_layer_parts_gives_the_same_bits_on_any_thread_count(model, tokenizer):
@@ -146,29 +159,49 @@ def test_layers_are_cut_into_the_same_parts_whatever_the_cores_the_threads_or_a_
     for other in outputs[1:]:
         np.testing.assert_array_equal(other, outputs[0])
     seen.clear()
-    model(**tokenizer(TEXTS[:1]), threads=2)  # fewer tokens: bert_layer, its products on BLAS's threads
-    assert seen == []
+    model(**tokenizer(TEXTS[:1]), threads=2)  # fewer tokens: bert_layer, its products on BLAS's threads where
+    assert seen == ([] if parallel.blas_threads.split_keeps_bits() else expected)  # those keep a product's bits
 
 
-def test_blas_gets_the_calls_threads_only_where_its_split_keeps_a_products_bits(model, tokenizer, monkeypatch):
-    """Below LAYER_IN_PARTS_TOKENS a single sequence's products run on BLAS's threads, but only where BLAS computes a
-    product on them to the bits it gives on one (parallel.split_keeps_bits, probed once per thread count)."""
-    seen = []
-    linear = minibert.model.linear
+def test_the_kernels_said_to_keep_a_products_bits_on_blas_threads_do_so_here():
+    """parallel.SPLIT_KEEPS_BITS names OpenBLAS kernels by what was measured on them: the one this machine runs, if
+    named there, computes float32 products of a short call's shapes on 2 and 3 threads to the bits of one."""
+    if not parallel.blas_threads.split_keeps_bits():
+        pytest.skip("this machine's BLAS kernel is not one of SPLIT_KEEPS_BITS: its calls never use BLAS's threads")
+    assert blas_split_keeps_bits(2) and blas_split_keeps_bits(3)
+
+
+@pytest.mark.parametrize("keeps_bits", [True, False])
+def test_a_short_call_shares_its_products_with_blas_only_where_that_keeps_their_bits(
+    model, tokenizer, monkeypatch, keeps_bits
+):
+    """Below LAYER_IN_PARTS_TOKENS a single sequence's products run on BLAS's threads where BLAS computes them there
+    to the bits of one thread (parallel.SPLIT_KEEPS_BITS); elsewhere the layers are in parts on our threads at any
+    thread count, BLAS on one, as from LAYER_IN_PARTS_TOKENS on."""
+    seen, parts_seen = [], []
+    linear, in_parts = minibert.model.linear, batch_threads.bert_layer_in_parts
 
     def recorded(*args, **kwargs):
         seen.extend(blas_thread_counts())
         return linear(*args, **kwargs)
 
+    def recorded_parts(*args, parts, **kwargs):
+        parts_seen.append(parts)
+        return in_parts(*args, parts=parts, **kwargs)
+
     monkeypatch.setattr(minibert.model, "linear", recorded)
+    monkeypatch.setattr(minibert.layer_parts, "linear", recorded)
+    monkeypatch.setattr(batch_threads, "bert_layer_in_parts", recorded_parts)
+    monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
     inputs = tokenizer(TEXTS[:1])
     assert inputs["input_ids"].size < tuning.LAYER_IN_PARTS_TOKENS
-    for keeps_bits, expected in ((True, 2), (False, 1)):
-        monkeypatch.setattr(parallel, "split_keeps_bits", lambda controller, threads, keeps=keeps_bits: keeps)
-        monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", {1: True})  # probe again, with the patched answer
-        seen.clear()
-        model(**inputs, threads=2)
-        assert seen and set(seen) == {expected}, f"split keeps bits: {keeps_bits}"
+    parts = batch_threads.parts_per_layer()
+    for threads in (1, 2):
+        seen.clear(), parts_seen.clear()
+        model(**inputs, threads=threads)
+        assert seen and set(seen) == {threads if keeps_bits else 1}, f"{threads} threads"
+        cut = not keeps_bits and parts > 1
+        assert parts_seen == ([parts] * model.config.num_hidden_layers if cut else []), f"{threads} threads"
 
 
 def test_a_heads_products_run_on_the_calls_threads_where_blas_keeps_their_bits(monkeypatch):
@@ -185,8 +218,7 @@ def test_a_heads_products_run_on_the_calls_threads_where_blas_keeps_their_bits(m
     monkeypatch.setattr(minibert.heads, "linear", recorded)
     ids = np.full((2, 8), 5)
     for threads, keeps_bits, expected in ((1, True, 1), (2, True, 2), (2, False, 1)):
-        monkeypatch.setattr(parallel, "split_keeps_bits", lambda controller, threads, keeps=keeps_bits: keeps)
-        monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", {1: True})
+        monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
         seen.clear()
         model(ids, threads=threads)
         assert seen and set(seen) == {expected}, f"threads={threads}, split keeps bits: {keeps_bits}"
@@ -194,17 +226,21 @@ def test_a_heads_products_run_on_the_calls_threads_where_blas_keeps_their_bits(m
 
 HASWELL_SCRIPT = """
 import sys, numpy as np, minibert
-from threadpoolctl import ThreadpoolController, threadpool_info
-from minibert.parallel import split_keeps_bits
+sys.path.insert(0, sys.argv[3])
+from support.helpers import blas_split_keeps_bits
+from threadpoolctl import threadpool_info
 kernels = {i.get("architecture") for i in threadpool_info() if i["user_api"] == "blas" and "numpy" in i["filepath"]}
 if kernels != {"Haswell"}:
     print("kernel", kernels); sys.exit(3)
-assert not split_keeps_bits(ThreadpoolController(), 2), "the premise: this kernel's split of a product changes bits"
+assert not blas_split_keeps_bits(2), "the premise: this kernel's threads change a product's bits"
 model = minibert.BertModel.from_pretrained(sys.argv[1])
-inputs = minibert.Tokenizer.from_pretrained(sys.argv[1])([sys.argv[2]])
-one, two = model(**inputs, threads=1), model(**inputs, threads=2)
-assert np.array_equal(one.last_hidden_state, two.last_hidden_state), "last_hidden_state"
-assert np.array_equal(one.pooler_output, two.pooler_output), "pooler_output"
+tokenizer = minibert.Tokenizer.from_pretrained(sys.argv[1])
+minibert.batch_threads.MIN_SLICE_MACS = 1 << 26  # so that the last batch, 8 rows of 11 tokens, is cut into slices
+for texts in ([sys.argv[2][:40]], [sys.argv[2]], [sys.argv[2][: 10 + 4 * i] for i in range(8)]):
+    inputs = tokenizer(texts)
+    one, two = model(**inputs, threads=1), model(**inputs, threads=2)
+    for name in ("last_hidden_state", "pooler_output"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), (inputs["input_ids"].shape, name)
 """
 
 
@@ -213,10 +249,11 @@ assert np.array_equal(one.pooler_output, two.pooler_output), "pooler_output"
 )
 def test_a_short_sequence_gives_the_same_bits_on_any_thread_count_on_openblass_haswell_kernel():
     """On the kernel OpenBLAS picks for AVX2 CPUs (chosen here by OPENBLAS_CORETYPE), a short call's products on two
-    BLAS threads would round otherwise than on one: the call keeps BLAS on one thread there."""
+    BLAS threads, and a batch's slices, would round otherwise than one thread's whole products: there a call's layers
+    are in parts and a batch in the same slices, whatever the thread count."""
     environment = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"}
     result = subprocess.run(
-        [sys.executable, "-c", HASWELL_SCRIPT, str(minilm_dir()), TEXTS[0]],
+        [sys.executable, "-c", HASWELL_SCRIPT, str(minilm_dir()), TEXTS[0], str(Path(__file__).parent)],
         env=environment,
         capture_output=True,
         text=True,

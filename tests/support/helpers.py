@@ -94,3 +94,32 @@ def kill_a_busy_worker(client):
         killed.update(pid=pid, keys=keys, partitions=partitions)
 
     return hook, summaries, killed
+
+
+def blas_split_keeps_bits(threads: int = 2) -> bool:
+    """Whether NumPy's BLAS computes float32 products of a call's shapes cut by rows, on `threads` threads or as a
+    batch's slices, to the bits of the whole product on one thread (what minibert.parallel.SPLIT_KEEPS_BITS records
+    by kernel): x Wᵀ for MiniLM's and bert-base's widths at 4 to 512 rows, the weight column-major as the encoder's,
+    and the attention's products."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for width, out in ((384, 1536), (1536, 384), (768, 768), (768, 3072)):
+        weight = np.asfortranarray(rng.standard_normal((out, width), np.float32))
+        cases += [(rng.standard_normal((rows, width), np.float32), weight.T) for rows in (4, 16, 64, 127, 512)]
+    for S, D in ((100, 32), (100, 64), (127, 64)):
+        cases.append((rng.standard_normal((12, S, D), np.float32), rng.standard_normal((12, D, S), np.float32)))
+    with threadpool_limits(1, user_api="blas"):
+        whole = [a @ b for a, b in cases]
+        cut = [np.concatenate([a[..., rows, :] @ b for rows in row_cuts(a.shape[-2])], axis=-2) for a, b in cases]
+    with threadpool_limits(threads, user_api="blas"):
+        on_threads = [a @ b for a, b in cases]
+    return all(np.array_equal(w, c) and np.array_equal(w, t) for w, c, t in zip(whole, cut, on_threads, strict=True))
+
+
+def row_cuts(n: int) -> list[slice]:
+    """Rows cut as a batch's slices might be: a third, then the rest in two (none of a single row, which BLAS computes
+    as a vector product)."""
+    a, b = max(2, n // 3), max(4, (n + n // 3) // 2)
+    return [slice(0, a), slice(a, b), slice(b, n)] if b < n - 1 else [slice(0, n)]
