@@ -8,7 +8,6 @@ to cut into slices shares each layer among its threads instead (layer_parts.py).
 arguments: this module sits below model.py and never imports it.
 """
 
-import os
 from dataclasses import fields, replace
 from functools import partial
 
@@ -16,9 +15,9 @@ import numpy as np
 
 from .layer_parts import bert_layer_in_parts
 from .memory import keep_freed_memory
-from .parallel import blas_threads, budget, map_in_threads, resolve_threads, split
+from .parallel import blas_threads, budget, fixed_parts, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
-from .tuning import LAYER_IN_PARTS_TOKENS, MAX_LAYER_PARTS, MIN_SLICE_MACS
+from .tuning import LAYER_IN_PARTS_TOKENS, MIN_SLICE_MACS
 
 
 def bert_model_in_threads(
@@ -51,12 +50,12 @@ def bert_model_in_threads(
     # either. The parts then share a short call's cores in BLAS's stead (Haswell kernel, two cores: MiniLM 1x16 0.92x,
     # 1x64 0.74x, bert-base 1x16 0.66x the time of its products on one thread; on one core 1.12x, 1.06x, 1.05x).
     exact_cuts = not blas_threads.split_keeps_bits()
-    slices = parts_per_layer() if exact_cuts else threads
+    slices = fixed_parts() if exact_cuts else threads
     pieces = min(slices, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
-    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in parts_per_layer() parts, whatever the process's
+    # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in fixed_parts() parts, whatever the process's
     # cores, the thread count or a trace: the outputs depend on none of them (the parts' sums round as one product
     # would not).
-    parts = parts_per_layer() if B * S >= LAYER_IN_PARTS_TOKENS or exact_cuts else 1
+    parts = fixed_parts() if B * S >= LAYER_IN_PARTS_TOKENS or exact_cuts else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
@@ -96,12 +95,6 @@ def bert_model_in_threads(
         if "pooler" in params:
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]
     return output
-
-
-def parts_per_layer() -> int:
-    """The parts a layer is cut into: the machine's CPUs, at most MAX_LAYER_PARTS. Not the cores this process may use
-    nor its thread count, so that those change no bit of the outputs on one machine (tuning.MAX_LAYER_PARTS)."""
-    return min(MAX_LAYER_PARTS, os.cpu_count() or 1)
 
 
 def join_slices(outputs: list, name: str):

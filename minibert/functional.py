@@ -17,7 +17,7 @@ tests/test_layer_parts.py probes), so the same call could round differently unde
 
 import numpy as np
 
-from .parallel import deal, map_in_threads, split, threads_here
+from .parallel import blas_threads, deal, map_in_threads, split, threads_here
 from .tuning import CHUNK_ELEMENTS, FEW_ROWS, GELU_CHUNK_ELEMENTS, MIN_PART_MACS, MIN_PIECE_ELEMENTS
 
 # ----------------------------------------------------------------------------------------------------------
@@ -340,7 +340,9 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     n, out_features = rows.shape[0], weight.shape[0]
     # Shared among the call's threads (parallel.threads_here), a product is cut into blocks of output features, so that
     # each thread reads its own part of W, not all of it (cut by rows, every thread would pack all of W: 1.3x slower).
-    threads = threads_here()
+    # Only where BLAS computes a block to the whole product's bits (parallel.SPLIT_KEEPS_BITS), and not for a single
+    # row, a vector product whose bits a cut changes there too: elsewhere the bits would follow the thread count.
+    threads = threads_here() if blas_threads.split_keeps_bits() and n > 1 else 1
     parts = split(out_features, min(threads, max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)))
     if n < FEW_ROWS and weight.flags.c_contiguous:
         # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against

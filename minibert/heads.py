@@ -26,7 +26,7 @@ from .errors import CheckpointError, InputError
 from .functional import ACT2FN, layer_norm, linear, sigmoid, softmax
 from .hub import Need
 from .model import Params
-from .parallel import blas_threads, resolve_threads
+from .parallel import products_on
 from .pretrained import BertModel, resolve_pretrained
 from .tokenizer import Tokenizer
 from .trace import NO_TRACE, Trace
@@ -244,7 +244,7 @@ class BertForMaskedLM(_BertTaskModel):
             trace=trace.at("bert"),
             threads=threads,
         )
-        with blas_threads(resolve_threads(threads)):  # the head's products on the call's cores (parallel.py)
+        with products_on(threads):  # the head's products on the call's threads (parallel.py)
             logits = bert_lm_prediction_head(
                 out.last_hidden_state, **self.head, config=self.config, trace=trace.at("cls.predictions")
             )
@@ -418,7 +418,7 @@ class BertForSequenceClassification(_BertTaskModel):
             trace=trace.at("bert"),
             threads=threads,
         )
-        with blas_threads(resolve_threads(threads)):
+        with products_on(threads):
             logits = bert_classifier(out.pooler_output, **self.classifier, trace=trace)  # [B, H] -> [B, L]
         # The pipeline's default function_to_apply:
         # https://github.com/huggingface/transformers/blob/v5.24.0/src/transformers/pipelines/text_classification.py#L183-L193

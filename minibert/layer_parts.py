@@ -15,7 +15,7 @@ widening product are the whole product's columns only where the BLAS kernel roun
 the whole (OpenBLAS's SkylakeX kernel does at these cuts; its Haswell kernel does not). tests/test_layer_parts.py bounds
 both against float64 as bert_layer is bounded, holds parts=1 equal to bert_layer bit for bit, and the rest bit for bit
 where the kernel allows. Each part's products are its own, computed alone whichever thread runs it, and the parts are
-fixed by the caller (batch_threads.parts_per_layer()), not by the cores or the thread count: on 1 thread or 3 the same
+fixed by the caller (parallel.fixed_parts()), not by the cores or the thread count: on 1 thread or 3 the same
 products are made and the same shares summed in the same order, so the outputs are the same bits on any kernel; a traced
 call computes what the untraced one does, and its record is bert_layer's, put together from the parts.
 

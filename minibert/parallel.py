@@ -23,6 +23,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .errors import InputError
+from .tuning import MAX_LAYER_PARTS
 
 THREADS_ENV = "MINIBERT_NUM_THREADS"
 
@@ -72,6 +73,14 @@ def thread_pool(workers: int) -> ThreadPoolExecutor:
             if old is not None and old[0] == os.getpid():
                 old[2].shutdown(wait=False)  # its threads finish what they run, then end
         return _pool[2]
+
+
+def fixed_parts() -> int:
+    """How many parts work is cut into where the cut must follow neither the thread count nor the cores the process may
+    use, so that on one machine neither changes a bit of the outputs: a layer's heads and features (layer_parts.py), and
+    where BLAS rounds a cut product otherwise than the whole (SPLIT_KEEPS_BITS) a batch's slices and a product's blocks
+    of output features. The machine's CPUs, at most tuning.MAX_LAYER_PARTS."""
+    return min(MAX_LAYER_PARTS, os.cpu_count() or 1)
 
 
 def threads_here() -> int:
@@ -203,3 +212,11 @@ blas_threads = _BlasThreads()
 one where its split of a product would change the product's bits."""
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=blas_threads._after_fork_in_child)
+
+
+@contextmanager
+def products_on(threads: int | None = None) -> Iterator[None]:
+    """Products outside the encoder (a head's, a Dense module's) on a call's `threads` (resolve_threads):
+    functional.linear shares each among them in blocks of output features, BLAS on one thread, as in a layer's parts."""
+    with blas_threads(1), budget(resolve_threads(threads)):
+        yield

@@ -29,7 +29,7 @@ from .errors import CheckpointError, InputError
 from .hub import Need
 from .inputs import as_inputs, check_batch_size, check_dtype, check_numpy_output, check_truncate_dim, first_argument
 from .model_files import MODULES_JSON, PLAIN_BERT_CLI_FIX, PLAIN_BERT_FIX, read_json, read_modules
-from .parallel import blas_threads, resolve_threads
+from .parallel import products_on
 from .pooling import DENSE_ACTIVATIONS, LEGACY_POOLING_KEYS, POOLING_FUNCTIONS, dense, normalize, pool
 from .pretrained import BertModel, resolve_pretrained
 from .quantize import check_precision, quantize_embeddings
@@ -377,7 +377,7 @@ class SentenceEncoder:
         """Tokenized rows [B, S] -> embeddings [B, D]: forward, pool over the real tokens, Dense..., Normalize."""
         token_embeddings = self.model(**encoded, threads=threads).last_hidden_state  # [B, S, H]
         embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes, prompt_length)  # [B, H']
-        with blas_threads(resolve_threads(threads)):  # the Dense modules' products on the call's cores (parallel.py)
+        with products_on(threads):  # the Dense modules' products on the call's threads (parallel.py)
             for layer in self.dense:
                 embeddings = dense(embeddings, **layer)  # [B, H'] -> [B, D]
         return normalize(embeddings) if self.normalize else embeddings

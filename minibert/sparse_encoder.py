@@ -20,7 +20,7 @@ from .heads import BertForMaskedLM, bert_lm_prediction_head
 from .hub import Need
 from .inputs import as_inputs, check_batch_size, check_numpy_output, first_argument
 from .model_files import MODULES_JSON, read_json, read_modules
-from .parallel import blas_threads, resolve_threads
+from .parallel import products_on
 from .pooling import splade_pooling
 from .pretrained import resolve_pretrained
 from .similarity import SIMILARITY_FUNCTIONS, similarity_function_name
@@ -180,7 +180,7 @@ class SparseEncoder:
         mask = encoded["attention_mask"]  # [B, S]
         out = np.zeros((len(hidden), self.dim), dtype=hidden.dtype)  # [B, V]; every pooled value is >= 0
         rows = max(1, TOKEN_CHUNK // hidden.shape[1])
-        with blas_threads(resolve_threads()):  # the head's products on the call's cores, as BertForMaskedLM's
+        with products_on():  # the head's products on the call's threads, as BertForMaskedLM's
             for start in range(0, len(hidden), rows):
                 part = slice(start, start + rows)
                 logits = bert_lm_prediction_head(hidden[part], **self.model.head, config=self.model.config)  # [r, S, V]

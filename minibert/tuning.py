@@ -14,7 +14,7 @@ ATTENTION_BLOCK_SCORES = 1 << 16
 # cores 47.6 against 51.4 ms, while MiniLM 16x32 and 4x128 (2.7 G) and bert-base 8x32 (10.9 G) gain 1.12-1.25x from
 # slices (Zen 4). (It was 64 tokens a slice: a slice's handoff to a sleeping pool thread costs ~130 us.)
 MIN_SLICE_MACS = 2 << 30
-# From this many tokens on (the call's, B x S), every layer is computed in parts (batch_threads.parts_per_layer()),
+# From this many tokens on (the call's, B x S), every layer is computed in parts (parallel.fixed_parts()),
 # heads and intermediate features (layer_parts.py), on any number of cores and threads; a call that is not cut into
 # slices shares its parts among its threads, BLAS on one. Against what ran before (below 256 tokens the products on
 # BLAS's two threads and the rest on one, from 256 one handoff per product and step), the whole forward pass on 2 cores,

@@ -93,7 +93,7 @@ def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model
     if parallel.blas_threads.split_keeps_bits():
         assert list(map(sorted, calls)) == [[5], [2, 3], [1, 2, 2]]  # one thread ran the batch whole, 2 and 3 split it
     else:  # BLAS rounds a product cut by rows otherwise: the same slices on any thread count
-        assert list(map(sorted, calls)) == [sorted(split_rows(5, batch_threads.parts_per_layer()))] * 3
+        assert list(map(sorted, calls)) == [sorted(split_rows(5, parallel.fixed_parts()))] * 3
     for threads in (2, 3):
         assert_close_across_threads(outputs[threads], outputs[1], model.dtype, inputs["attention_mask"])
 
@@ -112,13 +112,13 @@ def test_a_batch_is_cut_into_slices_only_where_each_has_the_work_to_pay_for_its_
         for threads in (2, 1):
             calls.append([])
             model(np.full((B, 32), 1000), threads=threads)
-    expected_16 = [8, 8] if keeps_bits else split_rows(16, batch_threads.parts_per_layer())
+    expected_16 = [8, 8] if keeps_bits else split_rows(16, parallel.fixed_parts())
     assert list(map(sorted, calls)) == [[8], [8], expected_16, [16] if keeps_bits else expected_16]
 
 
 def test_a_single_sequence_in_layer_parts_gives_the_same_bits_on_any_thread_count(model, tokenizer):
     """One sequence is not split: from tuning.LAYER_IN_PARTS_TOKENS tokens on, each layer is cut into the same parts
-    whatever the thread count (batch_threads.parts_per_layer()), and the threads share them out."""
+    whatever the thread count (parallel.fixed_parts()), and the threads share them out."""
     inputs = tokenizer([" ".join(TEXTS * 2)])
     assert inputs["input_ids"].shape[1] >= tuning.LAYER_IN_PARTS_TOKENS
     outputs = {
@@ -134,7 +134,7 @@ def test_a_single_sequence_in_layer_parts_gives_the_same_bits_on_any_thread_coun
 def test_layers_are_cut_into_the_same_parts_whatever_the_cores_the_threads_or_a_trace(
     model, tokenizer, monkeypatch, cores
 ):
-    """From LAYER_IN_PARTS_TOKENS tokens on, parts_per_layer() parts on a process of any number of cores, for any thread
+    """From LAYER_IN_PARTS_TOKENS tokens on, fixed_parts() parts on a process of any number of cores, for any thread
     count, traced or not, and the outputs the same bits; shorter inputs run bert_layer."""
     seen = []
     in_parts = batch_threads.bert_layer_in_parts
@@ -146,7 +146,7 @@ def test_layers_are_cut_into_the_same_parts_whatever_the_cores_the_threads_or_a_
     monkeypatch.setattr(parallel, "available_cores", lambda: cores)
     monkeypatch.setattr(batch_threads, "bert_layer_in_parts", recorded)
     long_inputs = tokenizer([" ".join(TEXTS * 2)])
-    parts = batch_threads.parts_per_layer()  # the machine's CPUs, at most four: 1 runs bert_layer itself
+    parts = parallel.fixed_parts()  # the machine's CPUs, at most four: 1 runs bert_layer itself
     expected = [parts] * model.config.num_hidden_layers if parts > 1 else []
     outputs = []
     for threads in (1, 2, 5):
@@ -195,7 +195,7 @@ def test_a_short_call_shares_its_products_with_blas_only_where_that_keeps_their_
     monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
     inputs = tokenizer(TEXTS[:1])
     assert inputs["input_ids"].size < tuning.LAYER_IN_PARTS_TOKENS
-    parts = batch_threads.parts_per_layer()
+    parts = parallel.fixed_parts()
     for threads in (1, 2):
         seen.clear(), parts_seen.clear()
         model(**inputs, threads=threads)
@@ -204,24 +204,49 @@ def test_a_short_call_shares_its_products_with_blas_only_where_that_keeps_their_
         assert parts_seen == ([parts] * model.config.num_hidden_layers if cut else []), f"{threads} threads"
 
 
-def test_a_heads_products_run_on_the_calls_threads_where_blas_keeps_their_bits(monkeypatch):
-    """The masked-LM head's products (the decoder over the vocabulary is larger than the encoder's) run on the call's
-    thread count, not on whatever BLAS had, and on one where BLAS's split would change their bits."""
+def test_a_heads_products_run_on_the_calls_threads(monkeypatch):
+    """The masked-LM head's products (its decoder over the vocabulary is larger than the encoder's products) run on the
+    call's thread count, shared by functional.linear in blocks of output features, BLAS on one thread."""
     model = minibert.BertForMaskedLM.from_pretrained(WEIGHTS / "tiny-mlm")
     seen = []
     linear = minibert.heads.linear
 
     def recorded(*args, **kwargs):
-        seen.extend(blas_thread_counts())
+        seen.append((parallel.threads_here(), *blas_thread_counts()))
         return linear(*args, **kwargs)
 
     monkeypatch.setattr(minibert.heads, "linear", recorded)
-    ids = np.full((2, 8), 5)
-    for threads, keeps_bits, expected in ((1, True, 1), (2, True, 2), (2, False, 1)):
-        monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
+    for threads in (1, 2, 3):
         seen.clear()
-        model(ids, threads=threads)
-        assert seen and set(seen) == {expected}, f"threads={threads}, split keeps bits: {keeps_bits}"
+        model(np.full((2, 8), 5), threads=threads)
+        assert seen and set(seen) == {(threads, 1)}, f"threads={threads}"
+
+
+@pytest.mark.parametrize("keeps_bits", [True, False])
+def test_a_product_is_cut_into_blocks_by_the_thread_count_only_where_blas_keeps_its_bits(monkeypatch, keeps_bits):
+    """functional.linear's blocks of output features: one per thread where BLAS computes a block to the whole product's
+    bits, the whole product on one thread elsewhere; the same bits at any thread count where that is true."""
+    true_here = parallel.blas_threads.split_keeps_bits()
+    monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
+    blocks = []
+    dealt = minibert.functional.map_in_threads
+
+    def recorded(fn, items):
+        blocks.append(sum(map(len, items)))
+        return dealt(fn, items)
+
+    monkeypatch.setattr(minibert.functional, "map_in_threads", recorded)
+    rng = np.random.default_rng(0)
+    x, weight, bias = (rng.standard_normal(shape, np.float32) for shape in ((16, 384), (3000, 384), (3000,)))
+    outputs = []
+    for threads in (1, 2, 3):
+        blocks.clear()
+        with parallel.budget(threads), parallel.blas_threads(1):
+            outputs.append(minibert.functional.linear(x, weight, bias))
+        assert blocks == [threads if keeps_bits else 1], f"{threads} threads"
+    if true_here or not keeps_bits:  # (told the blocks keep the bits where they do not, they would not)
+        for other in outputs[1:]:
+            np.testing.assert_array_equal(other, outputs[0])
 
 
 HASWELL_SCRIPT = """
@@ -241,6 +266,13 @@ for texts in ([sys.argv[2][:40]], [sys.argv[2]], [sys.argv[2][: 10 + 4 * i] for 
     one, two = model(**inputs, threads=1), model(**inputs, threads=2)
     for name in ("last_hidden_state", "pooler_output"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), (inputs["input_ids"].shape, name)
+rng = np.random.default_rng(0)  # a decoder over a vocabulary, as a head's, on 1, 2 and 3 of our threads
+x, weight, bias = (rng.standard_normal(shape, np.float32) for shape in ((16, 384), (30522, 384), (30522,)))
+products = []
+for threads in (1, 2, 3):
+    with minibert.parallel.products_on(threads):
+        products.append(minibert.functional.linear(x, weight, bias))
+assert all(np.array_equal(p, products[0]) for p in products[1:]), "a head's decoder"
 """
 
 
