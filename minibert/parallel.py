@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 from .errors import InputError
@@ -78,8 +79,8 @@ def thread_pool(workers: int) -> ThreadPoolExecutor:
 def fixed_parts() -> int:
     """How many parts work is cut into where the cut must follow neither the thread count nor the cores the process may
     use, so that on one machine neither changes a bit of the outputs: a layer's heads and features (layer_parts.py), and
-    where BLAS rounds a cut product otherwise than the whole (SPLIT_KEEPS_BITS) a batch's slices and a product's blocks
-    of output features. The machine's CPUs, at most tuning.MAX_LAYER_PARTS."""
+    where BLAS rounds a product cut by rows otherwise than the whole (SPLIT_KEEPS_BITS), a batch's slices. The
+    machine's CPUs, at most tuning.MAX_LAYER_PARTS."""
     return min(MAX_LAYER_PARTS, os.cpu_count() or 1)
 
 
@@ -137,11 +138,12 @@ def split(n: int, parts: int) -> list[slice]:
 # to return restores what was there before. BLAS gets more than one thread only where its own split of a product
 # keeps the product's bits: else the outputs would follow the thread count.
 
-# The OpenBLAS kernels (threadpoolctl's "architecture") that compute a float32 product cut by rows, as BLAS's own
-# threads or a batch's slices cut it, to the bits of the whole product, measured at the shapes of MiniLM's and
-# bert-base's calls (tests/test_threads.py checks the kernel it runs on; in float64 SkylakeX moved the last bit of some
-# of bert-base's attention products at 127 tokens, far within the 1e-12 that tests/test_threads.py holds float64 to).
-# On these, batch_threads lets BLAS's threads share a short call's products and cuts a batch into one slice per thread.
+# The OpenBLAS kernels (threadpoolctl's "architecture") that compute a float32 product cut by rows or by output
+# features, as BLAS's own threads, a batch's slices or functional.linear's blocks cut it, to the bits of the whole
+# product (but for products of one row), measured at the shapes of MiniLM's and bert-base's calls (tests/test_threads.py
+# checks the kernel it runs on; in float64 SkylakeX moved the last bit of some of bert-base's attention products at 127
+# tokens, far within the 1e-12 that tests/test_threads.py holds float64 to). On these, BLAS's threads share a short
+# call's products, a batch is cut into one slice per thread, and linear shares a product among the call's threads.
 # Not OpenBLAS's Haswell kernel, which AVX2 CPUs get: there a float32 product of 4 to 127 rows rounded otherwise on two
 # threads than on one, and bert-base's pooler moved by 1.6e-6 between threads=1 and threads=2 (beyond the 1e-6 the
 # outputs keep across thread counts). Any other kernel or BLAS is treated as that one is.
@@ -157,6 +159,17 @@ def numpy_blas(controller: ThreadpoolController):
         if folder in (numpy_folder, numpy_folder.parent / "numpy.libs") or numpy_folder in folder.parents:
             return library
     return None
+
+
+def release_openblas() -> None:
+    """Let any thread set OpenBLAS's thread count next. threadpoolctl (3.8) lets only the thread that first set it set
+    it again, and silently ignores the others until that thread is released; blas_threads sets and restores it from
+    whichever thread a call runs on (a server's compute thread after its main thread's warm-up: BLAS kept its two
+    threads beside ours, and on OpenBLAS's Haswell kernel the served outputs moved by 2.7e-6), so it releases it around
+    each change, under its lock."""
+    controller_class = getattr(threadpoolctl, "OpenBLASController", None)
+    if hasattr(controller_class, "clear_controlling_thread"):  # threadpoolctl before 3.8 has no controlling thread
+        controller_class.clear_controlling_thread(force=True)
 
 
 class _BlasThreads:
@@ -191,10 +204,12 @@ class _BlasThreads:
             if not self._split_keeps_bits():
                 threads = 1
             if self._active == 0:
-                self._limiter = self._controller.limit(limits=threads, user_api="blas")
+                self._limiter = self._set(lambda: self._controller.limit(limits=threads, user_api="blas"))
                 self._threads = threads
             elif threads < self._threads:
-                self._controller.limit(limits=threads, user_api="blas")  # the first limiter keeps the originals
+                self._set(
+                    lambda: self._controller.limit(limits=threads, user_api="blas")
+                )  # the first keeps the originals
                 self._threads = threads
             self._active += 1
         try:
@@ -203,8 +218,16 @@ class _BlasThreads:
             with self._lock:
                 self._active -= 1
                 if self._active == 0:
-                    self._limiter.restore_original_limits()
+                    self._set(self._limiter.restore_original_limits)
                     self._limiter = None
+
+    @staticmethod
+    def _set(change):  # under the lock: BLAS's thread count changed from this thread, whichever it is
+        release_openblas()
+        try:
+            return change()
+        finally:
+            release_openblas()
 
 
 blas_threads = _BlasThreads()

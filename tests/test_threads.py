@@ -338,6 +338,27 @@ def test_blas_thread_count_is_what_it_was_after_a_call_even_one_that_fails(model
     assert blas_thread_counts() == before
 
 
+def test_a_call_on_another_thread_than_the_first_callers_still_holds_blas_to_its_count():
+    """threadpoolctl (3.8) lets only the thread that first set OpenBLAS's thread count set it again and silently ignores
+    the others: a server's compute thread, after its main thread's warm-up, ran BLAS on two threads beside ours."""
+    before = blas_thread_counts()
+    if before == [1] * len(before):
+        pytest.skip("BLAS runs one thread here already")
+    with parallel.blas_threads(1):  # this thread first
+        assert blas_thread_counts() == [1] * len(before)
+    seen = []
+
+    def another_thread():
+        with parallel.blas_threads(1):
+            seen.append(blas_thread_counts())
+        seen.append(blas_thread_counts())
+
+    thread = threading.Thread(target=another_thread)
+    thread.start()
+    thread.join(timeout=60)
+    assert seen == [[1] * len(before), before]
+
+
 def test_calls_from_several_threads_at_once_give_each_caller_its_own_outputs(model, tokenizer):
     batches = [tokenizer(TEXTS[i:]) for i in range(4)]  # 5, 4, 3 and 2 rows
     expected = [named_outputs(model(**b, threads=1)) for b in batches]

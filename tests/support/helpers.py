@@ -97,29 +97,39 @@ def kill_a_busy_worker(client):
 
 
 def blas_split_keeps_bits(threads: int = 2) -> bool:
-    """Whether NumPy's BLAS computes float32 products of a call's shapes cut by rows, on `threads` threads or as a
-    batch's slices, to the bits of the whole product on one thread (what minibert.parallel.SPLIT_KEEPS_BITS records
-    by kernel): x Wᵀ for MiniLM's and bert-base's widths at 4 to 512 rows, the weight column-major as the encoder's,
-    and the attention's products."""
+    """Whether NumPy's BLAS computes float32 products of a call's shapes to the bits of the whole product on one thread
+    when they are cut as minibert cuts them where parallel.SPLIT_KEEPS_BITS names the kernel: on `threads` of BLAS's
+    threads (x Wᵀ for MiniLM's and bert-base's widths at 4 to 512 rows, the weight column-major as the encoder's, and
+    the attention's products), by rows as a batch's slices, and by output features as functional.linear's blocks (at
+    16 rows and more, as MIN_PART_MACS allows, a vocabulary's width among them)."""
     from threadpoolctl import threadpool_limits
 
+    from minibert.parallel import split
+
     rng = np.random.default_rng(0)
-    cases = []
-    for width, out in ((384, 1536), (1536, 384), (768, 768), (768, 3072)):
-        weight = np.asfortranarray(rng.standard_normal((out, width), np.float32))
-        cases += [(rng.standard_normal((rows, width), np.float32), weight.T) for rows in (4, 16, 64, 127, 512)]
+    products, blocks = [], []
+    for width, out in ((384, 1536), (1536, 384), (768, 768), (768, 3072), (384, 30522)):
+        weight_t = np.asfortranarray(rng.standard_normal((out, width), np.float32)).T  # [width, out], C-contiguous
+        for rows in (4, 16, 64, 127, 512):
+            x = rng.standard_normal((rows, width), np.float32)
+            products.append((x, weight_t))
+            blocks += [(x, weight_t, split(out, parts)) for parts in (2, 3)] if rows >= 16 else []
     for S, D in ((100, 32), (100, 64), (127, 64)):
-        cases.append((rng.standard_normal((12, S, D), np.float32), rng.standard_normal((12, D, S), np.float32)))
+        products.append((rng.standard_normal((12, S, D), np.float32), rng.standard_normal((12, D, S), np.float32)))
     with threadpool_limits(1, user_api="blas"):
-        whole = [a @ b for a, b in cases]
-        cut = [np.concatenate([a[..., rows, :] @ b for rows in row_cuts(a.shape[-2])], axis=-2) for a, b in cases]
+        whole = [a @ b for a, b in products]
+        by_rows = [
+            np.concatenate([a[..., rows, :] @ b for rows in row_cuts(a.shape[-2])], axis=-2) for a, b in products
+        ]
+        blocks_whole = [a @ b for a, b, _ in blocks]
+        by_blocks = [np.concatenate([a @ b[:, cols] for cols in cuts], axis=-1) for a, b, cuts in blocks]
     with threadpool_limits(threads, user_api="blas"):
-        on_threads = [a @ b for a, b in cases]
-    return all(np.array_equal(w, c) and np.array_equal(w, t) for w, c, t in zip(whole, cut, on_threads, strict=True))
+        on_threads = [a @ b for a, b in products]
+    return all(map(np.array_equal, whole * 2 + blocks_whole, by_rows + on_threads + by_blocks))
 
 
 def row_cuts(n: int) -> list[slice]:
-    """Rows cut as a batch's slices might be: a third, then the rest in two (none of a single row, which BLAS computes
-    as a vector product)."""
+    """range(n) cut as a batch's slices might be: a third, then the rest in two (no piece of a single row, which BLAS
+    computes as a vector product)."""
     a, b = max(2, n // 3), max(4, (n + n // 3) // 2)
     return [slice(0, a), slice(a, b), slice(b, n)] if b < n - 1 else [slice(0, n)]
