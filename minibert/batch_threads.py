@@ -44,18 +44,19 @@ def bert_model_in_threads(
     B, S = input_ids.shape
     H, I = config.hidden_size, config.intermediate_size  # noqa: E741 (the paper's and transformers' name)
     macs = B * S * config.num_hidden_layers * (4 * H * H + 2 * H * I)  # the encoder's products, all of the batch
-    # Where BLAS rounds a product cut by rows, as its threads or a batch's slices cut it, otherwise than the whole
-    # (kernels not of parallel.SPLIT_KEEPS_BITS, OpenBLAS's Haswell kernel among them), a batch is cut into the same
-    # slices at any thread count, and every call's layers are in parts: so the outputs follow no thread count there
-    # either. The parts then share a short call's cores in BLAS's stead (Haswell kernel, two cores: MiniLM 1x16 0.92x,
-    # 1x64 0.74x, bert-base 1x16 0.66x the time of its products on one thread; on one core 1.12x, 1.06x, 1.05x).
-    exact_cuts = not blas_threads.split_keeps_bits()
-    slices = fixed_parts() if exact_cuts else threads
-    pieces = min(slices, B, max(1, macs // MIN_SLICE_MACS)) if not trace.collecting else 1
+    # Where BLAS rounds a product cut by rows or by output features otherwise than the whole (kernels not of
+    # parallel.SPLIT_KEEPS_BITS, OpenBLAS's Haswell kernel among them), a batch is not cut into slices, and every call's
+    # layers are in parts, which share the cores in their stead: so the outputs follow no thread count there either.
+    # Against a batch cut into the same two slices at any thread count (the other way to keep the bits), on OpenBLAS's
+    # Haswell kernel (Zen 4): MiniLM 16x32 0.945 (one core) and 0.944 (two), bert-base 8x32 0.927 and 0.961, MiniLM
+    # 32x128 0.998 and 1.054; against BLAS's threads below LAYER_IN_PARTS_TOKENS on two cores (which changed bits
+    # there), MiniLM 1x16 1.14, 1x64 1.14, bert-base 1x16 1.05.
+    keeps_bits = blas_threads.split_keeps_bits()
+    pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if keeps_bits and not trace.collecting else 1
     # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in fixed_parts() parts, whatever the process's
     # cores, the thread count or a trace: the outputs depend on none of them (the parts' sums round as one product
     # would not).
-    parts = fixed_parts() if B * S >= LAYER_IN_PARTS_TOKENS or exact_cuts else 1
+    parts = fixed_parts() if B * S >= LAYER_IN_PARTS_TOKENS or not keeps_bits else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
@@ -85,12 +86,8 @@ def bert_model_in_threads(
     # The pooler runs once, over the joined batch: its one product over every row's token 0 then rounds as it does
     # on one thread, and pooler_output is tanh(h0 Wᵀ + b) of the whole batch's h0, bit for bit (tests/test_model.py).
     encoder_params = {name: p for name, p in params.items() if name != "pooler"}
-    batch_slices = split(B, pieces)  # [rows] each; a thread runs a consecutive run of them when there are more
     with blas_threads(1):
-        runs = map_in_threads(
-            lambda mine: [run(rows, encoder_params) for rows in batch_slices[mine]], split(pieces, threads)
-        )
-        outputs = [output for outputs_of_a_run in runs for output in outputs_of_a_run]  # in the batch's order
+        outputs = map_in_threads(lambda rows: run(rows, encoder_params), split(B, pieces))
         output = replace(outputs[0], **{f.name: join_slices(outputs, f.name) for f in fields(outputs[0])})
         if "pooler" in params:
             output.pooler_output = bert_pooler(output.last_hidden_state, **params["pooler"])  # [B, S, H] -> [B, H]

@@ -92,28 +92,23 @@ def test_one_two_and_three_threads_give_the_same_outputs_on_a_padded_batch(model
     assert len(outputs[1]) == 2 * model.config.num_hidden_layers + 3
     if parallel.blas_threads.split_keeps_bits():
         assert list(map(sorted, calls)) == [[5], [2, 3], [1, 2, 2]]  # one thread ran the batch whole, 2 and 3 split it
-    else:  # BLAS rounds a product cut by rows otherwise: the same slices on any thread count
-        assert list(map(sorted, calls)) == [sorted(split_rows(5, parallel.fixed_parts()))] * 3
+    else:  # BLAS rounds a product cut by rows otherwise: the batch whole, its layers in parts, on any thread count
+        assert calls == [[5]] * 3
     for threads in (2, 3):
         assert_close_across_threads(outputs[threads], outputs[1], model.dtype, inputs["attention_mask"])
-
-
-def split_rows(rows: int, slices: int) -> list[int]:
-    return [s.stop - s.start for s in parallel.split(rows, slices)]
 
 
 @pytest.mark.parametrize("keeps_bits", [True, False])
 def test_a_batch_is_cut_into_slices_only_where_each_has_the_work_to_pay_for_its_thread(model, monkeypatch, keeps_bits):
     """MiniLM at 8x32 (1.4 G multiply-adds a slice) ran faster whole on BLAS's threads; 16x32 gains from slices. Where
-    BLAS rounds a product cut by rows otherwise than the whole, one thread runs the slices two threads would."""
+    BLAS rounds a product cut by rows otherwise than the whole, a batch is never cut."""
     monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
     calls = record_batch_slices(monkeypatch)
     for B in (8, 16):
         for threads in (2, 1):
             calls.append([])
             model(np.full((B, 32), 1000), threads=threads)
-    expected_16 = [8, 8] if keeps_bits else split_rows(16, parallel.fixed_parts())
-    assert list(map(sorted, calls)) == [[8], [8], expected_16, [16] if keeps_bits else expected_16]
+    assert list(map(sorted, calls)) == [[8], [8], [8, 8] if keeps_bits else [16], [16]]
 
 
 def test_a_single_sequence_in_layer_parts_gives_the_same_bits_on_any_thread_count(model, tokenizer):
@@ -260,7 +255,7 @@ if kernels != {"Haswell"}:
 assert not blas_split_keeps_bits(2), "the premise: this kernel's threads change a product's bits"
 model = minibert.BertModel.from_pretrained(sys.argv[1])
 tokenizer = minibert.Tokenizer.from_pretrained(sys.argv[1])
-minibert.batch_threads.MIN_SLICE_MACS = 1 << 26  # so that the last batch, 8 rows of 11 tokens, is cut into slices
+minibert.batch_threads.MIN_SLICE_MACS = 1 << 26  # so that the last batch, 8 rows of 11 tokens, is worth two slices
 for texts in ([sys.argv[2][:40]], [sys.argv[2]], [sys.argv[2][: 10 + 4 * i] for i in range(8)]):
     inputs = tokenizer(texts)
     one, two = model(**inputs, threads=1), model(**inputs, threads=2)
@@ -282,7 +277,7 @@ assert all(np.array_equal(p, products[0]) for p in products[1:]), "a head's deco
 def test_a_short_sequence_gives_the_same_bits_on_any_thread_count_on_openblass_haswell_kernel():
     """On the kernel OpenBLAS picks for AVX2 CPUs (chosen here by OPENBLAS_CORETYPE), a short call's products on two
     BLAS threads, and a batch's slices, would round otherwise than one thread's whole products: there a call's layers
-    are in parts and a batch in the same slices, whatever the thread count."""
+    are in parts and a batch is not cut, whatever the thread count."""
     environment = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"}
     result = subprocess.run(
         [sys.executable, "-c", HASWELL_SCRIPT, str(minilm_dir()), TEXTS[0], str(Path(__file__).parent)],
