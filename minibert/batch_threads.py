@@ -50,7 +50,7 @@ def bert_model_in_threads(
     # Against a batch cut into the same two slices at any thread count (the other way to keep the bits), on OpenBLAS's
     # Haswell kernel (Zen 4): MiniLM 16x32 0.945 (one core) and 0.944 (two), bert-base 8x32 0.927 and 0.961, MiniLM
     # 32x128 0.998 and 1.054; against BLAS's threads below LAYER_IN_PARTS_TOKENS on two cores (which changed bits
-    # there), MiniLM 1x16 1.14, 1x64 1.14, bert-base 1x16 1.05.
+    # there), MiniLM 1x16 1.14-1.39, 1x64 1.14, bert-base 1x16 0.91-1.05 (benchmarks/README.md, eighth pass).
     keeps_bits = blas_threads.split_keeps_bits()
     pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if keeps_bits and not trace.collecting else 1
     # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in fixed_parts() parts, whatever the process's

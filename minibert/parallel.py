@@ -78,9 +78,8 @@ def thread_pool(workers: int) -> ThreadPoolExecutor:
 
 def fixed_parts() -> int:
     """How many parts work is cut into where the cut must follow neither the thread count nor the cores the process may
-    use, so that on one machine neither changes a bit of the outputs: a layer's heads and features (layer_parts.py), and
-    where BLAS rounds a product cut by rows otherwise than the whole (SPLIT_KEEPS_BITS), a batch's slices. The
-    machine's CPUs, at most tuning.MAX_LAYER_PARTS."""
+    use, so that on one machine neither changes a bit of the outputs: a layer's heads and features (layer_parts.py).
+    The machine's CPUs, at most tuning.MAX_LAYER_PARTS."""
     return min(MAX_LAYER_PARTS, os.cpu_count() or 1)
 
 
@@ -187,8 +186,10 @@ class _BlasThreads:
 
     def split_keeps_bits(self) -> bool:
         """Whether BLAS's own threads may share a product: NumPy's BLAS is an OpenBLAS kernel of SPLIT_KEEPS_BITS."""
-        with self._lock:
-            return self._split_keeps_bits()
+        if self._keeps_bits is None:  # found once; read without the lock after that (functional.linear asks each time)
+            with self._lock:
+                self._split_keeps_bits()
+        return self._keeps_bits
 
     def _split_keeps_bits(self) -> bool:  # under the lock
         if self._controller is None:
@@ -206,10 +207,8 @@ class _BlasThreads:
             if self._active == 0:
                 self._limiter = self._set(lambda: self._controller.limit(limits=threads, user_api="blas"))
                 self._threads = threads
-            elif threads < self._threads:
-                self._set(
-                    lambda: self._controller.limit(limits=threads, user_api="blas")
-                )  # the first keeps the originals
+            elif threads < self._threads:  # lowered; the first limiter keeps the original counts
+                self._set(lambda: self._controller.limit(limits=threads, user_api="blas"))
                 self._threads = threads
             self._active += 1
         try:

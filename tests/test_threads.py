@@ -160,7 +160,8 @@ def test_layers_are_cut_into_the_same_parts_whatever_the_cores_the_threads_or_a_
 
 def test_the_kernels_said_to_keep_a_products_bits_on_blas_threads_do_so_here():
     """parallel.SPLIT_KEEPS_BITS names OpenBLAS kernels by what was measured on them: the one this machine runs, if
-    named there, computes float32 products of a short call's shapes on 2 and 3 threads to the bits of one."""
+    named there, computes float32 products of a call's shapes cut as minibert then cuts them (on 2 and 3 of BLAS's
+    threads, by a batch's slices, in linear's blocks) to the bits of the whole product on one thread."""
     if not parallel.blas_threads.split_keeps_bits():
         pytest.skip("this machine's BLAS kernel is not one of SPLIT_KEEPS_BITS: its calls never use BLAS's threads")
     assert blas_split_keeps_bits(2) and blas_split_keeps_bits(3)
