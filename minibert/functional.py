@@ -10,9 +10,9 @@ One piece of state is read here, not passed: `linear` and `apply_elementwise` as
 threads the calling thread may use. That budget is a thread-local set by the caller (`with parallel.budget(...)`, in
 batch_threads.bert_model_in_threads: one thread for the work of a forward pass, which shares out its own parts);
 outside any such block it is every core of the process. apply_elementwise's result does not depend on it (its pieces
-are the same elementwise function, bit for bit); `linear`'s may, in the last bits: a BLAS kernel can round a block of
-output features apart from the whole product (OpenBLAS's Haswell kernel does; its SkylakeX kernel did not at the cuts
-tests/test_layer_parts.py probes), so the same call could round differently under another budget.
+are the same elementwise function, bit for bit), nor does `linear`'s: it cuts a product into blocks of output features
+by the budget only where BLAS computes a block to the whole product's bits (parallel.SPLIT_KEEPS_BITS: OpenBLAS's
+SkylakeX kernel; its Haswell kernel rounds a block otherwise, and there `linear` does not cut).
 """
 
 import numpy as np

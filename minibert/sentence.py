@@ -377,9 +377,10 @@ class SentenceEncoder:
         """Tokenized rows [B, S] -> embeddings [B, D]: forward, pool over the real tokens, Dense..., Normalize."""
         token_embeddings = self.model(**encoded, threads=threads).last_hidden_state  # [B, S, H]
         embeddings = pool(token_embeddings, encoded["attention_mask"], self.pooling_modes, prompt_length)  # [B, H']
-        with products_on(threads):  # the Dense modules' products on the call's threads (parallel.py)
-            for layer in self.dense:
-                embeddings = dense(embeddings, **layer)  # [B, H'] -> [B, D]
+        if self.dense:  # most models have none: no BLAS thread count to set for them
+            with products_on(threads):  # the Dense modules' products on the call's threads (parallel.py)
+                for layer in self.dense:
+                    embeddings = dense(embeddings, **layer)  # [B, H'] -> [B, D]
         return normalize(embeddings) if self.normalize else embeddings
 
     def _prompt_length(self, prompt: str | None) -> int:
