@@ -17,7 +17,7 @@ from .layer_parts import bert_layer_in_parts
 from .memory import keep_freed_memory
 from .parallel import blas_threads, budget, fixed_parts, map_in_threads, resolve_threads, split
 from .trace import NO_TRACE, Trace
-from .tuning import LAYER_IN_PARTS_TOKENS, MIN_SLICE_MACS
+from .tuning import LAYER_IN_PARTS_TOKENS, MIN_LAYER_PARTS_MACS, MIN_SLICE_MACS
 
 
 def bert_model_in_threads(
@@ -55,8 +55,10 @@ def bert_model_in_threads(
     pieces = min(threads, B, max(1, macs // MIN_SLICE_MACS)) if keeps_bits and not trace.collecting else 1
     # From LAYER_IN_PARTS_TOKENS on, every slice computes its layers in fixed_parts() parts, whatever the process's
     # cores, the thread count or a trace: the outputs depend on none of them (the parts' sums round as one product
-    # would not).
-    parts = fixed_parts() if B * S >= LAYER_IN_PARTS_TOKENS or not keeps_bits else 1
+    # would not). Where BLAS's threads would change the bits, shorter calls too, but for the smallest
+    # (MIN_LAYER_PARTS_MACS): whole layers on one thread, at any thread count.
+    shared_exactly = not keeps_bits and macs >= MIN_LAYER_PARTS_MACS
+    parts = fixed_parts() if B * S >= LAYER_IN_PARTS_TOKENS or shared_exactly else 1
     layer_function = {"layer_function": partial(bert_layer_in_parts, parts=parts)} if parts > 1 else {}
 
     def run(rows: slice, params):  # [B, S] -> [rows, S]
@@ -79,7 +81,7 @@ def bert_model_in_threads(
         # Below LAYER_IN_PARTS_TOKENS (on a kernel of SPLIT_KEEPS_BITS) those handoffs (~130 us each when the thread
         # has gone to sleep) cost more than the second core gives, and BLAS's own threads share each product instead:
         # they take up work within microseconds. But they spin on the other cores for a while after each product, so
-        # the rest of the work stays on this thread.
+        # the rest of the work stays on this thread. (Where they would change the bits, blas_threads holds them to one.)
         ours = parts > 1
         with blas_threads(1 if ours else threads), budget(threads if ours else 1):
             return run(slice(None), params)

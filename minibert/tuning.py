@@ -34,6 +34,14 @@ LAYER_IN_PARTS_TOKENS = 128
 # two (Zen 4). Two parts, each its own (a 2-CPU machine), against four joined: 1.013, 1.007, 0.981 on one core and
 # 0.963, 1.030, 1.007 on two. Four threads at most share a single sequence's layer.
 MAX_LAYER_PARTS = 4
+# Where BLAS's threads would change a product's bits (kernels not in parallel.SPLIT_KEEPS_BITS), a call below
+# LAYER_IN_PARTS_TOKENS still has its layers in parts, so that a second core helps it without changing a bit; but a
+# call of fewer multiply-adds than this in the encoder's products (MiniLM up to 25 tokens) runs whole layers on one
+# thread instead: its parts' extra calls cost more than the second core gives. Parts against whole layers on one
+# thread, OpenBLAS's Haswell kernel (Zen 4), alternating pinned processes: one core MiniLM 1x16 1.104, 1x32 1.089, 1x64
+# 1.051, bert-base 1x16 1.055; two cores MiniLM 1x8 1.090, 1x16 0.999, 1x24 1.018, 1x32 0.830, 1x64 0.787, bert-base
+# 1x16 0.658, 1x64 0.584.
+MIN_LAYER_PARTS_MACS = 1 << 28
 
 # ---- products (functional.linear) ----
 # Below this many rows (tokens), linear computes W xᵀ for a row-major W: OpenBLAS is ~2x faster at it with few rows

@@ -173,7 +173,7 @@ def test_a_short_call_shares_its_products_with_blas_only_where_that_keeps_their_
 ):
     """Below LAYER_IN_PARTS_TOKENS a single sequence's products run on BLAS's threads where BLAS computes them there
     to the bits of one thread (parallel.SPLIT_KEEPS_BITS); elsewhere the layers are in parts on our threads at any
-    thread count, BLAS on one, as from LAYER_IN_PARTS_TOKENS on."""
+    thread count, BLAS on one, as from LAYER_IN_PARTS_TOKENS on, and the smallest calls run whole layers on one."""
     seen, parts_seen = [], []
     linear, in_parts = minibert.model.linear, batch_threads.bert_layer_in_parts
 
@@ -189,15 +189,23 @@ def test_a_short_call_shares_its_products_with_blas_only_where_that_keeps_their_
     monkeypatch.setattr(minibert.layer_parts, "linear", recorded)
     monkeypatch.setattr(batch_threads, "bert_layer_in_parts", recorded_parts)
     monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
-    inputs = tokenizer(TEXTS[:1])
-    assert inputs["input_ids"].size < tuning.LAYER_IN_PARTS_TOKENS
     parts = parallel.fixed_parts()
-    for threads in (1, 2):
-        seen.clear(), parts_seen.clear()
-        model(**inputs, threads=threads)
-        assert seen and set(seen) == {threads if keeps_bits else 1}, f"{threads} threads"
-        cut = not keeps_bits and parts > 1
-        assert parts_seen == ([parts] * model.config.num_hidden_layers if cut else []), f"{threads} threads"
+    config = model.config
+    macs_per_token = config.num_hidden_layers * (
+        4 * config.hidden_size**2 + 2 * config.hidden_size * config.intermediate_size
+    )
+    # A short call, then one so small (below tuning.MIN_LAYER_PARTS_MACS) that it runs whole layers on one thread
+    # everywhere: on those kernels, their parts cost more than a second core gives.
+    for texts, smallest in ((TEXTS[:1], False), (["Why is the pooled output different?"], True)):
+        inputs = tokenizer(texts)
+        assert inputs["input_ids"].size < tuning.LAYER_IN_PARTS_TOKENS
+        assert (inputs["input_ids"].size * macs_per_token < tuning.MIN_LAYER_PARTS_MACS) == smallest
+        for threads in (1, 2):
+            seen.clear(), parts_seen.clear()
+            model(**inputs, threads=threads)
+            assert seen and set(seen) == {threads if keeps_bits else 1}, f"{threads} threads"
+            cut = not keeps_bits and parts > 1 and not smallest
+            assert parts_seen == ([parts] * config.num_hidden_layers if cut else []), f"{threads} threads"
 
 
 def test_a_heads_products_run_on_the_calls_threads(monkeypatch):
