@@ -5,8 +5,8 @@
 Items are sorted longest first by characters (as sentence-transformers sorts them), tokenized in chunks of
 TOKENIZE_CHUNK_BATCHES batches (one call each: the tokenizers library encodes a list on all cores unless
 TOKENIZERS_PARALLELISM=false), then within a chunk sorted by token count and cut into batches of at most batch_size
-rows of nearly the same length (length_batches), each padded only to its own longest row. Which items share a batch
-changes only the rounding of their rows (the padding is masked).
+rows (length_batches), each padded only to its own longest row. Which items share a batch changes only the rounding
+of their rows (the padding is masked).
 """
 
 import logging
@@ -22,20 +22,35 @@ logger = logging.getLogger("minibert")
 # batches of similar token counts from, few enough that the padded id arrays stay small (64 x 32 x 256 int64 ids:
 # 4 MiB per array at MiniLM's max_seq_length).
 TOKENIZE_CHUNK_BATCHES = 64
-# A batch ends before an item shorter than this share of its longest, so that at most ~10% of what it computes is
-# padding (rows of fixed count, as sentence-transformers batches them, computed 27% padding on mixed-length prose).
-SAME_LENGTH_SHARE = 0.9
+# What a forward pass costs beyond its tokens, counted in tokens: reading the encoder's weights from memory (MiniLM's
+# 42 MB do not stay in a 32 MiB L3 from one call to the next) and the calls of every layer. Fitted as time = a + b x
+# tokens over MiniLM and bert-base calls of 4 to 2,048 tokens (Zen 4): a/b = 27 and 24 tokens on one core, 64 and 43 on
+# two, where b halves and a does not.
+CALL_TOKENS = 32
 
 
 def length_batches(lengths: np.ndarray, batch_size: int) -> list[slice]:
-    """Consecutive batches of rows sorted longest first: at most batch_size rows, each at least SAME_LENGTH_SHARE of
-    its batch's first (longest) row. [C] token counts, longest first -> slices of them"""
-    batches, start = [], 0
-    for i in range(1, len(lengths) + 1):
-        if i == len(lengths) or i - start == batch_size or lengths[i] < SAME_LENGTH_SHARE * lengths[start]:
-            batches.append(slice(start, i))
-            start = i
-    return batches
+    """Consecutive batches of rows sorted longest first, at most batch_size rows each, that compute the fewest tokens,
+    padding included, counting each batch's forward pass as CALL_TOKENS more: sum over batches of CALL_TOKENS + rows x
+    longest. Rows of nearly one length share a batch; a few short rows are not a batch of their own, where their own
+    forward pass would cost more than their padding. [C] token counts, longest first -> slices of them
+
+    The fewest is found exactly (dynamic programming): cost[j], the least for rows [0, j), is the least over the last
+    batch's first row i of cost[i] + CALL_TOKENS + (j - i) x lengths[i] (lengths[i] is that batch's longest)."""
+    n = len(lengths)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    cost = np.zeros(n + 1, dtype=np.int64)  # [n + 1] the least cost of rows [0, j)
+    start = np.zeros(n + 1, dtype=np.int64)  # [n + 1] where the last batch of that least cost starts
+    for j in range(1, n + 1):
+        first = np.arange(max(0, j - batch_size), j)  # the last batch's possible first rows
+        candidates = cost[first] + CALL_TOKENS + (j - first) * lengths[first]
+        best = len(first) - 1 - int(np.argmin(candidates[::-1]))  # the last of equal costs: earlier batches full
+        cost[j], start[j] = candidates[best], first[best]
+    batches, j = [], n
+    while j > 0:
+        batches.append(slice(int(start[j]), j))
+        j = int(start[j])
+    return batches[::-1]
 
 
 def run_in_length_batches(

@@ -1,6 +1,7 @@
 """Sentence embeddings against sentence-transformers: golden values made by weights/make_sentence_reference.py (no
 PyTorch needed), and live comparisons wherever sentence-transformers is installed."""
 
+import itertools
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from support.helpers import F32_TOL, F64_TOL, WEIGHTS, minilm_dir
 
 import minibert
-from minibert.batching import SAME_LENGTH_SHARE, length_batches
+from minibert.batching import CALL_TOKENS, length_batches
 from minibert.errors import CheckpointError, InputError
 from minibert.pooling import POOLING_FUNCTIONS, normalize, pool
 
@@ -68,16 +69,50 @@ def test_batching_and_length_sorting_keep_input_order(encoder):
     assert max_abs_diff(encoder.encode(texts[::-1], batch_size=3)[::-1], expected) <= F32_TOL
 
 
-def test_length_batches_cover_every_row_once_with_little_padding_and_at_most_batch_size_rows():
+def batches_cost(lengths: np.ndarray, batches: list[slice]) -> int:
+    """What length_batches minimizes: per batch, CALL_TOKENS plus its rows padded to its longest (its first)."""
+    return sum(CALL_TOKENS + (b.stop - b.start) * int(lengths[b.start]) for b in batches)
+
+
+def test_length_batches_cover_every_row_once_in_at_most_batch_size_rows_at_the_least_cost():
     lengths = np.sort(np.random.default_rng(3).integers(1, 257, 500))[::-1]  # [500] token counts, longest first
     batches = length_batches(lengths, batch_size=32)
     assert [i for b in batches for i in range(len(lengths))[b]] == list(range(len(lengths)))
-    for b in batches:
-        rows = lengths[b]
-        assert 1 <= len(rows) <= 32
-        assert rows.min() >= SAME_LENGTH_SHARE * rows.max()  # so at most 1 - SAME_LENGTH_SHARE of it is padding
-    assert length_batches(np.array([7, 7, 7]), batch_size=2) == [slice(0, 2), slice(2, 3)]
-    assert length_batches(np.array([10, 9, 8]), batch_size=32) == [slice(0, 2), slice(2, 3)]  # 8 < 0.9 x 10
+    assert all(1 <= b.stop - b.start <= 32 for b in batches)
+    padded = sum((b.stop - b.start) * int(lengths[b.start]) for b in batches)
+    assert padded - lengths.sum() <= 0.02 * padded  # rows of nearly one length share a batch
+    # Against batches of rows within 90% of their longest (minibert's rule before), or of 32 rows whatever their
+    # lengths (sentence-transformers'): never more.
+    ninety, start = [], 0
+    for i in range(1, len(lengths) + 1):
+        if i == len(lengths) or i - start == 32 or lengths[i] < 0.9 * lengths[start]:
+            ninety.append(slice(start, i))
+            start = i
+    assert batches_cost(lengths, batches) <= batches_cost(lengths, ninety)
+    assert batches_cost(lengths, batches) < batches_cost(lengths, [slice(i, i + 32) for i in range(0, 500, 32)])
+
+
+def test_length_batches_are_the_cheapest_of_every_cut():
+    rng = np.random.default_rng(4)
+    for n, batch_size in ((1, 1), (5, 2), (7, 3), (9, 32), (10, 4)):
+        for _ in range(20):
+            lengths = np.sort(rng.integers(1, 80, n))[::-1]
+            cheapest = min(  # every way of cutting n rows into consecutive batches of at most batch_size
+                batches_cost(lengths, [slice(a, b) for a, b in zip((0, *cuts), (*cuts, n), strict=True)])
+                for k in range(n)
+                for cuts in itertools.combinations(range(1, n), k)
+                if all(b - a <= batch_size for a, b in zip((0, *cuts), (*cuts, n), strict=True))
+            )
+            batches = length_batches(lengths, batch_size)
+            assert batches_cost(lengths, batches) == cheapest, (lengths, batch_size, batches)
+            assert all(b.stop - b.start <= batch_size for b in batches)
+
+
+def test_length_batches_keep_short_rows_together_and_long_rows_of_other_lengths_apart():
+    # Short queries of 9 to 14 tokens: one forward pass costs more than their padding.
+    assert length_batches(np.array([14, 13, 12, 12, 11, 10, 10, 9]), batch_size=32) == [slice(0, 8)]
+    assert length_batches(np.array([200, 150]), batch_size=32) == [slice(0, 1), slice(1, 2)]  # 50 tokens > a pass
+    assert length_batches(np.array([7, 7, 7]), batch_size=2) == [slice(0, 2), slice(2, 3)]  # earlier batches full
     assert length_batches(np.array([], dtype=np.int64), batch_size=32) == []
 
 
