@@ -499,6 +499,36 @@ def test_the_batcher_gives_each_request_exactly_its_rows_and_bounds_its_queue():
     assert alone.batches == 10  # each accepted request its own batch
 
 
+def test_the_batcher_holds_a_lone_clients_request_for_no_one_but_waits_once_requests_overlap():
+    seen_batches = []
+
+    def compute(key, items):
+        seen_batches.append(list(items))
+        return list(items)
+
+    async def scenario():
+        batcher = Batcher(compute, max_batch_tokens=100, max_wait=600.0, max_queue=10, metrics=Metrics())
+        batcher.start()
+        # The first request, alone: computed at once, not held for the 600 s of max_wait (the bound fails it first).
+        assert await asyncio.wait_for(batcher.submit(None, ["a"], 1), timeout=30) == ["a"]
+        assert await asyncio.wait_for(batcher.submit(None, ["b"], 1), timeout=30) == ["b"]
+        # Two at once: one batch. After it, a request waits max_wait for company, as overlapping clients' do.
+        await asyncio.wait_for(asyncio.gather(batcher.submit(None, ["c"], 1), batcher.submit(None, ["d"], 1)), 30)
+        batcher.max_wait = 0.3
+        started = time.perf_counter()
+        assert await asyncio.wait_for(batcher.submit(None, ["e"], 1), timeout=30) == ["e"]
+        held = time.perf_counter() - started
+        # That batch was one request with none queued behind it: the next goes at once again.
+        batcher.max_wait = 600.0
+        assert await asyncio.wait_for(batcher.submit(None, ["f"], 1), timeout=30) == ["f"]
+        await batcher.stop()
+        return held
+
+    held = asyncio.run(scenario())
+    assert seen_batches == [["a"], ["b"], ["c", "d"], ["e"], ["f"]]
+    assert held >= 0.3  # a deliberate wait, never shorter than asked
+
+
 # ---- the other model kinds: prompts (e5), /rerank (a cross-encoder), /embed_sparse (SPLADE) ----
 
 
