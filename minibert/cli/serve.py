@@ -104,7 +104,8 @@ def add_parser(commands) -> None:
         type=non_negative_float,
         default=DEFAULT_MAX_WAIT_MS,
         metavar="MS",
-        help="how long a batch waits for more requests after its first, unless the token budget fills",
+        help="how long a batch waits for more requests after its first, unless the token budget fills (no wait "
+        "after a batch of one request with none queued: a lone client's requests go at once)",
     )
     parser.add_argument("--no-batching", action="store_true", help="compute every request alone, in arrival order")
     parser.add_argument(
