@@ -112,8 +112,8 @@ def blas_split_keeps_bits(threads: int = 2) -> bool:
         weight_t = np.asfortranarray(rng.standard_normal((out, width), np.float32)).T  # [width, out], C-contiguous
         for rows in (4, 16, 64, 127, 512):
             x = rng.standard_normal((rows, width), np.float32)
+            blocks += [(len(products), split(out, parts)) for parts in (2, 3)] if rows >= 16 else []
             products.append((x, weight_t))
-            blocks += [(x, weight_t, split(out, parts)) for parts in (2, 3)] if rows >= 16 else []
     for S, D in ((100, 32), (100, 64), (127, 64)):
         products.append((rng.standard_normal((12, S, D), np.float32), rng.standard_normal((12, D, S), np.float32)))
     with threadpool_limits(1, user_api="blas"):
@@ -121,8 +121,10 @@ def blas_split_keeps_bits(threads: int = 2) -> bool:
         by_rows = [
             np.concatenate([a[..., rows, :] @ b for rows in row_cuts(a.shape[-2])], axis=-2) for a, b in products
         ]
-        blocks_whole = [a @ b for a, b, _ in blocks]
-        by_blocks = [np.concatenate([a @ b[:, cols] for cols in cuts], axis=-1) for a, b, cuts in blocks]
+        blocks_whole = [whole[i] for i, _ in blocks]  # the products cut into blocks, each computed once above
+        by_blocks = [
+            np.concatenate([products[i][0] @ products[i][1][:, c] for c in cuts], axis=-1) for i, cuts in blocks
+        ]
     with threadpool_limits(threads, user_api="blas"):
         on_threads = [a @ b for a, b in products]
     return all(map(np.array_equal, whole * 2 + blocks_whole, by_rows + on_threads + by_blocks))
