@@ -17,7 +17,7 @@ SkylakeX kernel; its Haswell kernel rounds a block otherwise, and there `linear`
 
 import numpy as np
 
-from .parallel import blas_threads, deal, map_in_threads, split, threads_here
+from .parallel import blas_threads, deal, fixed_blocks_here, fixed_parts, map_in_threads, split, threads_here
 from .tuning import CHUNK_ELEMENTS, FEW_ROWS, GELU_CHUNK_ELEMENTS, MIN_PART_MACS, MIN_PIECE_ELEMENTS
 
 # ----------------------------------------------------------------------------------------------------------
@@ -341,9 +341,15 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     # Shared among the call's threads (parallel.threads_here), a product is cut into blocks of output features, so that
     # each thread reads its own part of W, not all of it (cut by rows, every thread would pack all of W: 1.3x slower).
     # Only where BLAS computes a block to the whole product's bits (parallel.SPLIT_KEEPS_BITS), and not for a single
-    # row, a vector product whose bits a cut changes there too: elsewhere the bits would follow the thread count.
-    threads = threads_here() if blas_threads.split_keeps_bits() and n > 1 else 1
-    parts = split(out_features, min(threads, max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)))
+    # row, a vector product whose bits a cut changes there too: elsewhere the bits would follow the thread count. There
+    # a head's products (parallel.products_on) are cut into the machine's fixed_parts() blocks at any thread count
+    # instead: their bits are not the whole product's, and follow no thread count.
+    threads, most = threads_here(), max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)
+    if blas_threads.split_keeps_bits():
+        blocks = min(threads, most) if n > 1 else 1
+    else:
+        blocks = min(fixed_parts(), most) if fixed_blocks_here() else 1
+    parts = split(out_features, blocks)
     if n < FEW_ROWS and weight.flags.c_contiguous:
         # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against
         # 302 us): the same dot products, the big matrix read untransposed.

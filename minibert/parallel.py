@@ -63,6 +63,7 @@ def resolve_threads(threads: int | None = None) -> int:
 _pool_lock = threading.Lock()
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool): a forked child makes its own
 _budget = threading.local()  # .threads: what the call running in this thread may use; unset outside a call
+# .fixed_blocks: in products_on (a head's, a Dense module's products), not in the encoder
 
 
 def thread_pool(workers: int) -> ThreadPoolExecutor:
@@ -88,6 +89,13 @@ def threads_here() -> int:
     outside any call."""
     threads = getattr(_budget, "threads", None)
     return resolve_threads() if threads is None else threads
+
+
+def fixed_blocks_here() -> bool:
+    """Whether the products in this thread may be cut into fixed_parts() blocks of output features where BLAS's own cut
+    would change their bits: a head's and a Dense module's products (products_on) are, whatever the thread count; the
+    encoder's have their own parts (layer_parts.py) and the pooler's stay whole."""
+    return getattr(_budget, "fixed_blocks", False)
 
 
 @contextmanager
@@ -239,6 +247,13 @@ if hasattr(os, "register_at_fork"):
 @contextmanager
 def products_on(threads: int | None = None) -> Iterator[None]:
     """Products outside the encoder (a head's, a Dense module's) on a call's `threads` (resolve_threads):
-    functional.linear shares each among them in blocks of output features, BLAS on one thread, as in a layer's parts."""
-    with blas_threads(1), budget(resolve_threads(threads)):
-        yield
+    functional.linear shares each among them in blocks of output features, BLAS on one thread, as in a layer's parts.
+    Where BLAS rounds a block otherwise than the whole product, the blocks are fixed_parts() whatever the thread count
+    (fixed_blocks_here): a masked-LM decoder over the vocabulary was one thread's work there, on any number of cores."""
+    before = getattr(_budget, "fixed_blocks", False)
+    _budget.fixed_blocks = True
+    try:
+        with blas_threads(1), budget(resolve_threads(threads)):
+            yield
+    finally:
+        _budget.fixed_blocks = before

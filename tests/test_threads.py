@@ -253,6 +253,39 @@ def test_a_product_is_cut_into_blocks_by_the_thread_count_only_where_blas_keeps_
             np.testing.assert_array_equal(other, outputs[0])
 
 
+@pytest.mark.parametrize("cpus", [2, 4])
+def test_a_heads_product_is_cut_into_the_machines_fixed_blocks_where_blas_would_change_its_bits(monkeypatch, cpus):
+    """Where BLAS rounds a block of output features otherwise than the whole product (OpenBLAS's Haswell kernel), a
+    head's products (parallel.products_on) are still shared among the call's threads: cut into parallel.fixed_parts()
+    blocks, the machine's CPUs, whatever the thread count, so that their bits follow none. Outside products_on (the
+    encoder, the pooler) such a kernel's products stay whole."""
+    monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: cpus)
+    dealt, seen = minibert.functional.map_in_threads, []
+
+    def recorded(fn, items):
+        seen.append([len(mine) for mine in items])  # blocks per thread
+        return dealt(fn, items)
+
+    monkeypatch.setattr(minibert.functional, "map_in_threads", recorded)
+    rng = np.random.default_rng(0)
+    x, weight, bias = (rng.standard_normal(shape, np.float32) for shape in ((16, 384), (3000, 384), (3000,)))
+    outputs = []
+    for threads in (1, 2, 3):
+        seen.clear()
+        with parallel.products_on(threads):
+            outputs.append(minibert.functional.linear(x, weight, bias))
+        assert len(seen) == 1 and sum(seen[0]) == cpus, f"{threads} threads: {seen}"
+        assert len(seen[0]) == min(threads, cpus), f"{threads} threads: {seen}"  # every thread of the call has blocks
+        seen.clear()
+        with parallel.budget(threads), parallel.blas_threads(1):
+            minibert.functional.linear(x, weight, bias)
+        assert seen == [[1]], f"{threads} threads outside products_on: {seen}"
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(other, outputs[0])
+    np.testing.assert_allclose(outputs[0], minibert.functional.linear_reference(x, weight, bias), rtol=0, atol=1e-4)
+
+
 HASWELL_SCRIPT = """
 import sys, numpy as np, minibert
 sys.path.insert(0, sys.argv[3])
