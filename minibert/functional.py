@@ -12,7 +12,9 @@ batch_threads.bert_model_in_threads: one thread for the work of a forward pass, 
 outside any such block it is every core of the process. apply_elementwise's result does not depend on it (its pieces
 are the same elementwise function, bit for bit), nor does `linear`'s: it cuts a product into blocks of output features
 by the budget only where BLAS computes a block to the whole product's bits (parallel.SPLIT_KEEPS_BITS: OpenBLAS's
-SkylakeX kernel; its Haswell kernel rounds a block otherwise, and there `linear` does not cut).
+SkylakeX kernel). Its Haswell kernel rounds a block otherwise: there `linear` cuts only a head's products
+(parallel.products_on, read by parallel.fixed_blocks_here()), into the machine's parallel.fixed_parts() blocks at any
+budget.
 """
 
 import numpy as np

@@ -226,28 +226,39 @@ def test_a_heads_products_run_on_the_calls_threads(monkeypatch):
         assert seen and set(seen) == {(threads, 1)}, f"threads={threads}"
 
 
+def blocks_dealt(monkeypatch) -> list[list[int]]:
+    """A list that records functional.linear's blocks of output features: for each product it shares out, how many
+    blocks each thread got."""
+    seen, dealt = [], minibert.functional.map_in_threads
+
+    def recorded(fn, items):
+        seen.append([len(mine) for mine in items])
+        return dealt(fn, items)
+
+    monkeypatch.setattr(minibert.functional, "map_in_threads", recorded)
+    return seen
+
+
+def a_heads_product() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x [16, 384], a row-major weight [3000, 384] and its bias: 18 M multiply-adds, worth four blocks."""
+    rng = np.random.default_rng(0)
+    return tuple(rng.standard_normal(shape, np.float32) for shape in ((16, 384), (3000, 384), (3000,)))
+
+
 @pytest.mark.parametrize("keeps_bits", [True, False])
 def test_a_product_is_cut_into_blocks_by_the_thread_count_only_where_blas_keeps_its_bits(monkeypatch, keeps_bits):
     """functional.linear's blocks of output features: one per thread where BLAS computes a block to the whole product's
     bits, the whole product on one thread elsewhere; the same bits at any thread count where that is true."""
     true_here = parallel.blas_threads.split_keeps_bits()
     monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
-    blocks = []
-    dealt = minibert.functional.map_in_threads
-
-    def recorded(fn, items):
-        blocks.append(sum(map(len, items)))
-        return dealt(fn, items)
-
-    monkeypatch.setattr(minibert.functional, "map_in_threads", recorded)
-    rng = np.random.default_rng(0)
-    x, weight, bias = (rng.standard_normal(shape, np.float32) for shape in ((16, 384), (3000, 384), (3000,)))
+    seen = blocks_dealt(monkeypatch)
+    x, weight, bias = a_heads_product()
     outputs = []
     for threads in (1, 2, 3):
-        blocks.clear()
+        seen.clear()
         with parallel.budget(threads), parallel.blas_threads(1):
             outputs.append(minibert.functional.linear(x, weight, bias))
-        assert blocks == [threads if keeps_bits else 1], f"{threads} threads"
+        assert [sum(blocks) for blocks in seen] == [threads if keeps_bits else 1], f"{threads} threads"
     if true_here or not keeps_bits:  # (told the blocks keep the bits where they do not, they would not)
         for other in outputs[1:]:
             np.testing.assert_array_equal(other, outputs[0])
@@ -261,15 +272,8 @@ def test_a_heads_product_is_cut_into_the_machines_fixed_blocks_where_blas_would_
     encoder, the pooler) such a kernel's products stay whole."""
     monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", False)
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: cpus)
-    dealt, seen = minibert.functional.map_in_threads, []
-
-    def recorded(fn, items):
-        seen.append([len(mine) for mine in items])  # blocks per thread
-        return dealt(fn, items)
-
-    monkeypatch.setattr(minibert.functional, "map_in_threads", recorded)
-    rng = np.random.default_rng(0)
-    x, weight, bias = (rng.standard_normal(shape, np.float32) for shape in ((16, 384), (3000, 384), (3000,)))
+    seen = blocks_dealt(monkeypatch)
+    x, weight, bias = a_heads_product()
     outputs = []
     for threads in (1, 2, 3):
         seen.clear()
