@@ -90,6 +90,7 @@ def test_this_hosts_record_has_the_cpu_model_its_extensions_and_says_whether_ope
     assert host["cpu"]["model_name"]
     assert isinstance(host["cpu"]["vector_extensions"], list)
     assert "OPENBLAS_CORETYPE" in host["environment"]  # recorded even when unset (as None)
+    assert "ATEN_CPU_CAPABILITY" in host["environment"]  # torch's kernels, held to AVX2 for the Haswell kernel's table
     assert all({"internal_api", "version", "architecture", "num_threads"} <= set(b) for b in host["blas"])
     summary = harness.host_summary(host)
     assert host["cpu"]["model_name"] in summary and "OPENBLAS_CORETYPE=" in summary
