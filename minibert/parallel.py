@@ -95,18 +95,23 @@ def fixed_blocks_here() -> bool:
     """Whether the products in this thread may be cut into fixed_parts() blocks of output features where BLAS's own cut
     would change their bits: a head's and a Dense module's products (products_on) are, whatever the thread count; the
     encoder's have their own parts (layer_parts.py) and the pooler's stay whole."""
-    return getattr(_budget, "fixed_blocks", False)
+    return bool(getattr(_budget, "fixed_blocks", None))
 
 
 @contextmanager
-def budget(threads: int) -> Iterator[None]:
-    """Let the work in this thread use `threads` threads until the block ends."""
-    before = getattr(_budget, "threads", None)
-    _budget.threads = threads
+def _here(name: str, value) -> Iterator[None]:
+    """_budget.<name> = value in this thread until the block ends, then what it was (None: unset)."""
+    before = getattr(_budget, name, None)
+    setattr(_budget, name, value)
     try:
         yield
     finally:
-        _budget.threads = before
+        setattr(_budget, name, before)
+
+
+def budget(threads: int):
+    """`with budget(threads):` let the work in this thread use `threads` threads until the block ends."""
+    return _here("threads", threads)
 
 
 def _in_one_thread(fn: Callable, item):
@@ -250,10 +255,5 @@ def products_on(threads: int | None = None) -> Iterator[None]:
     functional.linear shares each among them in blocks of output features, BLAS on one thread, as in a layer's parts.
     Where BLAS rounds a block otherwise than the whole product, the blocks are fixed_parts() whatever the thread count
     (fixed_blocks_here): a masked-LM decoder over the vocabulary was one thread's work there, on any number of cores."""
-    before = getattr(_budget, "fixed_blocks", False)
-    _budget.fixed_blocks = True
-    try:
-        with blas_threads(1), budget(resolve_threads(threads)):
-            yield
-    finally:
-        _budget.fixed_blocks = before
+    with _here("fixed_blocks", True), blas_threads(1), budget(resolve_threads(threads)):
+        yield
