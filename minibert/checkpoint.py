@@ -132,8 +132,9 @@ def check_tensor(
 
 def load_order(name: str, shape: tuple[int, ...]) -> str:
     """The memory order a tensor is loaded in, by its name in the file or BertModel's: "F" (column-major) for the
-    encoder's [out, in] weights, which functional.linear multiplies by as Wᵀ (BLAS reads a column-major W's transpose
-    as it is, 8-17% faster; see linear), "C" otherwise. The values and the [out, in] shape are the checkpoint's."""
+    encoder's [out, in] weights, which functional.linear multiplies by as Wᵀ from FEW_ROWS rows on (BLAS reads a
+    column-major W's transpose as it is, 8-17% faster; see linear), "C" otherwise. The values and the [out, in] shape
+    are the checkpoint's."""
     return "F" if len(shape) == 2 and _ENCODER_LAYER.search(name) else "C"
 
 

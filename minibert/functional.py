@@ -327,13 +327,13 @@ def linear_reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x Wᵀ + b, with W of the checkpoint's [out, in] shape: linear_reference's dot products, in blocks of output
-    features on the calling thread's budget (see the module docstring), and as W xᵀ for few rows when W is stored
-    row-major. [..., in] -> [..., out]
+    features on the calling thread's budget (see the module docstring), and as W xᵀ for few rows.
+    [..., in] -> [..., out]
 
     The encoder's weights are loaded column-major (checkpoint.load_order: the same [out, in] array to a reader, Wᵀ
-    C-contiguous in memory), so BLAS reads Wᵀ as it is: on OpenBLAS's SkylakeX kernel 8-17% faster than the
-    row-major weight read transposed from 64 rows on (MiniLM's [1536, 384] at 128 rows: 91.6 against 81.7 GFLOP/s),
-    and as fast as W xᵀ at 16 rows on one core. Weights built by hand keep their layout and get the row-major paths."""
+    C-contiguous in memory), so from FEW_ROWS rows on BLAS reads Wᵀ as it is: on OpenBLAS's SkylakeX kernel 8-17%
+    faster than the row-major weight read transposed from 64 rows on (MiniLM's [1536, 384] at 128 rows: 91.6 against
+    81.7 GFLOP/s, Zen 4). Below FEW_ROWS, W xᵀ whatever W's layout (see tuning.FEW_ROWS)."""
     # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
     # `weight.T` is a view that BLAS reads transposed, not a copy. (One product per sequence would make a row's result
     # independent of the batch around it, bit for bit, OpenBLAS rounding by a product's row count; it was tried, and
@@ -352,9 +352,9 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     else:
         blocks = min(fixed_parts(), most) if fixed_blocks_here() else 1
     parts = split(out_features, blocks)
-    if n < FEW_ROWS and weight.flags.c_contiguous:
-        # With few rows OpenBLAS is ~2x faster at W xᵀ than at x Wᵀ (measured, 16 rows of 384 -> 1536: 128 against
-        # 302 us): the same dot products, the big matrix read untransposed.
+    if n < FEW_ROWS:
+        # With few rows OpenBLAS is up to ~2x faster at W xᵀ than at x Wᵀ, for either layout of W (tuning.FEW_ROWS):
+        # the same dot products, the big matrix as BLAS's first operand.
         out_t = np.empty((out_features, n), rows.dtype)  # [out, n]
 
         def product(part: slice) -> None:  # [part, in] @ [in, n] -> [part, n]

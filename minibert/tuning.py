@@ -44,10 +44,13 @@ MAX_LAYER_PARTS = 4
 MIN_LAYER_PARTS_MACS = 1 << 28
 
 # ---- products (functional.linear) ----
-# Below this many rows (tokens), linear computes W xᵀ for a row-major W: OpenBLAS is ~2x faster at it with few rows
-# (16 rows of 384 -> 1536: 128 against 302 us); from 64 rows on x Wᵀ is as fast or faster. The encoder's weights are
-# loaded column-major (checkpoint.load_order) and read as Wᵀ at every row count: at 16 rows as fast on one core
-# (MiniLM 1x16 0.89x, bert-base 1.03x), slower on BLAS's two threads (1.14x, 1.08x), 2-8% faster from 128 rows on.
+# Below this many rows (tokens), linear computes W xᵀ: OpenBLAS's SkylakeX kernel is up to ~2x faster at it with few
+# rows, for a row-major W (16 rows of 384 -> 1536: 128 against 302 us, Zen 4) and for the encoder's column-major ones
+# (checkpoint.load_order), which x Wᵀ reads as Wᵀ as stored: on the Intel host (Xeon, family 6 model 167), 384 ->
+# 1536 at 4 / 16 / 32 rows 189 / 279 / 415 against 423 / 542 / 700 us, and the whole forward pass (alternating pinned
+# processes, 4 rounds) MiniLM 1x16 0.88x on one core, 0.77x on two, 1x32 0.84x and 0.84x, bert-base 1x16 0.91x and
+# 0.87x. From 64 rows on x Wᵀ is as fast or faster (the transposition back costs what W xᵀ gains): 200 instead of 64
+# gave MiniLM 1x64 0.97-0.99x, 1x128 1.02x / 0.99x, bert-base 1x128 0.99x / 1.00x on the Intel host.
 FEW_ROWS = 64
 # A product is shared among threads in parts of at least this many multiply-adds (~0.2 ms of work).
 MIN_PART_MACS = 1 << 22

@@ -1,6 +1,6 @@
 """The arrangements made for speed compute what the plain formulas compute.
 
-linear switches to W xᵀ below FEW_ROWS rows (for a row-major W; a column-major one is read as Wᵀ), activations run
+linear switches to W xᵀ below FEW_ROWS rows (for either layout of W; from FEW_ROWS on it is x Wᵀ), activations run
 in pieces on a thread pool, erf gathers its intervals by index, LayerNorm and GELU work in place: each is checked here
 against the straightforward expression. The timings themselves live in benchmarks/run.py, never in the test suite.
 """
