@@ -19,8 +19,24 @@ budget.
 
 import numpy as np
 
-from .parallel import blas_threads, deal, fixed_blocks_here, fixed_parts, map_in_threads, split, threads_here
-from .tuning import CHUNK_ELEMENTS, FEW_ROWS, GELU_CHUNK_ELEMENTS, MIN_PART_MACS, MIN_PIECE_ELEMENTS
+from .parallel import (
+    beside_others_here,
+    blas_threads,
+    deal,
+    fixed_blocks_here,
+    fixed_parts,
+    map_in_threads,
+    split,
+    threads_here,
+)
+from .tuning import (
+    CHUNK_ELEMENTS,
+    FEW_ROWS,
+    GELU_CHUNK_ELEMENTS,
+    GELU_CHUNK_ELEMENTS_ALONE,
+    MIN_PART_MACS,
+    MIN_PIECE_ELEMENTS,
+)
 
 # ----------------------------------------------------------------------------------------------------------
 # erf. NumPy has none and SciPy is not a dependency, so this is the classic rational-approximation scheme of
@@ -237,10 +253,11 @@ _GELU_P = (  # P(t) = c0 + c1 t + ... + c7 t^7
 
 def _gelu_float32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """gelu(x) = (x/2 + |x|/2) - (|x|/2) t exp(P(t) - x^2/2) in float32, in cache-sized chunks, scratch reused; into
-    `out` (a C-contiguous float32 array of x's shape, x itself allowed) when given."""
+    `out` (a C-contiguous float32 array of x's shape, x itself allowed) when given. Each element is computed alone,
+    so the chunks' size (larger beside the call's other threads: tuning.GELU_CHUNK_ELEMENTS) changes no bit."""
     flat = np.ascontiguousarray(x).reshape(-1)
     result = np.empty_like(flat) if out is None else out.reshape(-1)  # a view: reshape of a C-contiguous array
-    k = min(GELU_CHUNK_ELEMENTS, flat.size)
+    k = min(GELU_CHUNK_ELEMENTS if beside_others_here() else GELU_CHUNK_ELEMENTS_ALONE, flat.size)
     half_x, half_a, t, square = (np.empty(k, np.float32) for _ in range(4))
     # x^2 overflows at large |x| and -inf + inf is NaN (torch gives NaN for -inf too): each lands where it should
     # (exp(-inf) = 0), so the warnings are noise. At x = +inf the term is inf * 0 = NaN, mended after the chunk.

@@ -64,6 +64,7 @@ _pool_lock = threading.Lock()
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool): a forked child makes its own
 _budget = threading.local()  # .threads: what the call running in this thread may use; unset outside a call
 # .fixed_blocks: in products_on (a head's, a Dense module's products), not in the encoder
+# .beside_others: running one of map_in_threads' items while the call's other threads run theirs
 
 
 def thread_pool(workers: int) -> ThreadPoolExecutor:
@@ -98,6 +99,12 @@ def fixed_blocks_here() -> bool:
     return bool(getattr(_budget, "fixed_blocks", None))
 
 
+def beside_others_here() -> bool:
+    """Whether the work in this thread runs beside other threads of its call (one of several items of map_in_threads):
+    there each NumPy call that ends takes the GIL back from them, so elementwise work is done in fewer, longer calls."""
+    return bool(getattr(_budget, "beside_others", None))
+
+
 @contextmanager
 def _here(name: str, value) -> Iterator[None]:
     """_budget.<name> = value in this thread until the block ends, then what it was (None: unset)."""
@@ -114,19 +121,20 @@ def budget(threads: int):
     return _here("threads", threads)
 
 
-def _in_one_thread(fn: Callable, item):
-    with budget(1):
+def _in_one_thread(fn: Callable, item, beside_others: bool):
+    with budget(1), _here("beside_others", beside_others):
         return fn(item)
 
 
 def map_in_threads(fn: Callable, items: Sequence) -> list:
     """[fn(item) for item in items], all at once: the first in this thread, the others on the pool; each with a
-    budget of one thread. Returns (or raises) only when every one has finished."""
-    if len(items) == 1:
-        return [_in_one_thread(fn, items[0])]
-    futures = [thread_pool(len(items) - 1).submit(_in_one_thread, fn, item) for item in items[1:]]
+    budget of one thread (and, for more than one item, beside_others_here()). Returns (or raises) only when every
+    one has finished."""
+    if len(items) == 1:  # beside others or not as this thread is
+        return [_in_one_thread(fn, items[0], beside_others_here())]
+    futures = [thread_pool(len(items) - 1).submit(_in_one_thread, fn, item, True) for item in items[1:]]
     try:
-        first = _in_one_thread(fn, items[0])
+        first = _in_one_thread(fn, items[0], True)
     finally:
         wait(futures)  # nothing of this call keeps running after it, not even when it raises
     return [first, *(future.result() for future in futures)]

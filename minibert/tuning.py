@@ -61,11 +61,17 @@ CHUNK_ELEMENTS = 1 << 18
 # Below this, handing a piece to a thread costs more than it saves (GELU on 16 x 1536: 344 us on two threads
 # against 404-498 us in one call).
 MIN_PIECE_ELEMENTS = 1 << 13
-# The float32 GELU's scratch arrays: 1 MiB of float32 each; 2^14 pays more Python per element. On two threads each
-# NumPy call takes the GIL back when it returns, and calls of 2^16 elements (~10-30 us) made the threads wait for
-# each other: GELU on [512, 1536] took 2.83 ms on two threads against 2.11 on one; with 2^18, 1.23 against 1.99
-# (Zen 4). In the model, MiniLM on two cores 2-4% faster at 8x128, 32x128 and 1x512, the same on one core.
+# The float32 GELU's scratch arrays beside the call's other threads (parallel.beside_others_here): 1 MiB of float32
+# each. On two threads each NumPy call takes the GIL back when it returns, and calls of 2^16 elements (~10-30 us) made
+# the threads wait for each other: GELU on [512, 1536] took 2.83 ms on two threads against 2.11 on one; with 2^18,
+# 1.23 against 1.99 (Zen 4). In the model, MiniLM on two cores 2-4% faster at 8x128, 32x128 and 1x512.
 GELU_CHUNK_ELEMENTS = 1 << 18
+# ... and in a thread that runs alone (no other thread of its call at work beside it): 4 arrays of 256 KiB stay in L2
+# where 1 MiB ones do not, and 2^14 pays more Python per element. On the Intel host (Xeon, family 6 model 167, L2 2
+# MiB), GELU alone 3.8-4.0 ns an element in chunks of 2^15-2^17 against 4.8 in 2^18; the whole forward pass against
+# 2^18 everywhere (alternating pinned processes, 4 rounds), one core: MiniLM 32x128 0.96x, 8x128 0.95x, 1x512 0.97x,
+# bert-base 8x128 0.97x; two cores (2^18 still): 0.98x, 1.00x, 1.00x, 1.00x.
+GELU_CHUNK_ELEMENTS_ALONE = 1 << 16
 
 # ---- memory (memory.py) ----
 # glibc's mmap threshold: arrays from this size on get pages of their own. 32 MiB is the most glibc's own dynamic

@@ -19,7 +19,7 @@ from minibert.functional import (
     silu,
     softmax,
 )
-from minibert.parallel import budget
+from minibert.parallel import budget, map_in_threads
 from minibert.tuning import FEW_ROWS
 
 # fdlibm's erf is correctly rounded but for rare cases; a few ulp is the issue's bar, one is what it reaches.
@@ -165,9 +165,13 @@ def test_gelu_float32_special_values_are_torchs():
 
 
 def test_gelu_float32_on_a_multi_chunk_array_equals_it_element_by_element():
-    x = (np.random.default_rng(3).standard_normal((3, 70001)) * 4).astype(np.float32)  # 3.2 chunks of 2^16
+    """In chunks of GELU_CHUNK_ELEMENTS_ALONE (2^16: 3.2 chunks here) and, beside the call's other threads, of
+    GELU_CHUNK_ELEMENTS (2^18: one chunk): the same bits as one element at a time."""
+    x = (np.random.default_rng(3).standard_normal((3, 70001)) * 4).astype(np.float32)
     expected = np.concatenate([gelu(v[None]) for v in x.ravel()])
     np.testing.assert_array_equal(gelu(x).ravel(), expected)
+    for beside_another in map_in_threads(lambda _: gelu(x), [0, 1]):
+        np.testing.assert_array_equal(beside_another.ravel(), expected)
     np.testing.assert_array_equal(gelu(x.T), gelu(np.ascontiguousarray(x.T)))
 
 

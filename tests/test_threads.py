@@ -337,6 +337,17 @@ def test_a_short_sequence_gives_the_same_bits_on_any_thread_count_on_openblass_h
     assert result.returncode == 0, result.stderr
 
 
+def test_work_knows_whether_it_runs_beside_its_calls_other_threads():
+    """map_in_threads's items run beside each other when there are several; one item runs as its thread does (a
+    layer's parts in a slice of a batch are beside the other slices). Outside any call: alone."""
+    here = parallel.beside_others_here
+    assert not here()
+    assert parallel.map_in_threads(lambda _: here(), [0, 1, 2]) == [True, True, True]
+    assert parallel.map_in_threads(lambda _: here(), [0]) == [False]
+    assert parallel.map_in_threads(lambda _: parallel.map_in_threads(lambda _: here(), [0]), [0, 1]) == [[True], [True]]
+    assert not here()
+
+
 def test_attention_in_cache_sized_blocks_is_bit_identical_to_one_block(model, tokenizer, monkeypatch):
     """The blocks of (sequences, heads) change where the scores live, not one operation on them."""
     inputs = tokenizer(TEXTS)
