@@ -1,6 +1,7 @@
 """The embedding job on a local Dask cluster: the in-process rows in the same order, a killed worker loses and
 duplicates nothing, a run interrupted in one process resumes on the cluster, the model loads once per worker."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -211,6 +212,32 @@ def test_each_task_on_a_worker_runs_minibert_on_one_thread_unless_the_worker_say
         assert client.submit(embed_cluster.on_worker, threads_given, [{}], pure=False).result(timeout=60) == [3]
     finally:
         client.run(set_worker_threads, None)
+
+
+def dask_logs_errors() -> bool:
+    """Run in each worker: whether Dask's worker logs an error."""
+    return logging.getLogger("distributed.worker").isEnabledFor(logging.ERROR)
+
+
+def dask_log_level(level: int | None = None) -> int:
+    """Run in each worker: the level of Dask's logger, set to `level` first if given."""
+    if level is not None:
+        logging.getLogger("distributed").setLevel(level)
+    return logging.getLogger("distributed").level
+
+
+def test_the_jobs_workers_log_nothing_of_dasks_below_critical(client):
+    """A worker stopped by the closing cluster while its heartbeat was in flight logged an error and a 30-line traceback
+    after the job's one line on Ctrl-C (the test below, once in the suite). The job's worker plugin quiets them."""
+    before = client.run(dask_log_level)
+    assert set(client.run(dask_logs_errors).values()) == {True}  # Dask's own level, before the plugin
+    client.register_plugin(embed_cluster.quiet_worker_plugin(), name="quiet-test")
+    try:
+        assert set(client.run(dask_logs_errors).values()) == {False}
+    finally:
+        client.unregister_worker_plugin("quiet-test")
+        for worker, level in before.items():
+            client.run(dask_log_level, level, workers=[worker])
 
 
 def test_a_local_cluster_leaves_malloc_its_own_mmap_threshold(monkeypatch):
