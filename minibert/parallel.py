@@ -121,9 +121,14 @@ def budget(threads: int):
     return _here("threads", threads)
 
 
-def _in_one_thread(fn: Callable, item, beside_others: bool):
-    with budget(1), _here("beside_others", beside_others):
+def _in_one_thread(fn: Callable, item):
+    with budget(1):
         return fn(item)
+
+
+def _beside_others(fn: Callable, item):
+    with _here("beside_others", True):
+        return _in_one_thread(fn, item)
 
 
 def map_in_threads(fn: Callable, items: Sequence) -> list:
@@ -131,10 +136,10 @@ def map_in_threads(fn: Callable, items: Sequence) -> list:
     budget of one thread (and, for more than one item, beside_others_here()). Returns (or raises) only when every
     one has finished."""
     if len(items) == 1:  # beside others or not as this thread is
-        return [_in_one_thread(fn, items[0], beside_others_here())]
-    futures = [thread_pool(len(items) - 1).submit(_in_one_thread, fn, item, True) for item in items[1:]]
+        return [_in_one_thread(fn, items[0])]
+    futures = [thread_pool(len(items) - 1).submit(_beside_others, fn, item) for item in items[1:]]
     try:
-        first = _in_one_thread(fn, items[0], True)
+        first = _beside_others(fn, items[0])
     finally:
         wait(futures)  # nothing of this call keeps running after it, not even when it raises
     return [first, *(future.result() for future in futures)]
