@@ -212,6 +212,29 @@ def test_softmax_of_a_fully_masked_row_is_uniform():
     np.testing.assert_array_equal(softmax(row), np.full((1, 4), 0.25, dtype=np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_is_the_plain_row_max_form_bit_for_bit_with_nan_and_inf_rows(dtype):
+    """softmax takes the row's max with np.fmax, which skips NaN: every row, NaN and infinities included, comes out as
+    the plain form's (np.max, which returns NaN) to the bit."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((2, 3, 40, 128)) * 8).astype(dtype)
+    x[0, 0, 0, 5] = np.nan  # a NaN among finite scores
+    x[0, 0, 1, :] = np.nan  # a row of NaN
+    x[0, 1, 2, 7] = np.inf
+    x[0, 1, 3, 9] = -np.inf
+    x[0, 1, 4, :] = -np.inf  # a row of -inf: NaN, as in the plain form
+    x[0, 2, 5, ::2] = 0.0
+    x[0, 2, 5, 1::2] = -0.0  # signed zeros
+    x[1, 0, 6, :] = np.finfo(dtype).min  # a fully masked row
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        plain = e * np.reciprocal(e.sum(axis=-1, keepdims=True))
+        ours = softmax(x)
+    assert ours.dtype == dtype and np.isnan(ours[0, 0, :2]).all() and np.isnan(ours[0, 1, [2, 4]]).all()
+    assert not np.isnan(ours[0, 1, 3]).any() and ours[0, 1, 3, 9] == 0  # a -inf score alone weighs 0
+    np.testing.assert_array_equal(ours, plain)
+
+
 def test_layer_norm_normalises_then_scales_and_shifts():
     rng = np.random.default_rng(1)
     x, w, b = rng.normal(size=(2, 3, 8)), rng.normal(size=8), rng.normal(size=8)
