@@ -6,11 +6,13 @@
 The weight file is the one model_files.choose_weights picks; its reader (safetensors.py, torch_pickle.py,
 tf_checkpoint.py, by READERS) gives the tensors by the file's names. Here they are renamed to BertModel's (RENAMES),
 compared with the names and shapes the config implies, converted to the dtype asked for, laid out in memory for
-the products (load_order: the encoder's weights column-major), and nested. A hub id is resolved to a directory
-before this (hub.py); no math here beyond dtype conversion.
+the products (load_order: the encoder's weights column-major, but on Intel's CPUs), and nested. A hub id is resolved
+to a directory before this (hub.py); no math here beyond dtype conversion.
 """
 
+import functools
 import logging
+import platform
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -34,6 +36,7 @@ from .model_files import (
     is_saved_model,
 )
 from .tf_module import FROM_GRAPH, module_config, module_tensors
+from .tuning import ROW_MAJOR_WEIGHTS_VENDORS
 from .untrusted import escape
 
 logger = logging.getLogger("minibert")
@@ -133,9 +136,27 @@ def check_tensor(
 def load_order(name: str, shape: tuple[int, ...]) -> str:
     """The memory order a tensor is loaded in, by its name in the file or BertModel's: "F" (column-major) for the
     encoder's [out, in] weights, which functional.linear multiplies by as Wᵀ from FEW_ROWS rows on (BLAS reads a
-    column-major W's transpose as it is, 8-17% faster; see linear), "C" otherwise. The values and the [out, in] shape
-    are the checkpoint's."""
-    return "F" if len(shape) == 2 and _ENCODER_LAYER.search(name) else "C"
+    column-major W's transpose as it is: on the AMD host 8-17% faster; see linear), "C" otherwise, and for every
+    tensor on a CPU whose vendor is in tuning.ROW_MAJOR_WEIGHTS_VENDORS (Intel's, where row-major was as fast or
+    faster). The values and the [out, in] shape are the checkpoint's."""
+    encoder_weight = len(shape) == 2 and _ENCODER_LAYER.search(name)
+    return "F" if encoder_weight and cpu_vendor() not in ROW_MAJOR_WEIGHTS_VENDORS else "C"
+
+
+@functools.cache
+def cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's vendor id (GenuineIntel, AuthenticAMD, ...): Linux's /proc/cpuinfo, else what platform.processor()
+    names (Windows gives it there); "" where neither says."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    words = platform.processor().replace(",", " ").split()
+    return next((word for word in words if word.startswith(("Genuine", "Authentic"))), "")
 
 
 def rename_tensors(tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:

@@ -73,6 +73,17 @@ GELU_CHUNK_ELEMENTS = 1 << 18
 # bert-base 8x128 0.97x; two cores (2^18 still): 0.98x, 1.00x, 1.00x, 1.00x.
 GELU_CHUNK_ELEMENTS_ALONE = 1 << 16
 
+# ---- the encoder's weights in memory (checkpoint.load_order) ----
+# The CPU vendors (Linux's vendor_id) on which the encoder's [out, in] weights are loaded row-major, as stored; on any
+# other, column-major (Wᵀ C-contiguous). Neither changes a bit on OpenBLAS's SkylakeX and Haswell kernels
+# (tests/test_checkpoint_layouts.py). On the AMD Zen 4 host, column-major against row-major, the whole forward pass on
+# one core: MiniLM 8x32 0.938, 1x128 0.908, 8x128 0.982; bert-base 8x32 0.952, 1x128 0.936 (benchmarks/README.md,
+# third pass). On the Intel host (Xeon, family 6 model 167), the other way: row-major against column-major
+# (alternating pinned processes, 3-4 rounds), one core / two cores: MiniLM 1x16 0.903 / 0.954, bert-base 1x16 0.946 /
+# 0.894, MiniLM 1x128 0.998 / 0.998, 1x512 0.995 / 0.984, 8x32 0.994 / 1.011, 8x128 1.009 / 0.967; in the round
+# before, bert-base 1x128 0.98 / 0.94, batches 0.99-1.00 / 0.97-0.98.
+ROW_MAJOR_WEIGHTS_VENDORS = frozenset({"GenuineIntel"})
+
 # ---- memory (memory.py) ----
 # glibc's mmap threshold: arrays from this size on get pages of their own. 32 MiB is the most glibc's own dynamic
 # threshold rises to on 64-bit; below it, a forward pass's temporaries come from the heap and are reused.

@@ -11,12 +11,16 @@ import logging
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
-from support.helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, named_outputs
+from support.helpers import F32_TOL, F64_TOL, WEIGHTS, first_divergence, minilm_dir, named_outputs
+from threadpoolctl import ThreadpoolController
 
 import minibert
-from minibert.checkpoint import load_order, load_pretrained, read_tensors
+from minibert import checkpoint
+from minibert.checkpoint import cpu_vendor, load_order, load_pretrained, read_tensors
 from minibert.errors import CheckpointError
 from minibert.formats.safetensors import read_safetensors
+from minibert.parallel import numpy_blas
+from minibert.tuning import ROW_MAJOR_WEIGHTS_VENDORS
 
 TINY = dict(
     vocab_size=99,
@@ -234,9 +238,11 @@ def test_bfloat16_bits_widen_to_the_float32_with_those_upper_bits(tmp_path):
 
 @pytest.mark.parametrize("stored", ["F32", "F16", "BF16"])
 @pytest.mark.parametrize("dtype", [None, np.float32, np.float64])
-def test_column_major_read_equals_the_row_major_one_in_every_stored_dtype(stored, dtype, tmp_path):
+def test_column_major_read_equals_the_row_major_one_in_every_stored_dtype(stored, dtype, tmp_path, monkeypatch):
     """read_safetensors(order=load_order) writes the encoder's weights column-major from a small buffer of rows (37
-    rows: two buffers of 16 and a short one); the values are those of the plain read, bit for bit."""
+    rows: two buffers of 16 and a short one), as on a CPU not of ROW_MAJOR_WEIGHTS_VENDORS; the values are those of
+    the plain read, bit for bit."""
+    monkeypatch.setattr(checkpoint, "cpu_vendor", lambda: "AuthenticAMD")
     rng = np.random.default_rng(7)
     shapes = {
         "bert.encoder.layer.0.intermediate.dense.weight": (37, 32),  # a task model's prefix
@@ -316,9 +322,15 @@ def test_float32_file_loaded_as_float32_is_read_once_without_conversion(tmp_path
     ids=["safetensors", "tf-checkpoint", "tf1-hub", "tf2-saved-model"],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_encoder_weights_load_column_major_with_the_checkpoints_shape_and_values(directory, dtype):
+@pytest.mark.parametrize("vendor", ["AuthenticAMD", "GenuineIntel", ""])
+def test_encoder_weights_load_in_their_vendors_order_with_the_checkpoints_shape_and_values(
+    directory, dtype, vendor, monkeypatch
+):
     """functional.linear reads a column-major W's transpose as BLAS wants it; the array a reader sees keeps the
-    checkpoint's [out, in] shape and values, and every other tensor is row-major (C) as read."""
+    checkpoint's [out, in] shape and values, and every other tensor is row-major (C) as read. On a CPU of
+    tuning.ROW_MAJOR_WEIGHTS_VENDORS (Intel's) the encoder's weights are row-major, with the same shape and values."""
+    monkeypatch.setattr(checkpoint, "cpu_vendor", lambda: vendor)
+    column_major = vendor not in ROW_MAJOR_WEIGHTS_VENDORS
     tensors, _ = read_tensors(directory, dtype)
     config, params = load_pretrained(directory, dtype)
     layer = params["encoder"]["layer"][config.num_hidden_layers - 1]
@@ -330,7 +342,7 @@ def test_encoder_weights_load_column_major_with_the_checkpoints_shape_and_values
         "output.dense": layer["output"]["dense"]["weight"],
     }
     for name, weight in weights.items():
-        assert weight.flags.f_contiguous and not weight.flags.c_contiguous and weight.dtype == dtype, name
+        assert weight.flags.f_contiguous == column_major != weight.flags.c_contiguous and weight.dtype == dtype, name
         file_name = next(n for n in tensors if n.endswith(f"layer.{config.num_hidden_layers - 1}.{name}.weight"))
         np.testing.assert_array_equal(weight, tensors[file_name])  # [out, in], the checkpoint's values
     assert weights["intermediate.dense"].shape == (config.intermediate_size, config.hidden_size)
@@ -340,6 +352,47 @@ def test_encoder_weights_load_column_major_with_the_checkpoints_shape_and_values
         layer["intermediate"]["dense"]["bias"],
     ):
         assert other.flags.c_contiguous and other.dtype == dtype
+
+
+def test_the_weights_layout_changes_no_bit_of_the_outputs(monkeypatch):
+    """The encoder's weights row-major (an Intel CPU) or column-major (any other) are the same products: on the BLAS
+    kernels measured (OpenBLAS's SkylakeX and Haswell) the same bits, in both dtypes, on one thread or two, for a short
+    text, a long one and a padded batch."""
+    directory = minilm_dir()
+    tokenizer = minibert.Tokenizer.from_pretrained(directory)
+    texts = ["a short one", "Why is the pooled output different from the first token's hidden state? " * 6]
+    batches = [tokenizer([texts[0]]), tokenizer([texts[1]]), tokenizer(texts)]
+    blas = numpy_blas(ThreadpoolController())
+    exact = blas is not None and getattr(blas, "architecture", None) in ("SkylakeX", "Haswell")
+    for dtype in (np.float32, np.float64):
+        outputs = {}
+        for vendor in ("AuthenticAMD", "GenuineIntel"):
+            monkeypatch.setattr(checkpoint, "cpu_vendor", lambda vendor=vendor: vendor)
+            model = minibert.BertModel.from_pretrained(directory, dtype=dtype)
+            assert model.params["encoder"]["layer"][0]["output"]["dense"]["weight"].flags.c_contiguous == (
+                vendor == "GenuineIntel"
+            )
+            outputs[vendor] = [model(**inputs, threads=threads) for inputs in batches for threads in (1, 2)]
+        for amd, intel in zip(outputs["AuthenticAMD"], outputs["GenuineIntel"], strict=True):
+            for ours, theirs in (
+                (amd.last_hidden_state, intel.last_hidden_state),
+                (amd.pooler_output, intel.pooler_output),
+            ):
+                if exact:
+                    np.testing.assert_array_equal(theirs, ours)
+                else:
+                    np.testing.assert_allclose(theirs, ours, rtol=0, atol=F32_TOL if dtype == np.float32 else F64_TOL)
+
+
+def test_the_cpu_vendor_is_read_from_proc_cpuinfo_or_the_platform(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n\nprocessor\t: 1\nvendor_id\t: X\n")
+    assert cpu_vendor(str(cpuinfo)) == "GenuineIntel"  # the first processor's
+    monkeypatch.setattr(checkpoint.platform, "processor", lambda: "Intel64 Family 6 Model 167 Stepping 1, GenuineIntel")
+    assert cpu_vendor(str(tmp_path / "absent")) == "GenuineIntel"  # no /proc/cpuinfo: Windows names it here
+    monkeypatch.setattr(checkpoint.platform, "processor", lambda: "arm")
+    assert cpu_vendor(str(tmp_path / "elsewhere")) == ""  # neither says: not a vendor of ROW_MAJOR_WEIGHTS_VENDORS
+    cpu_vendor.cache_clear()
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
