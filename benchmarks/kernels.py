@@ -3,6 +3,12 @@ passes, grouped by what each function is (BLAS's multiply-adds and packing, NumP
 
     python benchmarks/kernels.py --model minilm --shape 1x512 --threads 1
     python benchmarks/kernels.py --model minilm --shape 8x128 --engine torch --out benchmarks/results/x.json
+    python benchmarks/kernels.py --floor --threads 1 --seconds 8   # every cell of run.py, both engines: ~12 min
+
+`--floor` asks, cell by cell, whether issue 22's goal (minibert at most 1.10x torch's time) is within reach of
+NumPy's own BLAS: minibert's BLAS time alone (multiply-adds, packing, zeroing C), against torch's whole pass, and
+what that leaves for everything else (the elementwise steps, copies, Python) against what minibert and torch spend
+on it now.
 
 What benchmarks/run.py's roofline column cannot tell: which kernel BLAS really runs in the timed process
 (`sgemm_kernel_SKYLAKEX`, `sgemm_small_kernel_b0_nn_SKYLAKEX`, ...), how much of a pass it takes, and how the time
@@ -25,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import Worker, describe_host, host_summary, protocol_stdout, start_pinned  # noqa: E402
-from run import engine_report, load_engine, make_inputs, model_dirs  # noqa: E402
+from run import SHAPES, engine_report, load_engine, make_inputs, model_dirs  # noqa: E402
 
 # What a sampled function is, by its library and name (the first match wins). perf names OpenBLAS's kernels after
 # the core they were written for, so `sgemm_kernel_SKYLAKEX` says which kernel ran; `gemm_beta` is BLAS zeroing C
@@ -184,6 +190,48 @@ def print_profile(result: dict) -> None:
         print(f"    {row['percent']:6.2f}%  {row['symbol']}  ({row['dso']}; {row['group']})")
 
 
+BLAS_GROUPS = ("BLAS: multiply-adds", "BLAS: packing", "BLAS: zeroing C")
+
+
+def floor_row(minibert: dict, torch: dict, goal: float = 1.10) -> dict:
+    """One cell of --floor from the two engines' profiles (`profile`'s results): milliseconds per call of each,
+    minibert's BLAS time, which no change outside BLAS lowers, as a fraction of torch's whole pass, and what a pass at
+    `goal` x torch's time leaves for the rest of minibert's (negative: the products alone exceed the goal), beside
+    what the rest costs minibert and torch now."""
+
+    def ms(result: dict, groups=None) -> float:
+        if groups is None:
+            return 1e3 * result["seconds_per_call"]
+        return sum(result["groups"].get(name, {}).get("ms_per_call", 0.0) for name in groups)
+
+    ours, theirs = ms(minibert), ms(torch)
+    blas, their_blas = ms(minibert, BLAS_GROUPS), ms(torch, BLAS_GROUPS)
+    return {
+        "model": minibert["model"],
+        "shape": f"{minibert['batch']}x{minibert['seq']}",
+        "minibert_ms": round(ours, 3),
+        "torch_ms": round(theirs, 3),
+        "minibert/torch": round(ours / theirs, 3),
+        "minibert_blas_ms": round(blas, 3),
+        "minibert_blas/torch": round(blas / theirs, 3),
+        "rest_allowed_ms": round(goal * theirs - blas, 3),
+        "minibert_rest_ms": round(ours - blas, 3),
+        "torch_rest_ms": round(theirs - their_blas, 3),
+    }
+
+
+def print_floor(rows: list[dict], goal: float) -> None:
+    print(
+        f"\nminibert's BLAS time against torch's whole pass; 'allowed' is what {goal:.2f}x torch's time leaves the rest"
+    )
+    columns = ("minibert", "torch", "ratio", "BLAS", "BLAS/torch", "allowed", "rest now", "torch rest")
+    print(f"{'cell':18s} " + " ".join(f"{c:>10s}" for c in columns))
+    for r in rows:
+        values = [r[k] for k in ("minibert_ms", "torch_ms", "minibert/torch", "minibert_blas_ms")]
+        values += [r[k] for k in ("minibert_blas/torch", "rest_allowed_ms", "minibert_rest_ms", "torch_rest_ms")]
+        print(f"{r['model'] + ' ' + r['shape']:18s} " + " ".join(f"{v:10.2f}" for v in values))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="minilm", choices=["minilm", "bert-base"])
@@ -192,6 +240,7 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", default="minibert", choices=["minibert", "torch"])
     parser.add_argument("--seconds", type=float, default=10.0, help="how long the sampled loop runs")
     parser.add_argument("--out", type=Path, help="also write the result to this JSON file")
+    parser.add_argument("--floor", action="store_true", help="every cell of run.py, both engines (see above)")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -204,9 +253,36 @@ def main(argv=None) -> int:
         parser.error(f"--shape {args.shape!r}: expected batch x sequence, e.g. 8x128")
     host = describe_host()
     print(f"host: {host_summary(host)}")
-    result = profile(args.engine, args.model, model_dirs()[args.model], args.threads, batch, seq, args.seconds)
-    result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": host, **result}
-    print_profile(result)
+    if args.floor:
+        goal, rows, profiles = 1.10, [], []
+        for name in ("minilm", "bert-base"):
+            for batch, seq in SHAPES:
+                pair = [
+                    profile(engine, name, model_dirs()[name], args.threads, batch, seq, args.seconds)
+                    for engine in ("minibert", "torch")
+                ]
+                rows.append(floor_row(*pair, goal))
+                profiles += pair
+                row = rows[-1]
+                print(
+                    f"{name} {batch}x{seq}: minibert/torch {row['minibert/torch']:.2f}, "
+                    f"its BLAS alone {row['minibert_blas/torch']:.2f}x torch's pass",
+                    flush=True,
+                )
+        print_floor(rows, goal)
+        date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        result = {
+            "date": date,
+            "host": host,
+            "threads": args.threads,
+            "goal": goal,
+            "floor": rows,
+            "profiles": profiles,
+        }
+    else:
+        result = profile(args.engine, args.model, model_dirs()[args.model], args.threads, batch, seq, args.seconds)
+        result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": host, **result}
+        print_profile(result)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

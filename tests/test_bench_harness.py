@@ -224,3 +224,18 @@ def test_perf_samples_are_grouped_by_what_each_function_is_and_named_kernels_lis
     assert list(summary["groups"])[0] == "BLAS: multiply-adds"  # largest first
     # kernels under 0.1% of the samples are not listed as the ones that ran
     assert summary["blas_kernels"] == ["sgemm_kernel_SKYLAKEX", "sgemm_small_kernel_b0_nn_SKYLAKEX"]
+
+
+def test_floor_puts_minibert_blas_time_against_torchs_whole_pass_and_what_the_goal_leaves():
+    def result(engine, seconds, groups):
+        return {"engine": engine, "model": "minilm", "batch": 1, "seq": 128, "seconds_per_call": seconds,
+                "groups": {name: {"percent": 0.0, "ms_per_call": ms} for name, ms in groups.items()}}  # fmt: skip
+
+    ours = result("minibert", 0.050, {"BLAS: multiply-adds": 20.0, "BLAS: packing": 12.0, "NumPy: exp": 3.0})
+    theirs = result("torch", 0.032, {"BLAS: multiply-adds": 16.0, "BLAS: packing": 6.0, "BLAS: zeroing C": 0.5})
+    row = kernels.floor_row(ours, theirs, goal=1.10)
+    assert row["shape"] == "1x128" and row["minibert_ms"] == 50.0 and row["torch_ms"] == 32.0
+    assert row["minibert/torch"] == 1.562  # 50 / 32
+    assert row["minibert_blas_ms"] == 32.0 and row["minibert_blas/torch"] == 1.0
+    assert row["rest_allowed_ms"] == 3.2  # 1.10 x 32 - 32: what is left for all but the products
+    assert row["minibert_rest_ms"] == 18.0 and row["torch_rest_ms"] == 9.5  # 32 - (16 + 6 + 0.5)
