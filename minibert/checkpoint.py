@@ -6,8 +6,8 @@
 The weight file is the one model_files.choose_weights picks; its reader (safetensors.py, torch_pickle.py,
 tf_checkpoint.py, by READERS) gives the tensors by the file's names. Here they are renamed to BertModel's (RENAMES),
 compared with the names and shapes the config implies, converted to the dtype asked for, laid out in memory for
-the products (load_order: the encoder's weights column-major, but on Intel's CPUs), and nested. A hub id is resolved
-to a directory before this (hub.py); no math here beyond dtype conversion.
+the products (load_order: the encoder's weights column-major, except on Intel's CPUs), and nested. A hub id is
+resolved to a directory before this (hub.py); no math here beyond dtype conversion.
 """
 
 import functools
@@ -136,26 +136,29 @@ def check_tensor(
 def load_order(name: str, shape: tuple[int, ...]) -> str:
     """The memory order a tensor is loaded in, by its name in the file or BertModel's: "F" (column-major) for the
     encoder's [out, in] weights, which functional.linear multiplies by as Wᵀ from FEW_ROWS rows on (BLAS reads a
-    column-major W's transpose as it is: on the AMD host 8-17% faster; see linear), "C" otherwise, and for every
-    tensor on a CPU whose vendor is in tuning.ROW_MAJOR_WEIGHTS_VENDORS (Intel's, where row-major was as fast or
-    faster). The values and the [out, in] shape are the checkpoint's."""
+    column-major W's transpose as it is: 8-17% faster on the AMD host; see linear); "C" (row-major, as stored) for
+    every other tensor, and for the encoder's too on a CPU of tuning.ROW_MAJOR_WEIGHTS_VENDORS (Intel's: there
+    row-major was as fast or faster). The values and the [out, in] shape are the checkpoint's."""
     encoder_weight = len(shape) == 2 and _ENCODER_LAYER.search(name)
     return "F" if encoder_weight and cpu_vendor() not in ROW_MAJOR_WEIGHTS_VENDORS else "C"
 
 
 @functools.cache
 def cpu_vendor(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's vendor id (GenuineIntel, AuthenticAMD, ...): Linux's /proc/cpuinfo, else what platform.processor()
-    names (Windows gives it there); "" where neither says."""
+    """The CPU's vendor id (GenuineIntel, AuthenticAMD, ...): the first vendor_id of Linux's /proc/cpuinfo; on
+    Windows, the one platform.processor() names; "" elsewhere or where neither says."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 key, _, value = line.partition(":")
                 if key.strip() == "vendor_id":
                     return value.strip()
+        return ""  # Linux on a CPU that names no vendor (ARM's)
     except OSError:
         pass
-    words = platform.processor().replace(",", " ").split()
+    if platform.system() != "Windows":  # elsewhere platform.processor() may run a command, and names no vendor
+        return ""
+    words = platform.processor().replace(",", " ").split()  # "Intel64 Family 6 Model 167 Stepping 1, GenuineIntel"
     return next((word for word in words if word.startswith(("Genuine", "Authentic"))), "")
 
 

@@ -347,11 +347,11 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     features on the calling thread's budget (see the module docstring), and as W xᵀ for few rows.
     [..., in] -> [..., out]
 
-    The encoder's weights are loaded column-major but on Intel's CPUs (checkpoint.load_order: the same [out, in] array
-    to a reader, Wᵀ C-contiguous in memory), so from FEW_ROWS rows on BLAS reads Wᵀ as it is: on OpenBLAS's SkylakeX
-    kernel 8-17% faster than the row-major weight read transposed from 64 rows on (MiniLM's [1536, 384] at 128 rows:
-    91.6 against 81.7 GFLOP/s, Zen 4); on the Intel host the row-major weight was as fast or faster. Below FEW_ROWS,
-    W xᵀ whatever W's layout (see tuning.FEW_ROWS)."""
+    The encoder's weights are loaded column-major except on Intel's CPUs (checkpoint.load_order: the same [out, in]
+    array to a reader, Wᵀ C-contiguous in memory), so from FEW_ROWS rows on BLAS reads Wᵀ as it is: on OpenBLAS's
+    SkylakeX kernel 8-17% faster than the row-major weight read transposed from 64 rows on (MiniLM's [1536, 384] at
+    128 rows: 91.6 against 81.7 GFLOP/s, Zen 4); on the Intel host the row-major weight was as fast or faster. Below
+    FEW_ROWS, W xᵀ whatever W's layout (see tuning.FEW_ROWS)."""
     # Fold the leading axes into one so that BLAS runs one large matrix product instead of one per batch item;
     # `weight.T` is a view that BLAS reads transposed, not a copy. (One product per sequence would make a row's result
     # independent of the batch around it, bit for bit, OpenBLAS rounding by a product's row count; it was tried, and

@@ -10,7 +10,7 @@ Parameters arrive as a nested dict that mirrors the checkpoint's tensor names: t
 `encoder.layer.3.attention.self.query.weight` is `params["encoder"]["layer"][3]["attention"]["self"]["query"]
 ["weight"]`, and a function receives the sub-dict of its own prefix, unpacked into keyword arguments. Weights keep
 the checkpoint's [out, in] layout, so a tensor printed here and in transformers look the same. (In memory the
-encoder's are column-major but on Intel's CPUs, whichever BLAS multiplies by faster there; checkpoint.load_order
+encoder's are column-major except on Intel's CPUs, whichever BLAS multiplies by faster there; checkpoint.load_order
 says why. No line here depends on it.)
 
 BertModel (pretrained.py) loads a checkpoint into these parameters and calls bert_model on the cores a call may use.

@@ -85,7 +85,7 @@ KERAS_TO_HF_NAMES: list[tuple[str, str, str]] = [
 _RESHAPES = {
     "same": lambda w: w,
     # Views, not copies: checkpoint.to_params lays each tensor out as it is used (the encoder's [out, in] weights
-    # column-major, which these transposes already are, but on Intel's CPUs: checkpoint.load_order).
+    # column-major, which these transposes already are, except on Intel's CPUs: checkpoint.load_order).
     "transpose": lambda w: w.T,  # [in, out] -> [out, in]
     "heads_in": lambda w: w.reshape(w.shape[0], -1).T,  # [H, N, D] -> [N*D, H]
     "flatten": lambda w: w.reshape(-1),  # [N, D] -> [N*D]

@@ -388,10 +388,14 @@ def test_the_cpu_vendor_is_read_from_proc_cpuinfo_or_the_platform(tmp_path, monk
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n\nprocessor\t: 1\nvendor_id\t: X\n")
     assert cpu_vendor(str(cpuinfo)) == "GenuineIntel"  # the first processor's
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n")
+    assert cpu_vendor(str(arm)) == ""  # Linux on a CPU with no vendor_id: not a vendor of ROW_MAJOR_WEIGHTS_VENDORS
     monkeypatch.setattr(checkpoint.platform, "processor", lambda: "Intel64 Family 6 Model 167 Stepping 1, GenuineIntel")
+    monkeypatch.setattr(checkpoint.platform, "system", lambda: "Windows")
     assert cpu_vendor(str(tmp_path / "absent")) == "GenuineIntel"  # no /proc/cpuinfo: Windows names it here
-    monkeypatch.setattr(checkpoint.platform, "processor", lambda: "arm")
-    assert cpu_vendor(str(tmp_path / "elsewhere")) == ""  # neither says: not a vendor of ROW_MAJOR_WEIGHTS_VENDORS
+    monkeypatch.setattr(checkpoint.platform, "system", lambda: "Darwin")
+    assert cpu_vendor(str(tmp_path / "elsewhere")) == ""  # neither says
     cpu_vendor.cache_clear()
 
 

@@ -536,7 +536,7 @@ def tf_to_hf_names(tf_tensors: dict[str, np.ndarray]) -> tuple[dict[str, np.ndar
             match = pattern.fullmatch(tf_name)
             if match:
                 # [in, out] -> [out, in] as a view: checkpoint.to_params lays each tensor out as it is used (the
-                # encoder's weights column-major, which this view already is, but on Intel's CPUs; the rest copied
+                # encoder's weights column-major, which this view already is, except on Intel's CPUs; the rest copied
                 # row-major: checkpoint.load_order).
                 renamed[match.expand(replacement)] = value.T if transpose else value
                 break
