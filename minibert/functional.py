@@ -36,6 +36,9 @@ from .tuning import (
     GELU_CHUNK_ELEMENTS_ALONE,
     MIN_PART_MACS,
     MIN_PIECE_ELEMENTS,
+    SMALL_MATRIX_MACS,
+    SMALL_MATRIX_OUTPUTS,
+    SMALL_ROWS,
 )
 
 # ----------------------------------------------------------------------------------------------------------
@@ -370,6 +373,12 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     else:
         blocks = min(fixed_parts(), most) if fixed_blocks_here() else 1
     parts = split(out_features, blocks)
+    # One thread for the call and for BLAS, few rows and a row-major float32 W: OpenBLAS's small-matrix kernels
+    # (tuning.SMALL_ROWS). They run on one thread: where BLAS's own threads share a product, or ours, the ordinary
+    # product is faster (MiniLM 1x16 on two cores 1.35-1.5x slower in small blocks).
+    step = small_matrix_block(n, rows.shape[1]) if n < SMALL_ROWS and threads == 1 and weight.flags.c_contiguous else 0
+    if step and rows.dtype == np.float32 and blas_threads.small_matrices() and blas_threads.on_one_thread():
+        return small_matrix_linear(rows, weight, bias, step).reshape(*x.shape[:-1], out_features)
     if n < FEW_ROWS:
         # With few rows OpenBLAS is up to ~2x faster at W xᵀ than at x Wᵀ, for either layout of W (tuning.FEW_ROWS):
         # the same dot products, the big matrix as BLAS's first operand.
@@ -389,6 +398,29 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
         map_in_threads(lambda mine: [product(part) for part in mine], deal(parts, threads))
     return out.reshape(*x.shape[:-1], out_features)
+
+
+def small_matrix_block(n: int, in_features: int) -> int:
+    """Output features per product that OpenBLAS's small-matrix kernels take at n rows of in_features (tuning.
+    SMALL_MATRIX_MACS, SMALL_MATRIX_OUTPUTS), a multiple of 8; 0 where not even 8 fit."""
+    return min(SMALL_MATRIX_MACS // (n * in_features), SMALL_MATRIX_OUTPUTS // n) // 8 * 8
+
+
+def small_matrix_linear(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray, step: int) -> np.ndarray:
+    """linear's few-row path for a row-major W on one thread: x Wᵀ + b as one product per `step` output features, each
+    small enough for OpenBLAS's small-matrix kernels, which read W as stored instead of packing it (tuning.SMALL_ROWS).
+    NumPy runs the blocks as one batched call, [blocks, n, in] @ [blocks, in, step], written into the output's
+    columns; the last `out % step` features, if any, are one product more. [n, in] -> [n, out]"""
+    n, in_features = rows.shape
+    out_features = weight.shape[0]
+    out = np.empty((n, out_features), rows.dtype)  # [n, out]
+    whole = out_features // step * step  # the features in whole blocks
+    w_t = weight[:whole].reshape(-1, step, in_features).transpose(0, 2, 1)  # [blocks, in, step], a view
+    np.matmul(rows, w_t, out=out[:, :whole].reshape(n, -1, step).transpose(1, 0, 2))  # [blocks, n, step]
+    if whole < out_features:
+        np.matmul(rows, weight[whole:].T, out=out[:, whole:])  # [n, in] @ [in, out - whole]
+    out += bias
+    return out
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:

@@ -173,6 +173,9 @@ def split(n: int, parts: int) -> list[slice]:
 # threads than on one, and bert-base's pooler moved by 1.6e-6 between threads=1 and threads=2 (beyond the 1e-6 the
 # outputs keep across thread counts). Any other kernel or BLAS is treated as that one is.
 SPLIT_KEEPS_BITS = frozenset({"SkylakeX"})
+# The OpenBLAS kernels with small-matrix kernels for float32 (no packing: functional.linear's few-row path,
+# tuning.SMALL_ROWS). Haswell's has none: there a product cut as small is an ordinary one, packing included.
+SMALL_MATRIX_KERNELS = frozenset({"SkylakeX"})
 
 
 def numpy_blas(controller: ThreadpoolController):
@@ -205,6 +208,7 @@ class _BlasThreads:
         self._limiter = None  # threadpoolctl's record of the thread counts before the first call
         self._controller = None  # found once, at the first call: it scans the loaded libraries, NumPy's BLAS among them
         self._keeps_bits = None  # whether NumPy's BLAS is a kernel of SPLIT_KEEPS_BITS, found at the first call
+        self._small_matrices = None  # whether it is one of SMALL_MATRIX_KERNELS, found with it
 
     def _after_fork_in_child(self) -> None:  # a child forked mid-call starts with no call running
         self._lock = threading.Lock()
@@ -217,12 +221,28 @@ class _BlasThreads:
                 self._split_keeps_bits()
         return self._keeps_bits
 
+    def on_one_thread(self) -> bool:
+        """Whether BLAS runs one thread per product now: as the calls running at once set it, else (no call running)
+        as its own default, a thread per core of the process."""
+        return self._threads == 1 if self._active else available_cores() == 1
+
+    def small_matrices(self) -> bool:
+        """Whether NumPy's BLAS is an OpenBLAS kernel of SMALL_MATRIX_KERNELS."""
+        if self._small_matrices is None:
+            with self._lock:
+                self._split_keeps_bits()
+        return self._small_matrices
+
     def _split_keeps_bits(self) -> bool:  # under the lock
         if self._controller is None:
             self._controller = ThreadpoolController()
-        if self._keeps_bits is None:
+        if self._keeps_bits is None or self._small_matrices is None:
             blas = numpy_blas(self._controller)
-            self._keeps_bits = blas is not None and getattr(blas, "architecture", None) in SPLIT_KEEPS_BITS
+            kernel = getattr(blas, "architecture", None) if blas is not None else None
+            if self._keeps_bits is None:
+                self._keeps_bits = kernel in SPLIT_KEEPS_BITS
+            if self._small_matrices is None:
+                self._small_matrices = kernel in SMALL_MATRIX_KERNELS
         return self._keeps_bits
 
     @contextmanager

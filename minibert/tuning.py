@@ -52,6 +52,20 @@ MIN_LAYER_PARTS_MACS = 1 << 28
 # 0.87x. From 64 rows on x Wᵀ is as fast or faster (the transposition back costs what W xᵀ gains): 200 instead of 64
 # gave MiniLM 1x64 0.97-0.99x, 1x128 1.02x / 0.99x, bert-base 1x128 0.99x / 1.00x on the Intel host.
 FEW_ROWS = 64
+# Below this many rows, a float32 product with a row-major W (the encoder's on Intel's CPUs, every head's) goes to
+# OpenBLAS's small-matrix kernels where NumPy's BLAS has them (parallel.SMALL_MATRIX_KERNELS): W cut into blocks of
+# output features small enough for them, which read W as stored instead of packing it first. Alone, cold weights,
+# against W xᵀ on the Intel host, at 16 rows: 384 -> 1536 0.76x, 1536 -> 384 0.76x, 384 -> 384 0.77x, 768 -> 3072
+# 0.72x, 3072 -> 768 0.76x, 768 -> 768 0.82x; at 8 rows 0.57-0.75x, at 2 rows 0.34-0.55x, at 24 rows 0.75-0.94x, at 32
+# rows 0.78-1.06x, at 48 rows 0.96-1.14x. On OpenBLAS's Haswell kernel, which has none, the blocks were 0.89-1.16x.
+# Only where the call and BLAS each run one thread: the kernels do, and on two cores BLAS's threads sharing an
+# ordinary product were faster (MiniLM 1x16 1.35x slower in blocks). The whole forward pass on one core, alternating
+# pinned processes: MiniLM 1x16 0.86x, bert-base 1x16 0.79x (Intel host).
+SMALL_ROWS = 32
+# OpenBLAS's rule for them (SkylakeX, float32, x Wᵀ with W row-major): at most 10^6 multiply-adds a product and at most
+# 1,200 outputs (https://github.com/OpenMathLib/OpenBLAS/blob/v0.3.31/kernel/x86_64/sgemm_small_kernel_permit_skylakex.c).
+SMALL_MATRIX_MACS = 10**6
+SMALL_MATRIX_OUTPUTS = 1200
 # A product is shared among threads in parts of at least this many multiply-adds (~0.2 ms of work).
 MIN_PART_MACS = 1 << 22
 
@@ -76,7 +90,8 @@ GELU_CHUNK_ELEMENTS_ALONE = 1 << 16
 # ---- the encoder's weights in memory (checkpoint.load_order) ----
 # The CPU vendors (Linux's vendor_id) on which the encoder's [out, in] weights are loaded row-major, as stored; on any
 # other, column-major (Wᵀ C-contiguous). Neither changes a bit on OpenBLAS's SkylakeX and Haswell kernels
-# (tests/test_checkpoint_layouts.py). On the AMD Zen 4 host, column-major against row-major, the whole forward pass on
+# (tests/test_checkpoint_layouts.py), but where row-major weights take linear's small-matrix path (SMALL_ROWS: within
+# rounding). On the AMD Zen 4 host, column-major against row-major, the whole forward pass on
 # one core: MiniLM 8x32 0.938, 1x128 0.908, 8x128 0.982; bert-base 8x32 0.952, 1x128 0.936 (benchmarks/README.md,
 # third pass). On the Intel host (Xeon, family 6 model 167), the other way: row-major against column-major
 # (alternating pinned processes, 3-4 rounds), one core / two cores: MiniLM 1x16 0.903 / 0.954, bert-base 1x16 0.946 /

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minibert import functional as F
-from minibert.parallel import budget
+from minibert.parallel import blas_threads, budget
 
 # Two BLAS products over the same data may sum in another order; float64 keeps them within a few ulp of ~1.
 PRODUCT_TOL_F64 = 1e-13
@@ -118,3 +118,50 @@ def test_in_place_layer_norm_and_gelu_leave_their_input_alone():
     np.testing.assert_array_equal(out, expected)
     F.gelu(x)
     np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("rows", [2, 16, F.SMALL_ROWS - 1])
+@pytest.mark.parametrize("out_features", [1536, 3000])  # 3000 at 16 rows: 41 blocks of 72 features and a rest of 48
+def test_small_matrix_blocks_equal_one_product_within_rounding(rows, out_features):
+    """small_matrix_linear (linear's path below SMALL_ROWS on one thread, for a row-major float32 W where OpenBLAS has
+    small-matrix kernels) cuts W into blocks of small_matrix_block features: within rounding of x Wᵀ + b, every block
+    in its own columns (a misplaced one would be off by O(1))."""
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, 384)).astype(np.float32)
+    weight = rng.standard_normal((out_features, 384)).astype(np.float32)
+    bias = rng.standard_normal(out_features).astype(np.float32)
+    step = F.small_matrix_block(rows, 384)
+    assert step % 8 == 0 and step * rows <= F.SMALL_MATRIX_OUTPUTS and step * rows * 384 <= F.SMALL_MATRIX_MACS
+    y = F.small_matrix_linear(x, weight, bias, step)
+    reference = F.linear_reference(x.astype(np.float64), weight.astype(np.float64), bias.astype(np.float64))
+    bound = 385 * np.finfo(np.float32).eps * (np.abs(x) @ np.abs(weight).T + np.abs(bias))
+    assert y.dtype == np.float32 and y.shape == (rows, out_features) and y.flags.c_contiguous
+    assert np.all(np.abs(y - reference) <= bound)
+
+
+def test_linear_takes_the_small_matrix_path_only_on_one_thread_for_few_rows_a_row_major_float32_w_and_such_a_blas(
+    monkeypatch,
+):
+    calls = []
+
+    def small_matrix_linear(rows, weight, *args):
+        calls.append(rows.shape[0])
+        return np.zeros((rows.shape[0], weight.shape[0]), rows.dtype)
+
+    monkeypatch.setattr(F, "small_matrix_linear", small_matrix_linear)
+    monkeypatch.setattr(F.blas_threads, "_small_matrices", True)
+    weight, bias = np.ones((80, 48), np.float32), np.zeros(80, np.float32)
+    with budget(1), blas_threads(2):  # BLAS's two threads share an ordinary product
+        F.linear(np.ones((16, 48), np.float32), weight, bias)
+    with budget(1), blas_threads(1):
+        for rows in (1, 16, F.SMALL_ROWS - 1, F.SMALL_ROWS):
+            F.linear(np.ones((rows, 48), np.float32), weight, bias)
+        F.linear(np.ones((16, 48), np.float64), weight.astype(np.float64), bias.astype(np.float64))  # float64: no
+        F.linear(np.ones((16, 48), np.float32), np.asfortranarray(weight), bias)  # column-major W: no
+    with budget(2):  # on two threads BLAS's own threads share an ordinary product instead
+        F.linear(np.ones((16, 48), np.float32), weight, bias)
+    assert calls == [1, 16, F.SMALL_ROWS - 1]
+    monkeypatch.setattr(F.blas_threads, "_small_matrices", False)  # a BLAS without them (OpenBLAS's Haswell kernel)
+    with budget(1), blas_threads(1):
+        F.linear(np.ones((16, 48), np.float32), weight, bias)
+    assert calls == [1, 16, F.SMALL_ROWS - 1]

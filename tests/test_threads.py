@@ -251,6 +251,7 @@ def test_a_product_is_cut_into_blocks_by_the_thread_count_only_where_blas_keeps_
     bits, the whole product on one thread elsewhere; the same bits at any thread count where that is true."""
     true_here = parallel.blas_threads.split_keeps_bits()
     monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", keeps_bits)
+    monkeypatch.setattr(parallel.blas_threads, "_small_matrices", False)  # the blocks of any BLAS's (SMALL_ROWS: below)
     seen = blocks_dealt(monkeypatch)
     x, weight, bias = a_heads_product()
     outputs = []
@@ -271,6 +272,7 @@ def test_a_heads_product_is_cut_into_the_machines_fixed_blocks_where_blas_would_
     blocks, the machine's CPUs, whatever the thread count, so that their bits follow none. Outside products_on (the
     encoder, the pooler) such a kernel's products stay whole."""
     monkeypatch.setattr(parallel.blas_threads, "_keeps_bits", False)
+    monkeypatch.setattr(parallel.blas_threads, "_small_matrices", False)  # as on Haswell's kernel: it has none
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: cpus)
     seen = blocks_dealt(monkeypatch)
     x, weight, bias = a_heads_product()
