@@ -347,7 +347,8 @@ def linear_reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """x Wᵀ + b, with W of the checkpoint's [out, in] shape: linear_reference's dot products, in blocks of output
-    features on the calling thread's budget (see the module docstring), and as W xᵀ for few rows.
+    features on the calling thread's budget (see the module docstring), as W xᵀ for few rows, and for fewer on one
+    thread in the blocks of OpenBLAS's small-matrix kernels (small_matrix_linear).
     [..., in] -> [..., out]
 
     The encoder's weights are loaded column-major except on Intel's CPUs (checkpoint.load_order: the same [out, in]
