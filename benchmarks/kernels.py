@@ -251,7 +251,7 @@ def main(argv=None) -> int:
         batch, seq = (int(n) for n in args.shape.lower().split("x"))
     except ValueError:
         parser.error(f"--shape {args.shape!r}: expected batch x sequence, e.g. 8x128")
-    host = describe_host()
+    host, date = describe_host(), datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(f"host: {host_summary(host)}")
     if args.floor:
         goal, rows, profiles = 1.10, [], []
@@ -270,7 +270,6 @@ def main(argv=None) -> int:
                     flush=True,
                 )
         print_floor(rows, goal)
-        date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         result = {
             "date": date,
             "host": host,
@@ -281,7 +280,7 @@ def main(argv=None) -> int:
         }
     else:
         result = profile(args.engine, args.model, model_dirs()[args.model], args.threads, batch, seq, args.seconds)
-        result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": host, **result}
+        result = {"date": date, "host": host, **result}
         print_profile(result)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

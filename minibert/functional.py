@@ -362,24 +362,26 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     # put MiniLM's float32 trace 1.1x beyond tests/test_trace.py's bound on one tensor, so it is not done.)
     rows = x.reshape(-1, x.shape[-1])  # [..., in] -> [n, in]
     n, out_features = rows.shape[0], weight.shape[0]
+    threads = threads_here()
+    # One thread for the call and for BLAS, few rows and a row-major float32 W: OpenBLAS's small-matrix kernels
+    # (tuning.SMALL_ROWS). They run on one thread: where BLAS's own threads share a product, or ours, the ordinary
+    # product is faster (MiniLM 1x16 on two cores 1.35-1.5x slower in small blocks).
+    if n < SMALL_ROWS and threads == 1 and rows.dtype == np.float32 and weight.flags.c_contiguous:
+        step = small_matrix_block(n, rows.shape[1])
+        if step and blas_threads.small_matrices() and blas_threads.on_one_thread():
+            return small_matrix_linear(rows, weight, bias, step).reshape(*x.shape[:-1], out_features)
     # Shared among the call's threads (parallel.threads_here), a product is cut into blocks of output features, so that
     # each thread reads its own part of W, not all of it (cut by rows, every thread would pack all of W: 1.3x slower).
     # Only where BLAS computes a block to the whole product's bits (parallel.SPLIT_KEEPS_BITS), and not for a single
     # row, a vector product whose bits a cut changes there too: elsewhere the bits would follow the thread count. There
     # a head's products (parallel.products_on) are cut into the machine's fixed_parts() blocks at any thread count
     # instead: their bits are not the whole product's, and follow no thread count.
-    threads, most = threads_here(), max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)
+    most = max(1, n * rows.shape[1] * out_features // MIN_PART_MACS)
     if blas_threads.split_keeps_bits():
         blocks = min(threads, most) if n > 1 else 1
     else:
         blocks = min(fixed_parts(), most) if fixed_blocks_here() else 1
     parts = split(out_features, blocks)
-    # One thread for the call and for BLAS, few rows and a row-major float32 W: OpenBLAS's small-matrix kernels
-    # (tuning.SMALL_ROWS). They run on one thread: where BLAS's own threads share a product, or ours, the ordinary
-    # product is faster (MiniLM 1x16 on two cores 1.35-1.5x slower in small blocks).
-    step = small_matrix_block(n, rows.shape[1]) if n < SMALL_ROWS and threads == 1 and weight.flags.c_contiguous else 0
-    if step and rows.dtype == np.float32 and blas_threads.small_matrices() and blas_threads.on_one_thread():
-        return small_matrix_linear(rows, weight, bias, step).reshape(*x.shape[:-1], out_features)
     if n < FEW_ROWS:
         # With few rows OpenBLAS is up to ~2x faster at W xᵀ than at x Wᵀ, for either layout of W (tuning.FEW_ROWS):
         # the same dot products, the big matrix as BLAS's first operand.

@@ -218,7 +218,7 @@ class _BlasThreads:
         """Whether BLAS's own threads may share a product: NumPy's BLAS is an OpenBLAS kernel of SPLIT_KEEPS_BITS."""
         if self._keeps_bits is None:  # found once; read without the lock after that (functional.linear asks each time)
             with self._lock:
-                self._split_keeps_bits()
+                self._read_kernel()
         return self._keeps_bits
 
     def on_one_thread(self) -> bool:
@@ -230,10 +230,12 @@ class _BlasThreads:
         """Whether NumPy's BLAS is an OpenBLAS kernel of SMALL_MATRIX_KERNELS."""
         if self._small_matrices is None:
             with self._lock:
-                self._split_keeps_bits()
+                self._read_kernel()
         return self._small_matrices
 
-    def _split_keeps_bits(self) -> bool:  # under the lock
+    def _read_kernel(
+        self,
+    ) -> None:  # under the lock: what NumPy's BLAS kernel allows, each found once (or set by a test)
         if self._controller is None:
             self._controller = ThreadpoolController()
         if self._keeps_bits is None or self._small_matrices is None:
@@ -243,12 +245,12 @@ class _BlasThreads:
                 self._keeps_bits = kernel in SPLIT_KEEPS_BITS
             if self._small_matrices is None:
                 self._small_matrices = kernel in SMALL_MATRIX_KERNELS
-        return self._keeps_bits
 
     @contextmanager
     def __call__(self, threads: int) -> Iterator[None]:
         with self._lock:
-            if not self._split_keeps_bits():
+            self._read_kernel()
+            if not self._keeps_bits:
                 threads = 1
             if self._active == 0:
                 self._limiter = self._set(lambda: self._controller.limit(limits=threads, user_api="blas"))
